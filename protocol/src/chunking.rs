@@ -1,0 +1,152 @@
+//! How files are cut into content-defined chunks.
+//!
+//! Hub and agents must cut identical bytes identically, or deduplication
+//! across them stops working: these parameters are part of the protocol and
+//! changing them is a protocol change.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Sha256Hex;
+
+/// No chunk is smaller than this, except the last one of a file.
+pub const MIN_CHUNK_SIZE: usize = 256 * 1024;
+/// The average chunk size FastCDC aims for.
+pub const AVG_CHUNK_SIZE: usize = 1024 * 1024;
+/// No chunk is larger than this; the hub rejects larger chunk uploads.
+pub const MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+
+/// One chunk of a file, as listed in a commit: its name and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub hash: Sha256Hex,
+    pub len: u64,
+}
+
+/// A chunk cut from a stream, with its bytes.
+pub struct Chunk {
+    pub hash: Sha256Hex,
+    pub data: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn to_ref(&self) -> ChunkRef {
+        ChunkRef {
+            hash: self.hash,
+            len: self.data.len() as u64,
+        }
+    }
+}
+
+/// Cuts `source` into chunks with the protocol's parameters, one at a time:
+/// memory stays at one chunk however long the stream is.
+pub struct Chunker<R: Read> {
+    inner: fastcdc::v2020::StreamCDC<R>,
+    whole: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Chunker<R> {
+    pub fn new(source: R) -> Self {
+        Self {
+            inner: fastcdc::v2020::StreamCDC::new(
+                source,
+                MIN_CHUNK_SIZE,
+                AVG_CHUNK_SIZE,
+                MAX_CHUNK_SIZE,
+            ),
+            whole: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The sha256 and size of everything chunked so far; call after the last
+    /// chunk for the whole stream's digest.
+    pub fn finish(self) -> (Sha256Hex, u64) {
+        (self.whole.into(), self.size)
+    }
+}
+
+impl<R: Read> Iterator for Chunker<R> {
+    type Item = std::io::Result<Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.inner.next()? {
+            Ok(cut) => {
+                self.whole.update(&cut.data);
+                self.size += cut.data.len() as u64;
+                Some(Ok(Chunk {
+                    hash: Sha256Hex::of(&cut.data),
+                    data: cut.data,
+                }))
+            }
+            Err(fastcdc::v2020::Error::IoError(err)) => Some(Err(err)),
+            Err(other) => Some(Err(std::io::Error::other(other.to_string()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_input_within_bounds() {
+        let data = pseudo_random(9 * 1024 * 1024 + 17, 7);
+        let mut chunker = Chunker::new(&data[..]);
+        let mut joined = Vec::new();
+        let mut sizes = Vec::new();
+        for chunk in chunker.by_ref() {
+            let chunk = chunk.unwrap();
+            assert_eq!(chunk.hash, Sha256Hex::of(&chunk.data));
+            sizes.push(chunk.data.len());
+            joined.extend_from_slice(&chunk.data);
+        }
+        assert_eq!(joined, data);
+        assert!(sizes.len() > 2, "{sizes:?}");
+        for size in &sizes[..sizes.len() - 1] {
+            assert!(
+                (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(size),
+                "{sizes:?}"
+            );
+        }
+        assert_eq!(chunker.finish(), (Sha256Hex::of(&data), data.len() as u64));
+    }
+
+    #[test]
+    fn an_edit_in_the_middle_changes_few_chunks() {
+        let data = pseudo_random(16 * 1024 * 1024, 3);
+        let mut edited = data.clone();
+        for byte in &mut edited[8 * 1024 * 1024..8 * 1024 * 1024 + 100] {
+            *byte = byte.wrapping_add(1);
+        }
+        let names = |bytes: &[u8]| -> Vec<Sha256Hex> {
+            Chunker::new(bytes).map(|c| c.unwrap().hash).collect()
+        };
+        let before = names(&data);
+        let after = names(&edited);
+        let changed = after.iter().filter(|h| !before.contains(h)).count();
+        assert!(changed <= 2, "{changed} of {} chunks changed", after.len());
+    }
+
+    #[test]
+    fn empty_input_has_no_chunks() {
+        let mut chunker = Chunker::new(&b""[..]);
+        assert!(chunker.next().is_none());
+        assert_eq!(chunker.finish(), (Sha256Hex::empty(), 0));
+    }
+}
