@@ -50,6 +50,16 @@ pub fn conflict_copy_path(
     unreachable!("u64 counter exhausted")
 }
 
+/// The start every conflict copy of `path` shares (`notes/todo (conflict `),
+/// for finding existing copies by prefix.
+pub fn conflict_copy_prefix(path: &SyncPath) -> String {
+    let (stem, _) = split_extension(path.file_name());
+    match path.parent() {
+        Some(parent) => format!("{parent}/{stem} (conflict "),
+        None => format!("{stem} (conflict "),
+    }
+}
+
 /// Splits a file name at its last extension: `a.tar.gz` → (`a.tar`, `.gz`).
 /// Names without one (`Makefile`, `.bashrc`, `trailing.`) keep it all as stem.
 fn split_extension(name: &str) -> (&str, &str) {
@@ -126,6 +136,14 @@ mod tests {
             name(".bashrc", "x", &[]),
             ".bashrc (conflict x 2026-11-24 101500)"
         );
+    }
+
+    #[test]
+    fn copies_share_the_prefix() {
+        let path = SyncPath::parse("notes/todo.txt").unwrap();
+        let copy = name("notes/todo.txt", "laptop", &[]);
+        assert!(copy.starts_with(&conflict_copy_prefix(&path)));
+        assert_eq!(conflict_copy_prefix(&path), "notes/todo (conflict ");
     }
 
     #[test]

@@ -16,26 +16,32 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// The top-level name an agent keeps its own state under; never synced.
 pub const RESERVED_TOP_LEVEL: &str = ".sf";
 
+/// Every [`PathError`] message starts with this, so a path failure can be
+/// recognised inside a larger (e.g. JSON decoding) error message.
+pub const PATH_ERROR_PREFIX: &str = "invalid path: ";
+
 /// Why a string is not a valid [`SyncPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("path is empty")]
+    #[error("invalid path: it is empty")]
     Empty,
-    #[error("path must be relative, without a leading '/'")]
+    #[error("invalid path: it must be relative, without a leading '/'")]
     Absolute,
-    #[error("path has an empty segment ('//' or a trailing '/')")]
+    #[error("invalid path: it has an empty segment ('//' or a trailing '/')")]
     EmptySegment,
-    #[error("path segment {0:?} is not allowed: use plain names, not '.' or '..'")]
+    #[error("invalid path: segment {0:?} is not allowed: use plain names, not '.' or '..'")]
     DotSegment(String),
-    #[error("path contains a backslash: use '/' as the separator")]
+    #[error("invalid path: it contains a backslash: use '/' as the separator")]
     Backslash,
-    #[error("path contains a control character (U+{0:04X})")]
+    #[error("invalid path: it contains a control character (U+{0:04X})")]
     ControlCharacter(u32),
-    #[error("path segment is {0} bytes long; at most {MAX_SEGMENT_BYTES} are allowed")]
+    #[error("invalid path: a segment is {0} bytes long; at most {MAX_SEGMENT_BYTES} are allowed")]
     SegmentTooLong(usize),
-    #[error("path is {0} bytes long; at most {MAX_PATH_BYTES} are allowed")]
+    #[error("invalid path: it is {0} bytes long; at most {MAX_PATH_BYTES} are allowed")]
     TooLong(usize),
-    #[error("'{RESERVED_TOP_LEVEL}' at the top level is reserved for the agent's own state")]
+    #[error(
+        "invalid path: '{RESERVED_TOP_LEVEL}' at the top level is reserved for the agent's own state"
+    )]
     Reserved,
 }
 

@@ -1,0 +1,220 @@
+//! Command-line flags and environment variables: what the operator can set,
+//! including the original deployment's variable names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// synced-folder hub: holds every file, its history and the audit log, and
+/// serves agents (v1 API, WebSocket) and the original REST clients.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sf-hub", version, about, long_about = None)]
+pub struct Settings {
+    /// Address for the API. Default 127.0.0.1:8080; when unset, SERVER_HOST
+    /// and SERVER_PORT (the original deployment's variables) are honoured.
+    #[arg(long, env = "SF_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address for Prometheus metrics (served at /metrics). Default
+    /// 127.0.0.1:8000; when unset, METRICS_PORT is honoured.
+    #[arg(long, env = "SF_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Where chunks (and, by default, the SQLite database) are kept.
+    /// Default ./data; when unset, STORAGE_DIR is honoured.
+    #[arg(long, env = "SF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// sqlite://… or postgres://…. Default: SQLite at <data-dir>/hub.db, or
+    /// PostgreSQL when POSTGRES_HOST is set (with POSTGRES_PORT, POSTGRES_DB,
+    /// POSTGRES_USER, POSTGRES_PASSWORD).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Largest file accepted, e.g. 500MiB, 20GiB or a byte count; larger
+    /// uploads and commits get 413.
+    #[arg(long, env = "SF_MAX_FILE_SIZE", default_value = "16GiB", value_parser = parse_size)]
+    pub max_file_size: u64,
+
+    /// How long to keep retrying the database at start-up before giving up.
+    #[arg(long, env = "SF_DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: everything on defaults, data in `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: None,
+            metrics_listen: None,
+            data_dir: Some(data_dir.into()),
+            database_url: None,
+            max_file_size: parse_size("16GiB").expect("valid default"),
+            database_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        resolve_addr(self.listen, "SERVER_HOST", "SERVER_PORT", 8080)
+    }
+
+    pub fn metrics_addr(&self) -> Result<SocketAddr, String> {
+        resolve_addr(self.metrics_listen, "METRICS_HOST", "METRICS_PORT", 8000)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| env_nonempty("STORAGE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
+    /// The database URL: the flag, then POSTGRES_*, then SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        if let Some(url) = &self.database_url {
+            return url.clone();
+        }
+        if let Some(host) = env_nonempty("POSTGRES_HOST") {
+            let port = env_nonempty("POSTGRES_PORT").unwrap_or_else(|| "5432".into());
+            let db = env_nonempty("POSTGRES_DB").unwrap_or_else(|| "postgres".into());
+            let user = env_nonempty("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
+            let password = env_nonempty("POSTGRES_PASSWORD")
+                .map(|p| format!(":{}", percent_encode(&p)))
+                .unwrap_or_default();
+            return format!(
+                "postgres://{}{password}@{host}:{port}/{db}",
+                percent_encode(&user)
+            );
+        }
+        let path = self.data_dir().join("hub.db");
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn resolve_addr(
+    explicit: Option<SocketAddr>,
+    host_var: &str,
+    port_var: &str,
+    default_port: u16,
+) -> Result<SocketAddr, String> {
+    if let Some(addr) = explicit {
+        return Ok(addr);
+    }
+    let host = env_nonempty(host_var).unwrap_or_else(|| "127.0.0.1".into());
+    let port = match env_nonempty(port_var) {
+        Some(p) => p
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{port_var}={p:?} is not a port number"))?,
+        None => default_port,
+    };
+    let joined = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    joined
+        .parse()
+        .map_err(|_| format!("{host_var}={host:?} is not an IP address"))
+}
+
+/// Percent-encodes the characters that would break a URL's user-info part.
+fn percent_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Parses `123`, `10KiB`, `500MiB`, `16GiB`, `1TiB` (also KB/MB/GB as powers of 1000).
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size such as 500MiB or 16GiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}: use B, KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{raw:?} is too large"))
+}
+
+/// Parses `30s`, `2m`, `500ms` or plain seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let bad = || format!("{raw:?} is not a duration such as 30s, 2m or 500ms");
+    if let Some(ms) = raw.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| bad());
+    }
+    if let Some(m) = raw.strip_suffix('m') {
+        return m
+            .trim()
+            .parse::<u64>()
+            .map(|m| Duration::from_secs(m * 60))
+            .map_err(|_| bad());
+    }
+    let secs = raw.strip_suffix('s').unwrap_or(raw);
+    secs.trim()
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123").unwrap(), 123);
+        assert_eq!(parse_size("16GiB").unwrap(), 16 << 30);
+        assert_eq!(parse_size("500 MiB").unwrap(), 500 << 20);
+        assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn user_info_is_encoded() {
+        assert_eq!(percent_encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+    }
+}

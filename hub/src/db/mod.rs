@@ -1,0 +1,182 @@
+//! The hub's database: index, version history, change feed and audit log.
+//!
+//! One [`Database`] type serves both back ends through sqlx's `Any` driver:
+//! the SQL the hub issues is portable (see `read.rs` and `write.rs`), while
+//! what differs — connection set-up and the schema — lives in one module per
+//! back end ([`sqlite`], [`postgres`]) with its own migrations folder. The back
+//! end is chosen once, from the URL, at start-up.
+
+mod postgres;
+mod read;
+mod sqlite;
+mod write;
+
+use std::time::{Duration, Instant};
+
+use sqlx::AnyPool;
+use sqlx::migrate::Migrator;
+
+pub use read::LogRow;
+pub use write::{Action, NewVersion, WriteError, now_ms};
+
+/// Which database the hub runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &sqlite::MIGRATOR,
+            Backend::Postgres => &postgres::MIGRATOR,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error(
+        "could not connect to {url} within {waited:?}: {source}; check that the database is \
+         running and reachable, or raise --database-timeout"
+    )]
+    Connect {
+        url: String,
+        waited: Duration,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("database holds a value the hub cannot read ({0}); was it edited by hand?")]
+    Corrupt(String),
+}
+
+/// The hub's connection pool and the back end it talks to.
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects (retrying with backoff for up to `timeout`) and runs migrations.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        let pool = loop {
+            let attempt = match backend {
+                Backend::Sqlite => sqlite::connect(url).await,
+                Backend::Postgres => postgres::connect(url).await,
+            };
+            match attempt {
+                Ok(pool) => break pool,
+                Err(source) if started.elapsed() + delay > timeout => {
+                    return Err(DbError::Connect {
+                        url: redact(url),
+                        waited: started.elapsed(),
+                        source,
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(url = %redact(url), error = %err, retry_in = ?delay, "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        backend.migrator().run(&pool).await?;
+        tracing::info!(backend = backend.name(), url = %redact(url), "database ready");
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL without its password, for logs and error messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, DbError> {
+    u64::try_from(value).map_err(|_| DbError::Corrupt(format!("negative {what}: {value}")))
+}
+
+fn to_i64(value: u64) -> i64 {
+    // Sizes, versions and seqs stay far below 2^63; saturate rather than wrap.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chooses_backend_from_url() {
+        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://./data/hub.db"), "sqlite://./data/hub.db");
+    }
+}

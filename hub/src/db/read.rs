@@ -1,0 +1,240 @@
+//! Queries that read: current entries, history, the change feed, the index
+//! and the audit log.
+
+use sf_protocol::chunking::ChunkRef;
+use sf_protocol::v1::{Entry, EntryKind};
+use sf_protocol::{Sha256Hex, SyncPath};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Database, DbError, to_i64, to_u64};
+
+/// The columns `entry_from_row` reads, from `versions v`.
+macro_rules! entry_columns {
+    () => {
+        "v.seq, v.path, v.version, v.kind, v.sha256, v.size, v.mtime_ns, v.executable, \
+         v.deleted, v.origin, v.committed_ms, v.chunks"
+    };
+}
+
+/// One row of `files_log`.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub id: i64,
+    pub action: String,
+    pub path: String,
+    pub version: u64,
+    pub sha: Option<String>,
+    pub ts_ms: i64,
+}
+
+pub(super) fn entry_from_row(row: &AnyRow, with_chunks: bool) -> Result<Entry, DbError> {
+    let path: String = row.try_get("path")?;
+    let kind: String = row.try_get("kind")?;
+    let sha256: Option<String> = row.try_get("sha256")?;
+    let chunks = if with_chunks {
+        let raw: String = row.try_get("chunks")?;
+        Some(
+            serde_json::from_str::<Vec<ChunkRef>>(&raw)
+                .map_err(|e| DbError::Corrupt(format!("chunk list of {path}: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok(Entry {
+        kind: EntryKind::parse(&kind)
+            .ok_or_else(|| DbError::Corrupt(format!("kind {kind:?} of {path}")))?,
+        version: to_u64(row.try_get("version")?, "version")?,
+        seq: to_u64(row.try_get("seq")?, "seq")?,
+        sha256: sha256
+            .map(|s| Sha256Hex::parse(&s))
+            .transpose()
+            .map_err(|e| DbError::Corrupt(e.to_string()))?,
+        size: to_u64(row.try_get("size")?, "size")?,
+        mtime_ns: row.try_get("mtime_ns")?,
+        executable: row.try_get::<i64, _>("executable")? != 0,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+        origin: row.try_get("origin")?,
+        committed_ms: row.try_get("committed_ms")?,
+        chunks,
+        path: SyncPath::parse(path.clone())
+            .map_err(|e| DbError::Corrupt(format!("path {path:?}: {e}")))?,
+    })
+}
+
+impl Database {
+    /// The newest seq committed (0 on an empty hub).
+    pub async fn head(&self) -> Result<u64, DbError> {
+        let head: i64 = sqlx::query_scalar("SELECT head_seq FROM hub_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(head, "head_seq")
+    }
+
+    /// The current entry of `path` (live or tombstone), with its chunks.
+    pub async fn current(&self, path: &SyncPath) -> Result<Option<Entry>, DbError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM files f JOIN versions v ON v.seq = f.seq WHERE f.path = $1"
+        ))
+        .bind(path.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| entry_from_row(&r, true)).transpose()
+    }
+
+    /// One version of `path`, with its chunks.
+    pub async fn version(&self, path: &SyncPath, version: u64) -> Result<Option<Entry>, DbError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM versions v WHERE v.path = $1 AND v.version = $2"
+        ))
+        .bind(path.as_str())
+        .bind(to_i64(version))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| entry_from_row(&r, true)).transpose()
+    }
+
+    /// Every version of `path`, oldest first, tombstones included.
+    pub async fn history(&self, path: &SyncPath) -> Result<Vec<Entry>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM versions v WHERE v.path = $1 ORDER BY v.version"
+        ))
+        .bind(path.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| entry_from_row(r, false)).collect()
+    }
+
+    /// Committed changes with seq above `since`, in seq order.
+    pub async fn changes(
+        &self,
+        since: u64,
+        limit: u32,
+        with_chunks: bool,
+    ) -> Result<Vec<Entry>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM versions v WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
+        ))
+        .bind(to_i64(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| entry_from_row(r, with_chunks))
+            .collect()
+    }
+
+    /// Every live file (not directories, not tombstones), by path.
+    pub async fn live_files(&self) -> Result<Vec<Entry>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM files f JOIN versions v ON v.seq = f.seq \
+              WHERE f.deleted = 0 AND f.kind = 'file' ORDER BY f.path"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| entry_from_row(r, false)).collect()
+    }
+
+    /// Whether `path` ever held content `sha256`, in any version.
+    pub async fn path_ever_held(
+        &self,
+        path: &SyncPath,
+        sha256: &Sha256Hex,
+    ) -> Result<bool, DbError> {
+        let found = sqlx::query("SELECT 1 FROM versions WHERE path = $1 AND sha256 = $2 LIMIT 1")
+            .bind(path.as_str())
+            .bind(sha256.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// A chunk list the hub already verified for content `sha256`, if any.
+    pub async fn verified_chunks(
+        &self,
+        sha256: &Sha256Hex,
+    ) -> Result<Option<Vec<ChunkRef>>, DbError> {
+        let raw: Option<String> = sqlx::query_scalar(
+            "SELECT chunks FROM versions WHERE sha256 = $1 AND kind = 'file' LIMIT 1",
+        )
+        .bind(sha256.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw)
+                .map_err(|e| DbError::Corrupt(format!("chunk list of {sha256}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Whether a live entry (file or directory) exists at `path`.
+    pub async fn is_live(&self, path: &SyncPath) -> Result<bool, DbError> {
+        let found = sqlx::query("SELECT 1 FROM files WHERE path = $1 AND deleted = 0")
+            .bind(path.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// The newest audit rows, optionally for one path.
+    pub async fn logs(&self, limit: u32, path: Option<&SyncPath>) -> Result<Vec<LogRow>, DbError> {
+        let query = match path {
+            Some(path) => sqlx::query(
+                "SELECT id, action, path, version, sha, ts_ms FROM files_log \
+                 WHERE path = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(path.as_str()),
+            None => sqlx::query(
+                "SELECT id, action, path, version, sha, ts_ms FROM files_log \
+                 ORDER BY id DESC LIMIT $1",
+            ),
+        };
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogRow {
+                    id: row.try_get("id")?,
+                    action: row.try_get("action")?,
+                    path: row.try_get("path")?,
+                    version: to_u64(row.try_get("version")?, "version")?,
+                    sha: row.try_get("sha")?,
+                    ts_ms: row.try_get("ts_ms")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Database {
+    /// Whether a live conflict copy of `path` holds content `sha256`.
+    pub async fn conflict_copy_holds(
+        &self,
+        path: &SyncPath,
+        sha256: &Sha256Hex,
+    ) -> Result<bool, DbError> {
+        let prefix = sf_protocol::conflict::conflict_copy_prefix(path);
+        // Every conflict-copy name continues the prefix with a space; '!' is
+        // the next byte, so the range covers exactly the names that start so.
+        let upper = format!("{}!", prefix.trim_end_matches(' '));
+        let found = sqlx::query(
+            "SELECT 1 FROM files f JOIN versions v ON v.seq = f.seq \
+             WHERE f.path >= $1 AND f.path < $2 AND f.deleted = 0 AND v.sha256 = $3 LIMIT 1",
+        )
+        .bind(prefix)
+        .bind(upper)
+        .bind(sha256.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+}

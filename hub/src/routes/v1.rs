@@ -1,0 +1,180 @@
+//! The v1 API for agents: change feed, chunks, commits, deletes, file
+//! content, history and restore.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use sf_protocol::Sha256Hex;
+use sf_protocol::chunking::MAX_CHUNK_SIZE;
+use sf_protocol::v1::{
+    CHANGES_DEFAULT_LIMIT, CHANGES_MAX_LIMIT, ChangesQuery, ChangesResponse, CommitRequest,
+    DeleteRequest, Entry, FileQuery, HistoryResponse, MISSING_CHUNKS_MAX, MissingChunksRequest,
+    MissingChunksResponse, PathQuery, RestoreRequest,
+};
+
+use super::content::{counted, file_response};
+use super::extract::{Json, Query};
+use crate::error::ApiError;
+use crate::service::Hub;
+use crate::store::Stored;
+
+/// `GET /v1/changes?since=SEQ&limit=N&chunks=BOOL`
+pub async fn changes(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<ChangesQuery>,
+) -> Result<axum::Json<ChangesResponse>, ApiError> {
+    let limit = query.limit.unwrap_or(CHANGES_DEFAULT_LIMIT);
+    if !(1..=CHANGES_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit must be from 1 to {CHANGES_MAX_LIMIT}"
+        )));
+    }
+    // Read head first: every change up to it is committed, so the page below
+    // never misses one that head already counts.
+    let head = hub.db.head().await?;
+    let changes = hub.db.changes(query.since, limit, query.chunks).await?;
+    Ok(axum::Json(ChangesResponse { changes, head }))
+}
+
+/// `POST /v1/chunks/missing`
+pub async fn missing_chunks(
+    State(hub): State<Arc<Hub>>,
+    Json(request): Json<MissingChunksRequest>,
+) -> Result<axum::Json<MissingChunksResponse>, ApiError> {
+    if request.chunks.len() > MISSING_CHUNKS_MAX {
+        return Err(ApiError::InvalidRequest(format!(
+            "at most {MISSING_CHUNKS_MAX} chunks per request; split the list"
+        )));
+    }
+    let (missing, present_bytes) = hub.store.missing(&request.chunks).await?;
+    hub.metrics.dedup_saved_bytes.add(present_bytes, &[]);
+    Ok(axum::Json(MissingChunksResponse { missing }))
+}
+
+fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
+    Sha256Hex::parse(raw).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// `PUT /v1/chunks/{hash}`: stores one chunk after checking its bytes.
+pub async fn put_chunk(
+    State(hub): State<Arc<Hub>>,
+    Path(hash): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let metrics = Arc::clone(&hub.metrics);
+    let frames = body
+        .into_data_stream()
+        .inspect_ok(move |frame| metrics.bytes_received.add(frame.len() as u64, &[]));
+    let (stored, len) = hub
+        .store
+        .put_stream(hash, frames, MAX_CHUNK_SIZE as u64)
+        .await?;
+    match stored {
+        Stored::New => {
+            hub.metrics.chunks_stored.add(1, &[]);
+            hub.metrics.chunk_bytes_stored.add(len as i64, &[]);
+        }
+        Stored::AlreadyPresent => hub.metrics.dedup_saved_bytes.add(len, &[]),
+    }
+    let status = match stored {
+        Stored::New => axum::http::StatusCode::CREATED,
+        Stored::AlreadyPresent => axum::http::StatusCode::OK,
+    };
+    Ok((
+        status,
+        axum::Json(serde_json::json!({"hash": hash, "len": len})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/chunks/{hash}`
+pub async fn get_chunk(
+    State(hub): State<Arc<Hub>>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let Some((len, stream)) = hub.store.read_chunk(&hash).await? else {
+        return Err(ApiError::NotFound(format!("the hub holds no chunk {hash}")));
+    };
+    let mut response = Body::from_stream(counted(&hub, stream)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(response)
+}
+
+/// `POST /v1/commit`
+pub async fn commit(
+    State(hub): State<Arc<Hub>>,
+    Json(request): Json<CommitRequest>,
+) -> Result<axum::Json<Entry>, ApiError> {
+    Ok(axum::Json(hub.commit(request).await?))
+}
+
+/// `POST /v1/delete`
+pub async fn delete(
+    State(hub): State<Arc<Hub>>,
+    Json(request): Json<DeleteRequest>,
+) -> Result<axum::Json<Entry>, ApiError> {
+    Ok(axum::Json(hub.delete(request).await?))
+}
+
+/// `GET /v1/file?path=P[&version=N]`, with `Range` support.
+pub async fn file(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<FileQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let entry = match query.version {
+        Some(version) => hub.db.version(&query.path, version).await?,
+        None => hub.db.current(&query.path).await?,
+    };
+    match entry {
+        Some(entry) if !entry.deleted && entry.kind == sf_protocol::v1::EntryKind::File => {
+            file_response(&hub, &entry, &headers, true)
+        }
+        Some(entry) if entry.deleted => Err(ApiError::NotFound(format!(
+            "{} was deleted at version {}; GET /v1/history lists versions with content",
+            entry.path, entry.version
+        ))),
+        Some(entry) => Err(ApiError::InvalidRequest(format!(
+            "{} is a directory",
+            entry.path
+        ))),
+        None => Err(ApiError::NotFound(match query.version {
+            Some(v) => format!("{} has no version {v}", query.path),
+            None => format!("{} does not exist", query.path),
+        })),
+    }
+}
+
+/// `GET /v1/history?path=P`
+pub async fn history(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<PathQuery>,
+) -> Result<axum::Json<HistoryResponse>, ApiError> {
+    let versions = hub.db.history(&query.path).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("{} has no history", query.path)));
+    }
+    Ok(axum::Json(HistoryResponse {
+        path: query.path,
+        versions,
+    }))
+}
+
+/// `POST /v1/restore`
+pub async fn restore(
+    State(hub): State<Arc<Hub>>,
+    Json(request): Json<RestoreRequest>,
+) -> Result<axum::Json<Entry>, ApiError> {
+    Ok(axum::Json(hub.restore(request).await?))
+}
