@@ -19,6 +19,8 @@ pub enum ApiError {
     InvalidPath(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("base_version is not the current version; fetch the current entry and retry")]
     Conflict(Option<Box<Entry>>),
     #[error("{0}")]
@@ -45,6 +47,9 @@ impl ApiError {
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             ApiError::InvalidPath(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPath),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::InvalidRequest)
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             ApiError::PathConflict(_) => (StatusCode::CONFLICT, ErrorCode::PathConflict),
             ApiError::MissingChunks(_) => (StatusCode::BAD_REQUEST, ErrorCode::MissingChunks),
@@ -148,7 +153,7 @@ impl From<PutError> for ApiError {
         match err {
             PutError::HashMismatch { .. } => ApiError::ContentMismatch(err.to_string()),
             PutError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
-            PutError::Body(_) => ApiError::InvalidRequest(err.to_string()),
+            PutError::Body(_) | PutError::Empty => ApiError::InvalidRequest(err.to_string()),
             PutError::Io(io) => ApiError::Storage(io),
         }
     }

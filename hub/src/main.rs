@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     sf_hub::launch(settings, api, metrics, shutdown_signal())
         .await
-        .context("the hub stopped with an error")
+        .context("sf-hub stopped")
 }
 
 async fn shutdown_signal() {

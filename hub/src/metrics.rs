@@ -115,7 +115,7 @@ impl Metrics {
             commit_duration: meter
                 .f64_histogram("sync_commit_duration")
                 .with_unit("s")
-                .with_description("Time from taking the commit lock to the committed transaction")
+                .with_description("Time to commit a change, waiting for the commit lock included")
                 .with_boundaries(SECONDS_BUCKETS.to_vec())
                 .build(),
             registry,

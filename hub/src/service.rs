@@ -82,7 +82,9 @@ impl Hub {
             && current.sha256 == new.sha256
             && current.executable == new.executable
         {
-            // Same content again (a retried commit): nothing to record.
+            // The content it already has, on the current version: nothing to
+            // record. (A retry after a lost answer finds its own write as
+            // `current` in the 409 instead.)
             return Ok(current);
         }
         match self.db.write(new, request.base_version).await {
@@ -254,7 +256,11 @@ impl Hub {
             stale: None,
         };
         let base = match &current {
-            Some(cur) if !cur.deleted && cur.sha256 == Some(content.sha256) => {
+            Some(cur)
+                if !cur.deleted
+                    && cur.kind == EntryKind::File
+                    && cur.sha256 == Some(content.sha256) =>
+            {
                 return Ok(accepted(cur));
             }
             Some(cur) if self.is_stale(&path, &content.sha256).await? => {

@@ -23,6 +23,8 @@ pub enum PutError {
     },
     #[error("chunk is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("chunk is empty; a 0-byte file is committed with no chunks")]
+    Empty,
     #[error("reading the request body failed: {0}")]
     Body(String),
     #[error("writing the chunk failed: {0}")]
@@ -133,6 +135,9 @@ impl ChunkStore {
                 if let Some(file) = file.as_mut() {
                     file.write_all(&frame).await?;
                 }
+            }
+            if len == 0 {
+                return Err(PutError::Empty);
             }
             let actual = Sha256Hex::from(hasher);
             if actual != expected {

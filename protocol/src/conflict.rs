@@ -60,6 +60,43 @@ pub fn conflict_copy_prefix(path: &SyncPath) -> String {
     }
 }
 
+/// Whether `candidate` is named as a conflict copy of `original`: same
+/// folder, `<stem> (conflict <origin> <YYYY-MM-DD HHMMSS>[ N])<ext>`.
+pub fn is_conflict_copy_of(candidate: &SyncPath, original: &SyncPath) -> bool {
+    if candidate.parent() != original.parent() {
+        return false;
+    }
+    let (stem, ext) = split_extension(original.file_name());
+    let name = candidate.file_name();
+    let Some(rest) = name.strip_prefix(stem) else {
+        return false;
+    };
+    let Some(inner) = rest
+        .strip_prefix(" (conflict ")
+        .and_then(|r| r.strip_suffix(ext))
+        .and_then(|r| r.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = inner.split(' ').collect();
+    let all_digits = |s: &str, len: Option<usize>| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && len.is_none_or(|l| s.len() == l)
+    };
+    let is_date = |s: &str| {
+        let bytes = s.as_bytes();
+        bytes.len() == 10
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && [&s[..4], &s[5..7], &s[8..]]
+                .iter()
+                .all(|p| all_digits(p, None))
+    };
+    let stamp_ends_at =
+        |end: usize| end >= 3 && is_date(parts[end - 2]) && all_digits(parts[end - 1], Some(6));
+    let n = parts.len();
+    stamp_ends_at(n) || (n >= 4 && all_digits(parts[n - 1], None) && stamp_ends_at(n - 1))
+}
+
 /// Splits a file name at its last extension: `a.tar.gz` → (`a.tar`, `.gz`).
 /// Names without one (`Makefile`, `.bashrc`, `trailing.`) keep it all as stem.
 fn split_extension(name: &str) -> (&str, &str) {
@@ -144,6 +181,32 @@ mod tests {
         let copy = name("notes/todo.txt", "laptop", &[]);
         assert!(copy.starts_with(&conflict_copy_prefix(&path)));
         assert_eq!(conflict_copy_prefix(&path), "notes/todo (conflict ");
+    }
+
+    #[test]
+    fn recognises_its_own_copies_only() {
+        let original = SyncPath::parse("notes/todo.txt").unwrap();
+        let yes = |raw: &str| is_conflict_copy_of(&SyncPath::parse(raw).unwrap(), &original);
+        assert!(yes(&name("notes/todo.txt", "laptop", &[])));
+        assert!(yes("notes/todo (conflict my pc 2026-11-24 101500 12).txt"));
+        assert!(
+            !yes("notes/todo (conflict laptop 2026-11-24 101500).md"),
+            "other extension"
+        );
+        assert!(
+            !yes("todo (conflict laptop 2026-11-24 101500).txt"),
+            "other folder"
+        );
+        assert!(!yes("notes/todo (conflict laptop).txt"), "no stamp");
+        assert!(
+            !yes("notes/todo (conflict 2026-11-24 101500).txt"),
+            "no origin"
+        );
+        assert!(!yes("notes/todo.txt"));
+        let bare = SyncPath::parse("README").unwrap();
+        let copy =
+            conflict_copy_path(&bare, "x", datetime!(2026-11-24 10:15:00 UTC), |_| false).unwrap();
+        assert!(is_conflict_copy_of(&copy, &bare));
     }
 
     #[test]

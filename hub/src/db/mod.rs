@@ -13,8 +13,8 @@ mod write;
 
 use std::time::{Duration, Instant};
 
-use sqlx::AnyPool;
 use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use read::LogRow;
 pub use write::{Action, NewVersion, WriteError, now_ms};
@@ -89,16 +89,27 @@ impl Database {
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         let pool = loop {
-            let attempt = match backend {
-                Backend::Sqlite => sqlite::connect(url).await,
-                Backend::Postgres => postgres::connect(url).await,
+            // Cap each attempt by the time left, so --database-timeout holds
+            // even when one attempt would wait longer on its own.
+            let left = timeout.saturating_sub(started.elapsed());
+            let attempt = async {
+                // One plain connection first: a pool hides why it failed
+                // ("timed out"), a connection says it (refused, bad password).
+                AnyConnection::connect(url).await?.close().await?;
+                match backend {
+                    Backend::Sqlite => sqlite::connect(url).await,
+                    Backend::Postgres => postgres::connect(url).await,
+                }
             };
+            let attempt = tokio::time::timeout(left.max(Duration::from_millis(100)), attempt)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut));
             match attempt {
                 Ok(pool) => break pool,
-                Err(source) if started.elapsed() + delay > timeout => {
+                Err(source) if started.elapsed() + delay >= timeout => {
                     return Err(DbError::Connect {
                         url: redact(url),
-                        waited: started.elapsed(),
+                        waited: Duration::from_millis(started.elapsed().as_millis() as u64),
                         source,
                     });
                 }

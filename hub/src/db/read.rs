@@ -145,17 +145,19 @@ impl Database {
         rows.iter().map(|r| entry_from_row(r, false)).collect()
     }
 
-    /// Whether `path` ever held content `sha256`, in any version.
+    /// Whether `path` ever held file content `sha256`, in any version.
     pub async fn path_ever_held(
         &self,
         path: &SyncPath,
         sha256: &Sha256Hex,
     ) -> Result<bool, DbError> {
-        let found = sqlx::query("SELECT 1 FROM versions WHERE path = $1 AND sha256 = $2 LIMIT 1")
-            .bind(path.as_str())
-            .bind(sha256.to_hex())
-            .fetch_optional(&self.pool)
-            .await?;
+        let found = sqlx::query(
+            "SELECT 1 FROM versions WHERE path = $1 AND sha256 = $2 AND kind = 'file' LIMIT 1",
+        )
+        .bind(path.as_str())
+        .bind(sha256.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(found.is_some())
     }
 
@@ -223,18 +225,23 @@ impl Database {
         sha256: &Sha256Hex,
     ) -> Result<bool, DbError> {
         let prefix = sf_protocol::conflict::conflict_copy_prefix(path);
-        // Every conflict-copy name continues the prefix with a space; '!' is
-        // the next byte, so the range covers exactly the names that start so.
+        // Every conflict-copy name continues the prefix; '!' follows ' ', so
+        // the range holds exactly the names starting with it. The exact
+        // pattern is checked below.
         let upper = format!("{}!", prefix.trim_end_matches(' '));
-        let found = sqlx::query(
-            "SELECT 1 FROM files f JOIN versions v ON v.seq = f.seq \
-             WHERE f.path >= $1 AND f.path < $2 AND f.deleted = 0 AND v.sha256 = $3 LIMIT 1",
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT f.path FROM files f JOIN versions v ON v.seq = f.seq \
+             WHERE f.path >= $1 AND f.path < $2 AND f.deleted = 0 AND f.kind = 'file' \
+             AND v.sha256 = $3",
         )
         .bind(prefix)
         .bind(upper)
         .bind(sha256.to_hex())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(found.is_some())
+        Ok(candidates.iter().any(|candidate| {
+            SyncPath::parse(candidate.as_str())
+                .is_ok_and(|c| sf_protocol::conflict::is_conflict_copy_of(&c, path))
+        }))
     }
 }

@@ -58,6 +58,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 ))
             }
         })
+        .method_not_allowed_fallback(|request: axum::extract::Request| async move {
+            ApiError::MethodNotAllowed(format!(
+                "{} does not accept {}",
+                request.uri().path(),
+                request.method()
+            ))
+        })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(hub)

@@ -33,10 +33,9 @@ pub async fn changes(
             "limit must be from 1 to {CHANGES_MAX_LIMIT}"
         )));
     }
-    // Read head first: every change up to it is committed, so the page below
-    // never misses one that head already counts.
-    let head = hub.db.head().await?;
+    // Read the page first, then head: head is never below a seq in the page.
     let changes = hub.db.changes(query.since, limit, query.chunks).await?;
+    let head = hub.db.head().await?;
     Ok(axum::Json(ChangesResponse { changes, head }))
 }
 

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sf_protocol::v1::{WS_CLOSE_LAGGED, WsFrame};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::error::ApiError;
 use crate::service::Hub;
 
 /// A send that takes longer than this means the client stopped reading.
@@ -21,8 +23,18 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keeps idle connections alive through proxies and detects dead peers.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 
-pub async fn subscribe(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve(hub, socket))
+pub async fn subscribe(
+    State(hub): State<Arc<Hub>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| serve(hub, socket)),
+        Err(rejection) => ApiError::InvalidRequest(format!(
+            "/v1/ws is a WebSocket endpoint: {}",
+            rejection.body_text()
+        ))
+        .into_response(),
+    }
 }
 
 async fn serve(hub: Arc<Hub>, mut socket: WebSocket) {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{ChunkRef, Chunker};
 use sf_protocol::legacy::META_LENGTH_HEADER;
-use sf_protocol::v1::{ChangesResponse, CommitRequest, EntryKind, ErrorBody, Entry};
+use sf_protocol::v1::{ChangesResponse, CommitRequest, Entry, EntryKind, ErrorBody};
 
 use super::TestHub;
 
@@ -40,19 +40,36 @@ impl TestHub {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let resp = self.http.post(self.url(path)).json(body).send().await.unwrap();
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST /upload` as the original client sends it.
-    pub async fn legacy_upload(&self, path: &str, base_sha: Option<&str>, bytes: &[u8]) -> (StatusCode, Value) {
+    pub async fn legacy_upload(
+        &self,
+        path: &str,
+        base_sha: Option<&str>,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
         let meta = serde_json::json!({"path": path, "base_sha": base_sha}).to_string();
-        self.legacy_upload_raw(Some(&meta.len().to_string()), meta.as_bytes(), bytes).await
+        self.legacy_upload_raw(Some(&meta.len().to_string()), meta.as_bytes(), bytes)
+            .await
     }
 
     /// `POST /upload` with full control over the header and the JSON part.
-    pub async fn legacy_upload_raw(&self, meta_length: Option<&str>, meta: &[u8], bytes: &[u8]) -> (StatusCode, Value) {
+    pub async fn legacy_upload_raw(
+        &self,
+        meta_length: Option<&str>,
+        meta: &[u8],
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
         let mut body = meta.to_vec();
         body.extend_from_slice(bytes);
         let mut request = self.http.post(self.url("/upload")).body(body);
@@ -93,7 +110,10 @@ impl TestHub {
         let chunks: Vec<_> = Chunker::new(bytes).map(|c| c.unwrap()).collect();
         let hashes: Vec<_> = chunks.iter().map(|c| c.hash).collect();
         let (status, body) = self
-            .post_json("/v1/chunks/missing", &serde_json::json!({ "chunks": hashes }))
+            .post_json(
+                "/v1/chunks/missing",
+                &serde_json::json!({ "chunks": hashes }),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let missing: Vec<Sha256Hex> = serde_json::from_value(body["missing"].clone()).unwrap();
@@ -107,11 +127,20 @@ impl TestHub {
                 .unwrap();
             assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
         }
-        (Sha256Hex::of(bytes), chunks.iter().map(|c| c.to_ref()).collect())
+        (
+            Sha256Hex::of(bytes),
+            chunks.iter().map(|c| c.to_ref()).collect(),
+        )
     }
 
     /// Uploads and commits a file through the v1 API.
-    pub async fn put_file(&self, path: &str, base_version: u64, bytes: &[u8], origin: &str) -> Result<Entry, Refusal> {
+    pub async fn put_file(
+        &self,
+        path: &str,
+        base_version: u64,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<Entry, Refusal> {
         let (sha256, chunks) = self.upload_chunks(bytes).await;
         self.commit(&CommitRequest {
             path: path.parse().unwrap(),
@@ -128,7 +157,8 @@ impl TestHub {
     }
 
     pub async fn commit(&self, request: &CommitRequest) -> Result<Entry, Refusal> {
-        self.v1_call("/v1/commit", &serde_json::to_value(request).unwrap()).await
+        self.v1_call("/v1/commit", &serde_json::to_value(request).unwrap())
+            .await
     }
 
     pub async fn delete_v1(&self, path: &str, base_version: u64) -> Result<Entry, Refusal> {
@@ -144,12 +174,18 @@ impl TestHub {
         if status == StatusCode::OK {
             Ok(serde_json::from_value(body).unwrap())
         } else {
-            Err((status, serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("error body {body}: {e}"))))
+            Err((
+                status,
+                serde_json::from_value(body.clone())
+                    .unwrap_or_else(|e| panic!("error body {body}: {e}")),
+            ))
         }
     }
 
     pub async fn changes(&self, since: u64) -> ChangesResponse {
-        let (status, body) = self.get_json(&format!("/v1/changes?since={since}&limit=10000")).await;
+        let (status, body) = self
+            .get_json(&format!("/v1/changes?since={since}&limit=10000"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         serde_json::from_value(body).unwrap()
     }
@@ -160,7 +196,15 @@ impl TestHub {
 
     /// The sum of every series of metric `name` (all label sets).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self.http.get(&self.metrics_url).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         metric_value(&text, name)
     }
 }

@@ -73,7 +73,9 @@ impl PgTestDatabase {
             if std::env::var_os("CI").is_some() {
                 panic!("SF_TEST_DATABASE_URL is unset in CI: PostgreSQL tests must not be skipped");
             }
-            eprintln!("skipped: PostgreSQL test (set SF_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)");
+            eprintln!(
+                "skipped: PostgreSQL test (set SF_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)"
+            );
             return None;
         };
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -95,7 +97,10 @@ impl PgTestDatabase {
             .expect("create test database");
         let url = match admin_url.rsplit_once('/') {
             Some((server, db)) => {
-                let query = db.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+                let query = db
+                    .split_once('?')
+                    .map(|(_, q)| format!("?{q}"))
+                    .unwrap_or_default();
                 format!("{server}/{name}{query}")
             }
             None => panic!("SF_TEST_DATABASE_URL has no database part: {admin_url}"),
@@ -236,7 +241,10 @@ impl TestHub {
             {
                 panic!("hub stopped during start-up");
             }
-            assert!(tokio::time::Instant::now() < deadline, "hub not ready after 30 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hub not ready after 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
