@@ -1,1 +1,750 @@
-//! (being written)
+//! The agent's typed client for the hub's v1 API (`protocol/README.md`,
+//! section 4): the change feed, chunk upload and download, commits, deletes
+//! and the WebSocket that pushes changes.
+//!
+//! Uploads stream with flat memory: a blocking task cuts the file into chunks
+//! and hands them over a small bounded channel; the async side asks the hub
+//! which chunks of a batch it lacks, uploads only those and keeps just the
+//! chunk list for the commit.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use sf_protocol::chunking::{Chunk, ChunkRef, Chunker, MAX_CHUNK_SIZE};
+use sf_protocol::v1::{
+    ChangesQuery, ChangesResponse, CommitRequest, DeleteRequest, Entry, EntryKind, ErrorBody,
+    ErrorCode, MissingChunksRequest, MissingChunksResponse, WsFrame,
+};
+use sf_protocol::{Sha256Hex, SyncPath};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long establishing a TCP connection to the hub may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ordinary requests: the longest wait for the answer's headers, and for each
+/// read of its body after that.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Chunk uploads and commits. reqwest's read timeout runs from the start of
+/// the request until the answer's headers arrive, so it also covers sending a
+/// 4 MiB chunk on a slow link and the hub re-reading every byte of a large
+/// file to verify a commit.
+const PATIENT_READ_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Opening the WebSocket: TCP connect plus the upgrade handshake.
+const WS_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The hub pings every 30 s; this much silence means the socket is dead.
+const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Chunks in flight between the reading thread and the uploader.
+const CHANNEL_CAPACITY: usize = 3;
+/// A batch of chunks asked about in one `/v1/chunks/missing` request.
+const BATCH_MAX_CHUNKS: usize = 32;
+const BATCH_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Concurrent `PUT /v1/chunks/{hash}` requests within one batch.
+const PUT_CONCURRENCY: usize = 4;
+
+/// An open `/v1/ws` socket.
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The hub could not be reached or the connection broke: retry later with backoff.
+    #[error("the hub is unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The hub answered with an error body (4xx/5xx) other than the cases
+    /// the call maps to an outcome (boxed to keep `Result`s small). A 5xx answer without a hub error body (a
+    /// proxy's page) is reported here too, with a made-up `internal` body.
+    #[error("the hub refused the request (HTTP {status} {:?}): {}", body.error, body.detail)]
+    Refused { status: u16, body: Box<ErrorBody> },
+    /// The hub's answer does not have the expected shape.
+    #[error("unexpected answer from the hub: {0}")]
+    Protocol(String),
+    /// Reading the local file failed.
+    #[error("local I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket could not be opened, broke, or went silent: reconnect
+    /// later with backoff.
+    #[error("the hub WebSocket failed: {0}")]
+    WebSocket(#[source] Box<tungstenite::Error>),
+    /// The hub URL or the client set-up is unusable; retrying cannot help.
+    #[error("invalid hub client configuration: {0}")]
+    Config(String),
+}
+
+impl HubError {
+    /// True when the same request may succeed later: the hub was unreachable,
+    /// the connection broke, or it answered 5xx (or 408/429).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HubError::Unreachable(_) | HubError::WebSocket(_) => true,
+            HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            HubError::Protocol(_) | HubError::Io(_) | HubError::Config(_) => false,
+        }
+    }
+
+    /// The hub's error code, when it answered with an error body.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            HubError::Refused { body, .. } => Some(body.error),
+            _ => None,
+        }
+    }
+}
+
+/// What became of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The hub holds the new version (or the identical current one).
+    Committed(Entry),
+    /// `409 conflict`: `base_version` is not the path's current version. The
+    /// hub's current entry (with chunks) is given unless the path never
+    /// existed.
+    Conflict(Option<Entry>),
+    /// The file's bytes changed while being read: its sha differs from the
+    /// expected one. Nothing was committed; rescan the file.
+    FileChanged,
+}
+
+/// What became of a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The tombstone (new, or the existing one when the path was already deleted).
+    Deleted(Entry),
+    /// `409 conflict`: `base_version` is not the path's current version.
+    Conflict(Option<Entry>),
+    /// The path never existed on the hub.
+    NotFound,
+}
+
+/// A client for one hub. Cheap to clone: clones share connection pools.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    /// `http(s)://host[:port]`, without a trailing slash.
+    base: String,
+    /// Ordinary requests.
+    http: reqwest::Client,
+    /// Chunk uploads and commits (see [`PATIENT_READ_TIMEOUT`]).
+    patient: reqwest::Client,
+}
+
+impl HubClient {
+    /// A client for the hub at `base_url`, which must be `http://host[:port]`
+    /// or `https://host[:port]` (a trailing slash is tolerated; a path, query,
+    /// fragment or credentials are not).
+    pub fn new(base_url: &str) -> Result<Self, HubError> {
+        let base = normalize_base_url(base_url)?;
+        Ok(Self {
+            base,
+            http: build_http(READ_TIMEOUT)?,
+            patient: build_http(PATIENT_READ_TIMEOUT)?,
+        })
+    }
+
+    /// The hub's base URL, `http(s)://host[:port]` without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET /v1/changes?since=SEQ&limit=N&chunks=true`: committed versions with
+    /// `seq > since`, in seq order, each with its chunk list.
+    pub async fn changes(&self, since: u64, limit: u32) -> Result<ChangesResponse, HubError> {
+        let query = ChangesQuery {
+            since,
+            limit: Some(limit),
+            chunks: true,
+        };
+        let resp = send(self.http.get(self.url("/v1/changes")).query(&query)).await?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp).await);
+        }
+        json_body(resp, "GET /v1/changes").await
+    }
+
+    /// Uploads the file at `disk_path` as the next version of `path` and
+    /// commits it.
+    ///
+    /// The file is read once, chunk by chunk; only chunks the hub lacks are
+    /// sent. When the bytes read do not hash to `expected_sha` (the file
+    /// changed while being read) nothing is committed and the answer is
+    /// [`CommitOutcome::FileChanged`]. If the hub reports missing chunks at
+    /// commit time (something removed them meanwhile) the whole upload is
+    /// retried once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_file(
+        &self,
+        disk_path: &Path,
+        path: &SyncPath,
+        base_version: u64,
+        expected_sha: Sha256Hex,
+        mtime_ns: i64,
+        executable: bool,
+        origin: &str,
+    ) -> Result<CommitOutcome, HubError> {
+        let mut retried = false;
+        loop {
+            let Some((size, chunks)) = self.upload_chunks(disk_path, expected_sha).await? else {
+                tracing::debug!(%path, "file changed while being uploaded");
+                return Ok(CommitOutcome::FileChanged);
+            };
+            let request = CommitRequest {
+                path: path.clone(),
+                kind: EntryKind::File,
+                base_version,
+                sha256: expected_sha,
+                size,
+                mtime_ns,
+                executable,
+                chunks,
+                origin: origin.to_owned(),
+            };
+            match self.commit(&request).await {
+                Err(HubError::Refused { status, body })
+                    if body.error == ErrorCode::MissingChunks && !retried =>
+                {
+                    tracing::warn!(
+                        %path,
+                        status,
+                        missing = body.missing.as_ref().map_or(0, Vec::len),
+                        "the hub lost chunks before the commit; uploading again"
+                    );
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Commits a directory entry at `path`.
+    pub async fn commit_dir(
+        &self,
+        path: &SyncPath,
+        base_version: u64,
+        mtime_ns: i64,
+        origin: &str,
+    ) -> Result<CommitOutcome, HubError> {
+        let request = CommitRequest {
+            path: path.clone(),
+            kind: EntryKind::Dir,
+            base_version,
+            sha256: Sha256Hex::empty(),
+            size: 0,
+            mtime_ns,
+            executable: false,
+            chunks: Vec::new(),
+            origin: origin.to_owned(),
+        };
+        self.commit(&request).await
+    }
+
+    /// `POST /v1/delete`: writes a tombstone over `path`.
+    pub async fn delete(
+        &self,
+        path: &SyncPath,
+        base_version: u64,
+        origin: &str,
+    ) -> Result<DeleteOutcome, HubError> {
+        let request = DeleteRequest {
+            path: path.clone(),
+            base_version,
+            origin: origin.to_owned(),
+        };
+        let resp = send(self.http.post(self.url("/v1/delete")).json(&request)).await?;
+        if resp.status().is_success() {
+            return Ok(DeleteOutcome::Deleted(
+                json_body(resp, "POST /v1/delete").await?,
+            ));
+        }
+        match refusal(resp).await {
+            HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
+                Ok(DeleteOutcome::Conflict(body.current))
+            }
+            HubError::Refused { status: 404, body } if body.error == ErrorCode::NotFound => {
+                Ok(DeleteOutcome::NotFound)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// `GET /v1/chunks/{hash}`: one chunk's bytes, checked against `hash`.
+    pub async fn fetch_chunk(&self, hash: &Sha256Hex) -> Result<bytes::Bytes, HubError> {
+        let mut resp = send(self.http.get(self.url(&format!("/v1/chunks/{hash}")))).await?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp).await);
+        }
+        let too_big = || {
+            HubError::Protocol(format!(
+                "chunk {hash} is larger than {MAX_CHUNK_SIZE} bytes"
+            ))
+        };
+        let expected = resp.content_length().unwrap_or(0);
+        if expected > MAX_CHUNK_SIZE as u64 {
+            return Err(too_big());
+        }
+        let mut data = bytes::BytesMut::with_capacity(expected as usize);
+        while let Some(piece) = resp.chunk().await.map_err(HubError::Unreachable)? {
+            if data.len() + piece.len() > MAX_CHUNK_SIZE {
+                return Err(too_big());
+            }
+            data.extend_from_slice(&piece);
+        }
+        let data = data.freeze();
+        let actual = Sha256Hex::of(&data);
+        if actual != *hash {
+            return Err(HubError::Protocol(format!(
+                "chunk {hash} arrived as {} bytes that hash to {actual}",
+                data.len()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// `ws(s)://host[:port]/v1/ws`.
+    pub fn ws_url(&self) -> String {
+        ws_url_for(&self.base)
+    }
+
+    /// Opens `/v1/ws`. The first frame will be `hello`.
+    pub async fn connect_ws(&self) -> Result<WsStream, HubError> {
+        let url = self.ws_url();
+        let connect = tokio_tungstenite::connect_async(url.as_str());
+        match tokio::time::timeout(WS_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok((ws, _response))) => Ok(ws),
+            Ok(Err(err)) => Err(ws_error(err)),
+            Err(_) => Err(ws_timeout(format!(
+                "opening {url} took longer than {WS_CONNECT_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// The next frame from the hub. Skips ping, pong and binary messages
+    /// (pongs are sent automatically). `None` once the socket is closed; the
+    /// close code and reason are logged. A socket silent for longer than
+    /// [`WS_IDLE_TIMEOUT`] (the hub pings every 30 s) gives a retryable error.
+    pub async fn next_frame(ws: &mut WsStream) -> Option<Result<WsFrame, HubError>> {
+        loop {
+            let message = match tokio::time::timeout(WS_IDLE_TIMEOUT, ws.next()).await {
+                Err(_) => {
+                    return Some(Err(ws_timeout(format!(
+                        "the hub sent nothing for {WS_IDLE_TIMEOUT:?}"
+                    ))));
+                }
+                Ok(None) => {
+                    tracing::info!("hub WebSocket ended");
+                    return None;
+                }
+                Ok(Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                ))) => {
+                    tracing::info!("hub WebSocket closed");
+                    return None;
+                }
+                Ok(Some(Err(err))) => return Some(Err(ws_error(err))),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(text.as_str()).map_err(|err| {
+                        HubError::Protocol(format!(
+                            "WebSocket frame is not a hub frame ({err}): {}",
+                            snippet(text.as_bytes())
+                        ))
+                    }));
+                }
+                Message::Close(frame) => {
+                    match frame {
+                        Some(frame) => tracing::info!(
+                            code = u16::from(frame.code),
+                            reason = %frame.reason,
+                            "hub closed the WebSocket"
+                        ),
+                        None => tracing::info!("hub closed the WebSocket without a code"),
+                    }
+                    return None;
+                }
+                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// `POST /v1/commit`, with `409 conflict` mapped to an outcome.
+    async fn commit(&self, request: &CommitRequest) -> Result<CommitOutcome, HubError> {
+        let resp = send(self.patient.post(self.url("/v1/commit")).json(request)).await?;
+        if resp.status().is_success() {
+            return Ok(CommitOutcome::Committed(
+                json_body(resp, "POST /v1/commit").await?,
+            ));
+        }
+        match refusal(resp).await {
+            HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
+                Ok(CommitOutcome::Conflict(body.current))
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Reads `disk_path` chunk by chunk and uploads the chunks the hub lacks.
+    /// Returns the size and chunk list, or `None` when the bytes read do not
+    /// hash to `expected_sha`.
+    async fn upload_chunks(
+        &self,
+        disk_path: &Path,
+        expected_sha: Sha256Hex,
+    ) -> Result<Option<(u64, Vec<ChunkRef>)>, HubError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_CAPACITY);
+        let source = disk_path.to_owned();
+        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256Hex, u64)> {
+            let mut chunker = Chunker::new(std::fs::File::open(&source)?);
+            for chunk in &mut chunker {
+                if tx.blocking_send(chunk?).is_err() {
+                    // The uploader gave up (an error on its side); stop reading.
+                    return Err(std::io::Error::other("upload abandoned"));
+                }
+            }
+            Ok(chunker.finish())
+        });
+
+        let mut refs = Vec::new();
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        let mut stats = UploadStats::default();
+        while let Some(chunk) = rx.recv().await {
+            refs.push(chunk.to_ref());
+            batch_bytes += chunk.data.len();
+            batch.push(chunk);
+            if batch.len() >= BATCH_MAX_CHUNKS || batch_bytes >= BATCH_MAX_BYTES {
+                self.send_batch(std::mem::take(&mut batch), &mut stats)
+                    .await?;
+                batch_bytes = 0;
+            }
+        }
+        let (sha, size) = reader
+            .await
+            .map_err(|err| std::io::Error::other(format!("the chunk reader failed: {err}")))??;
+        if sha != expected_sha {
+            return Ok(None);
+        }
+        if !batch.is_empty() {
+            self.send_batch(batch, &mut stats).await?;
+        }
+        tracing::debug!(
+            file = %disk_path.display(),
+            size,
+            chunks = refs.len(),
+            sent_chunks = stats.sent_chunks,
+            sent_bytes = stats.sent_bytes,
+            "chunks uploaded"
+        );
+        Ok(Some((size, refs)))
+    }
+
+    /// Asks which chunks of `batch` the hub lacks and uploads those.
+    async fn send_batch(&self, batch: Vec<Chunk>, stats: &mut UploadStats) -> Result<(), HubError> {
+        let hashes: Vec<Sha256Hex> = batch.iter().map(|chunk| chunk.hash).collect();
+        let mut missing: HashSet<Sha256Hex> =
+            self.missing_chunks(hashes).await?.into_iter().collect();
+        // A chunk that repeats within the batch is sent once.
+        let to_send: Vec<Chunk> = batch
+            .into_iter()
+            .filter(|chunk| missing.remove(&chunk.hash))
+            .collect();
+        stats.sent_chunks += to_send.len();
+        stats.sent_bytes += to_send.iter().map(|chunk| chunk.data.len()).sum::<usize>();
+        futures_util::stream::iter(to_send)
+            .map(|chunk| self.put_chunk(chunk))
+            .buffer_unordered(PUT_CONCURRENCY)
+            .try_for_each(|()| async { Ok(()) })
+            .await
+    }
+
+    /// `POST /v1/chunks/missing`.
+    async fn missing_chunks(&self, chunks: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, HubError> {
+        let request = MissingChunksRequest { chunks };
+        let resp = send(
+            self.http
+                .post(self.url("/v1/chunks/missing"))
+                .json(&request),
+        )
+        .await?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp).await);
+        }
+        let answer: MissingChunksResponse = json_body(resp, "POST /v1/chunks/missing").await?;
+        Ok(answer.missing)
+    }
+
+    /// `PUT /v1/chunks/{hash}` with the chunk's bytes.
+    async fn put_chunk(&self, chunk: Chunk) -> Result<(), HubError> {
+        let request = self
+            .patient
+            .put(self.url(&format!("/v1/chunks/{}", chunk.hash)))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(chunk.data);
+        let resp = send(request).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(refusal(resp).await)
+        }
+    }
+}
+
+#[derive(Default)]
+struct UploadStats {
+    sent_chunks: usize,
+    sent_bytes: usize,
+}
+
+fn build_http(read_timeout: Duration) -> Result<reqwest::Client, HubError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(read_timeout)
+        .tcp_keepalive(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(60))
+        // The hub never redirects, and a streamed body cannot be replayed.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sf-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| HubError::Config(format!("cannot build the HTTP client: {err}")))
+}
+
+/// Checks `raw` is `http(s)://host[:port]` (optionally with a trailing slash)
+/// and returns it without the slash.
+fn normalize_base_url(raw: &str) -> Result<String, HubError> {
+    let bad = |why: &str| {
+        HubError::Config(format!(
+            "hub URL {raw:?} {why}: expected http://host[:port] or https://host[:port]"
+        ))
+    };
+    let url =
+        reqwest::Url::parse(raw.trim()).map_err(|err| bad(&format!("is not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("does not start with http:// or https://"));
+    }
+    let host = match url.host_str() {
+        Some(host) if !host.is_empty() => host,
+        _ => return Err(bad("has no host")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("carries credentials"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(bad("has a path"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("has a query or fragment"));
+    }
+    Ok(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+/// `http://…` → `ws://…/v1/ws`, `https://…` → `wss://…/v1/ws`.
+fn ws_url_for(base: &str) -> String {
+    let rest = base
+        .strip_prefix("https://")
+        .map(|rest| format!("wss://{rest}"))
+        .or_else(|| {
+            base.strip_prefix("http://")
+                .map(|rest| format!("ws://{rest}"))
+        })
+        .unwrap_or_else(|| base.to_owned());
+    format!("{rest}/v1/ws")
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, HubError> {
+    request.send().await.map_err(HubError::Unreachable)
+}
+
+/// Reads a success answer's JSON body.
+async fn json_body<T: DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+) -> Result<T, HubError> {
+    let body = resp.bytes().await.map_err(HubError::Unreachable)?;
+    serde_json::from_slice(&body)
+        .map_err(|err| HubError::Protocol(format!("{what}: {err} in answer {}", snippet(&body))))
+}
+
+/// Reads a non-success answer into the error it stands for.
+async fn refusal(resp: reqwest::Response) -> HubError {
+    let status = resp.status();
+    match resp.bytes().await {
+        Ok(body) => refusal_from(status, &body),
+        Err(err) => HubError::Unreachable(err),
+    }
+}
+
+fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => HubError::Refused {
+            status: status.as_u16(),
+            body: Box::new(parsed),
+        },
+        // Not the hub's own answer (a proxy or load balancer in between):
+        // keep 5xx retryable, call anything else a protocol error.
+        Err(_) if status.is_server_error() => HubError::Refused {
+            status: status.as_u16(),
+            body: Box::new(ErrorBody {
+                error: if status == StatusCode::SERVICE_UNAVAILABLE {
+                    ErrorCode::NotReady
+                } else {
+                    ErrorCode::Internal
+                },
+                detail: format!("HTTP {status} without a hub error body: {}", snippet(body)),
+                current: None,
+                missing: None,
+            }),
+        },
+        Err(_) => HubError::Protocol(format!(
+            "HTTP {status} without a hub error body: {}",
+            snippet(body)
+        )),
+    }
+}
+
+fn ws_error(err: tungstenite::Error) -> HubError {
+    match err {
+        // The upgrade was refused with an HTTP answer, e.g. `400 invalid_request`.
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            refusal_from(status, response.body().as_deref().unwrap_or_default())
+        }
+        // For example `wss://` without TLS support compiled in.
+        tungstenite::Error::Url(err) => {
+            HubError::Config(format!("cannot open the WebSocket: {err}"))
+        }
+        other => HubError::WebSocket(Box::new(other)),
+    }
+}
+
+fn ws_timeout(what: String) -> HubError {
+    HubError::WebSocket(Box::new(tungstenite::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        what,
+    ))))
+}
+
+/// The start of a body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]).into_owned();
+    if body.len() > MAX {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(raw: &str) -> Result<String, HubError> {
+        normalize_base_url(raw)
+    }
+
+    #[test]
+    fn base_urls_are_http_host_and_port_only() {
+        assert_eq!(
+            base("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            base("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            base("https://hub.example.org").unwrap(),
+            "https://hub.example.org"
+        );
+        assert_eq!(
+            base("https://Hub.Example.org/").unwrap(),
+            "https://hub.example.org"
+        );
+        assert_eq!(base(" http://[::1]:9000/ ").unwrap(), "http://[::1]:9000");
+        // A default port is dropped by the URL parser; that is the same URL.
+        assert_eq!(base("http://localhost:80").unwrap(), "http://localhost");
+
+        for bad in [
+            "",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "ftp://hub.example.org",
+            "ws://hub.example.org",
+            "http://",
+            "http://hub.example.org/sf",
+            "http://hub.example.org/v1/",
+            "http://hub.example.org//",
+            "http://hub.example.org/?x=1",
+            "http://hub.example.org/#top",
+            "http://user:pw@hub.example.org",
+            "http://hub.example.org:99999",
+        ] {
+            match base(bad) {
+                Err(HubError::Config(_)) => {}
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ws_url_follows_the_scheme() {
+        let client = HubClient::new("http://127.0.0.1:18941/").unwrap();
+        assert_eq!(client.ws_url(), "ws://127.0.0.1:18941/v1/ws");
+        assert_eq!(client.base_url(), "http://127.0.0.1:18941");
+        let client = HubClient::new("https://hub.example.org").unwrap();
+        assert_eq!(client.ws_url(), "wss://hub.example.org/v1/ws");
+        let client = HubClient::new("http://[::1]:8080").unwrap();
+        assert_eq!(client.ws_url(), "ws://[::1]:8080/v1/ws");
+    }
+
+    #[test]
+    fn error_bodies_map_to_refusals_and_retryability() {
+        let conflict = br#"{"error":"conflict","detail":"stale","current":null}"#;
+        match refusal_from(StatusCode::CONFLICT, conflict) {
+            HubError::Refused { status: 409, body } => {
+                assert_eq!(body.error, ErrorCode::Conflict);
+                assert!(body.current.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let internal = refusal_from(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":"internal","detail":"db"}"#,
+        );
+        assert!(internal.is_retryable());
+        assert_eq!(internal.code(), Some(ErrorCode::Internal));
+
+        // A proxy's HTML page: 5xx stays retryable, 4xx is a protocol error.
+        let gateway = refusal_from(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert!(gateway.is_retryable(), "{gateway:?}");
+        let unavailable = refusal_from(StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert_eq!(unavailable.code(), Some(ErrorCode::NotReady));
+        let not_found = refusal_from(StatusCode::NOT_FOUND, b"<html>nope</html>");
+        assert!(matches!(not_found, HubError::Protocol(_)), "{not_found:?}");
+        assert!(!not_found.is_retryable());
+
+        let bad = refusal_from(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_path","detail":"invalid path"}"#,
+        );
+        assert!(!bad.is_retryable());
+        assert!(!HubError::Io(std::io::Error::other("x")).is_retryable());
+        assert!(ws_timeout("quiet".into()).is_retryable());
+    }
+
+    #[test]
+    fn snippets_are_bounded() {
+        assert_eq!(snippet(b"short"), "short");
+        let long = vec![b'a'; 1000];
+        assert_eq!(snippet(&long).chars().count(), 201);
+    }
+}

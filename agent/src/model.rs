@@ -36,7 +36,9 @@ impl SyncedFile {
     /// Whether the file on disk still holds what was synced (content, kind
     /// and executable bit; mtime alone is no change).
     pub fn matches(&self, local: &LocalFile) -> bool {
-        self.kind == local.kind && self.sha256 == local.sha256 && self.executable == local.executable
+        self.kind == local.kind
+            && self.sha256 == local.sha256
+            && self.executable == local.executable
     }
 
     /// Whether stat data is unchanged, so the recorded hash can be trusted

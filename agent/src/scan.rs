@@ -1,1 +1,788 @@
-//! (being written)
+//! What is on disk now: the full scan of a folder and the stat of one path.
+//!
+//! Blocking code: the engine runs it in `spawn_blocking`.
+//!
+//! - Symlinks are never followed; they are reported in
+//!   [`ScanResult::skipped`], as are special files (FIFOs, sockets, devices)
+//!   and names that are not valid UTF-8 or not a valid [`SyncPath`].
+//! - Ignored paths and the top-level `.sf` directory are neither listed nor
+//!   descended into.
+//! - A file whose size, mtime and inode equal the recorded [`SyncedFile`] is
+//!   not read again: its digest is taken from the record.
+//! - Otherwise the file is hashed as a stream and stat'ed again afterwards;
+//!   if it changed during the read it is reported as unstable.
+//! - Names are kept as they are on disk (no Unicode normalisation).
+
+use std::collections::BTreeMap;
+use std::fs::{self, Metadata};
+use std::io::{self, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use sf_protocol::path::RESERVED_TOP_LEVEL;
+use sf_protocol::v1::EntryKind;
+use sf_protocol::{Sha256Hex, SyncPath};
+use sha2::{Digest, Sha256};
+
+use crate::ignore::IgnoreRules;
+use crate::model::{LocalFile, SyncedFile};
+
+/// Read buffer of [`hash_file`].
+const HASH_BUFFER: usize = 1 << 20;
+
+/// What a full scan found.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    /// Every regular file and every directory (kind `Dir`, empty digest,
+    /// size 0), except ignored ones.
+    pub files: BTreeMap<SyncPath, LocalFile>,
+    /// Files that changed while being read: retry later. Not in `files`.
+    pub unstable: Vec<SyncPath>,
+    /// Paths that could not be read (permission denied etc.): retry later
+    /// with a warning. A file here is not in `files`. A directory here is in
+    /// `files` but could not be listed, so its contents are unknown: they
+    /// are absent from `files` and must not be taken as deleted.
+    pub unreadable: Vec<(SyncPath, String)>,
+    /// `(relative path, reason)` for what is never synced: symlinks, special
+    /// files, names that are not valid UTF-8 or not a valid [`SyncPath`].
+    /// Nothing below a skipped directory is listed.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl ScanResult {
+    /// Whether `path` is in, or below a directory in, `unreadable` or
+    /// `unstable`: its absence from `files` says nothing about deletion.
+    pub fn is_uncertain(&self, path: &SyncPath) -> bool {
+        let hit = |other: &SyncPath| {
+            other == path
+                || path
+                    .as_str()
+                    .strip_prefix(other.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.unstable.iter().any(hit) || self.unreadable.iter().any(|(other, _)| hit(other))
+    }
+}
+
+/// Why [`stat_entry`] has no answer for a path.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Never synced (symlink, special file): treat as absent, log once.
+    #[error("{path} is skipped: {reason}")]
+    Skipped { path: SyncPath, reason: String },
+    /// Changed while being read: retry later.
+    #[error("{0} changed while it was being read")]
+    Unstable(SyncPath),
+    /// Permission denied etc.: retry later with a warning.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: SyncPath,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Where `path` lives under `root`, with the platform's separators.
+pub fn local_path(root: &Path, path: &SyncPath) -> PathBuf {
+    let mut local = root.to_path_buf();
+    local.extend(path.as_str().split('/'));
+    local
+}
+
+/// The SHA-256 of a file's content and the number of bytes read, streaming
+/// through a 1 MiB buffer.
+pub fn hash_file(path: &Path) -> io::Result<(Sha256Hex, u64)> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; HASH_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+    Ok((Sha256Hex::from(hasher), total))
+}
+
+/// Walks the whole folder. Fails only when the root itself cannot be listed;
+/// every other problem lands in one of the result's lists.
+pub fn scan(
+    root: &Path,
+    rules: &IgnoreRules,
+    known: &dyn Fn(&SyncPath) -> Option<SyncedFile>,
+) -> io::Result<ScanResult> {
+    let mut result = ScanResult::default();
+    // Directories still to list: (relative path, "" for the root; local path).
+    let mut pending: Vec<(String, PathBuf)> = vec![(String::new(), root.to_path_buf())];
+    while let Some((dir_relative, dir_local)) = pending.pop() {
+        let entries = match fs::read_dir(&dir_local) {
+            Ok(entries) => entries,
+            Err(error) => {
+                if dir_relative.is_empty() {
+                    return Err(error);
+                }
+                report_dir_error(&mut result, &dir_relative, error);
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    if dir_relative.is_empty() {
+                        return Err(error);
+                    }
+                    report_dir_error(&mut result, &dir_relative, error);
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let local = entry.path();
+            let Some(name) = name.to_str() else {
+                let lossy = join(&dir_relative, &name.to_string_lossy());
+                if !rules.is_ignored_entry(&lossy, is_dir_entry(&entry)) {
+                    result
+                        .skipped
+                        .push((lossy, "the name is not valid UTF-8".to_owned()));
+                }
+                continue;
+            };
+            let relative = join(&dir_relative, name);
+            if dir_relative.is_empty() && name == RESERVED_TOP_LEVEL {
+                continue;
+            }
+            // Not following symlinks: lstat.
+            let metadata = match fs::symlink_metadata(&local) {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(error) => {
+                    if !rules.is_ignored_entry(&relative, false) {
+                        match SyncPath::parse(relative.as_str()) {
+                            Ok(path) => result.unreadable.push((path, error.to_string())),
+                            Err(reason) => result.skipped.push((relative, reason.to_string())),
+                        }
+                    }
+                    continue;
+                }
+            };
+            let is_dir = metadata.is_dir();
+            if rules.is_ignored_entry(&relative, is_dir) {
+                continue;
+            }
+            let path = match SyncPath::parse(relative.as_str()) {
+                Ok(path) => path,
+                Err(reason) => {
+                    result.skipped.push((relative, reason.to_string()));
+                    continue;
+                }
+            };
+            let record = if metadata.is_file() {
+                known(&path)
+            } else {
+                None
+            };
+            match examine(&local, metadata, record.as_ref()) {
+                Outcome::Found(file) => {
+                    if file.kind == EntryKind::Dir {
+                        pending.push((relative, local));
+                    }
+                    result.files.insert(path, file);
+                }
+                Outcome::Absent => {}
+                Outcome::Skipped(reason) => result.skipped.push((relative, reason)),
+                Outcome::Unstable => result.unstable.push(path),
+                Outcome::Unreadable(error) => result.unreadable.push((path, error.to_string())),
+            }
+        }
+    }
+    result.unstable.sort();
+    result.unreadable.sort_by(|a, b| a.0.cmp(&b.0));
+    result.skipped.sort();
+    Ok(result)
+}
+
+/// [`scan`] for one path, e.g. after a file event. `Ok(None)` when nothing
+/// is there, including when a parent is missing, not a directory or a
+/// symlink (a scan would not list the path either). Ignore rules are the
+/// caller's business.
+pub fn stat_entry(
+    root: &Path,
+    path: &SyncPath,
+    known: Option<&SyncedFile>,
+) -> Result<Option<LocalFile>, ScanError> {
+    let unreadable = |source: io::Error| ScanError::Unreadable {
+        path: path.clone(),
+        source,
+    };
+    for ancestor in path.ancestors() {
+        let local = local_path(
+            root,
+            &SyncPath::parse(ancestor).expect("an ancestor of a SyncPath is one"),
+        );
+        match fs::symlink_metadata(&local) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(error) if is_absent(&error) => return Ok(None),
+            Err(error) => return Err(unreadable(error)),
+        }
+    }
+    let local = local_path(root, path);
+    let metadata = match fs::symlink_metadata(&local) {
+        Ok(metadata) => metadata,
+        Err(error) if is_absent(&error) => return Ok(None),
+        Err(error) => return Err(unreadable(error)),
+    };
+    match examine(&local, metadata, known) {
+        Outcome::Found(file) => Ok(Some(file)),
+        Outcome::Absent => Ok(None),
+        Outcome::Skipped(reason) => Err(ScanError::Skipped {
+            path: path.clone(),
+            reason,
+        }),
+        Outcome::Unstable => Err(ScanError::Unstable(path.clone())),
+        Outcome::Unreadable(error) => Err(unreadable(error)),
+    }
+}
+
+/// What one directory entry turned out to be.
+enum Outcome {
+    Found(LocalFile),
+    /// Vanished meanwhile.
+    Absent,
+    Skipped(String),
+    Unstable,
+    Unreadable(io::Error),
+}
+
+/// Stat data that tells whether a file may have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    inode: u64,
+    is_file: bool,
+}
+
+impl Stat {
+    fn of(metadata: &Metadata) -> Stat {
+        Stat {
+            size: metadata.len(),
+            mtime_ns: mtime_ns(metadata),
+            inode: inode(metadata),
+            is_file: metadata.is_file(),
+        }
+    }
+}
+
+/// Looks at one entry whose lstat is `metadata`.
+fn examine(local: &Path, metadata: Metadata, known: Option<&SyncedFile>) -> Outcome {
+    let file_type = metadata.file_type();
+    if file_type.is_symlink() {
+        return Outcome::Skipped("symbolic link (not followed)".to_owned());
+    }
+    if file_type.is_dir() {
+        return Outcome::Found(LocalFile {
+            kind: EntryKind::Dir,
+            sha256: Sha256Hex::empty(),
+            size: 0,
+            mtime_ns: mtime_ns(&metadata),
+            inode: inode(&metadata),
+            executable: false,
+        });
+    }
+    if !file_type.is_file() {
+        return Outcome::Skipped("not a regular file, directory or symlink".to_owned());
+    }
+    let before = Stat::of(&metadata);
+    let executable = is_executable(&metadata);
+    if let Some(record) = known
+        && record.kind == EntryKind::File
+        && record.stat_unchanged(before.size, before.mtime_ns, before.inode)
+    {
+        return Outcome::Found(LocalFile {
+            kind: EntryKind::File,
+            sha256: record.sha256,
+            size: before.size,
+            mtime_ns: before.mtime_ns,
+            inode: before.inode,
+            executable,
+        });
+    }
+    let (sha256, read) = match hash_file(local) {
+        Ok(hashed) => hashed,
+        Err(error) if is_absent(&error) => return Outcome::Absent,
+        Err(error) => return Outcome::Unreadable(error),
+    };
+    let after = match fs::symlink_metadata(local) {
+        Ok(metadata) => Stat::of(&metadata),
+        Err(error) if is_absent(&error) => return Outcome::Absent,
+        Err(error) => return Outcome::Unreadable(error),
+    };
+    if after != before || read != before.size {
+        return Outcome::Unstable;
+    }
+    Outcome::Found(LocalFile {
+        kind: EntryKind::File,
+        sha256,
+        size: before.size,
+        mtime_ns: before.mtime_ns,
+        inode: before.inode,
+        executable,
+    })
+}
+
+fn report_dir_error(result: &mut ScanResult, relative: &str, error: io::Error) {
+    if is_absent(&error) {
+        // The directory vanished after it was listed: so did its contents.
+        if let Ok(path) = SyncPath::parse(relative) {
+            result.files.remove(&path);
+        }
+        return;
+    }
+    match SyncPath::parse(relative) {
+        Ok(path) => result
+            .unreadable
+            .push((path, format!("cannot list the directory: {error}"))),
+        Err(reason) => result
+            .skipped
+            .push((relative.to_owned(), reason.to_string())),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn is_dir_entry(entry: &fs::DirEntry) -> bool {
+    entry.file_type().is_ok_and(|t| t.is_dir())
+}
+
+fn is_absent(error: &io::Error) -> bool {
+    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+/// Modification time in nanoseconds since the Unix epoch (negative before it,
+/// 0 where the platform has none).
+fn mtime_ns(metadata: &Metadata) -> i64 {
+    let Ok(modified) = metadata.modified() else {
+        return 0;
+    };
+    let clamp = |nanos: u128| i64::try_from(nanos).unwrap_or(i64::MAX);
+    match modified.duration_since(UNIX_EPOCH) {
+        Ok(after) => clamp(after.as_nanos()),
+        Err(before) => -clamp(before.duration().as_nanos()),
+    }
+}
+
+#[cfg(unix)]
+fn inode(metadata: &Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(metadata)
+}
+
+#[cfg(not(unix))]
+fn inode(_metadata: &Metadata) -> u64 {
+    0
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_metadata: &Metadata) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn p(raw: &str) -> SyncPath {
+        SyncPath::parse(raw).unwrap()
+    }
+
+    fn write(root: &Path, relative: &str, content: &[u8]) {
+        let mut local = root.to_path_buf();
+        local.extend(relative.split('/'));
+        fs::create_dir_all(local.parent().unwrap()).unwrap();
+        fs::write(local, content).unwrap();
+    }
+
+    fn scan_all(root: &Path) -> ScanResult {
+        let rules = IgnoreRules::load(root).unwrap();
+        scan(root, &rules, &|_| None).unwrap()
+    }
+
+    fn record_for(file: &LocalFile, sha256: Sha256Hex) -> SyncedFile {
+        SyncedFile {
+            kind: file.kind,
+            sha256,
+            size: file.size,
+            mtime_ns: file.mtime_ns,
+            inode: file.inode,
+            executable: file.executable,
+            version: 7,
+        }
+    }
+
+    #[test]
+    fn lists_nested_dirs_files_empty_dirs_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "top.txt", b"hello");
+        write(root, "a/b/c/deep.txt", b"deep");
+        write(root, "a/empty-file", b"");
+        fs::create_dir_all(root.join("empty-dir")).unwrap();
+
+        let result = scan_all(root);
+        let names: Vec<&str> = result.files.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "a",
+                "a/b",
+                "a/b/c",
+                "a/b/c/deep.txt",
+                "a/empty-file",
+                "empty-dir",
+                "top.txt"
+            ]
+        );
+        let top = &result.files[&p("top.txt")];
+        assert_eq!(top.kind, EntryKind::File);
+        assert_eq!(top.sha256, Sha256Hex::of(b"hello"));
+        assert_eq!(top.size, 5);
+        assert!(top.mtime_ns > 0);
+        #[cfg(unix)]
+        assert_ne!(top.inode, 0);
+        let empty = &result.files[&p("a/empty-file")];
+        assert_eq!((empty.sha256, empty.size), (Sha256Hex::empty(), 0));
+        let dir_entry = &result.files[&p("empty-dir")];
+        assert_eq!(dir_entry.kind, EntryKind::Dir);
+        assert_eq!((dir_entry.sha256, dir_entry.size), (Sha256Hex::empty(), 0));
+        assert!(!dir_entry.executable);
+        assert!(result.unstable.is_empty());
+        assert!(result.unreadable.is_empty());
+        assert!(result.skipped.is_empty());
+    }
+
+    #[test]
+    fn sf_dir_and_ignored_paths_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, ".sfignore", b"build/\n*.log\n");
+        write(root, ".sf/state.db", b"state");
+        write(root, "build/out.bin", b"bin");
+        write(root, "src/build/nested.bin", b"bin");
+        write(root, "src/app.log", b"log");
+        write(root, "src/main.rs", b"fn main() {}");
+        write(root, "src/.DS_Store", b"junk");
+        write(root, "notes.txt.swp", b"swap");
+        write(root, "sub/.sf/kept", b"only the top-level .sf is reserved");
+
+        let result = scan_all(root);
+        let names: Vec<&str> = result.files.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                ".sfignore",
+                "src",
+                "src/main.rs",
+                "sub",
+                "sub/.sf",
+                "sub/.sf/kept"
+            ]
+        );
+        assert!(result.skipped.is_empty(), "{:?}", result.skipped);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn executable_bit_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "run.sh", b"#!/bin/sh\n");
+        write(root, "plain.txt", b"text");
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o744)).unwrap();
+        fs::set_permissions(root.join("plain.txt"), fs::Permissions::from_mode(0o644)).unwrap();
+
+        let result = scan_all(root);
+        assert!(result.files[&p("run.sh")].executable);
+        assert!(!result.files[&p("plain.txt")].executable);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_skipped_and_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "secret.txt", b"outside");
+        write(root, "real.txt", b"real");
+        std::os::unix::fs::symlink("real.txt", root.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("linked-dir")).unwrap();
+        std::os::unix::fs::symlink("missing", root.join("dangling")).unwrap();
+
+        let result = scan_all(root);
+        let names: Vec<&str> = result.files.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["real.txt"]);
+        let skipped: Vec<&str> = result
+            .skipped
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(skipped, vec!["dangling", "link.txt", "linked-dir"]);
+        assert!(
+            result
+                .skipped
+                .iter()
+                .all(|(_, reason)| reason.contains("symbolic link"))
+        );
+
+        // The single-path stat agrees.
+        assert!(matches!(
+            stat_entry(root, &p("link.txt"), None),
+            Err(ScanError::Skipped { .. })
+        ));
+        assert_eq!(
+            stat_entry(root, &p("linked-dir/secret.txt"), None).unwrap(),
+            None
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn bad_names_are_skipped_with_a_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), b"x").unwrap();
+        fs::write(root.join("back\\slash"), b"x").unwrap();
+        fs::create_dir(root.join("ctrl\u{1}dir")).unwrap();
+        fs::write(root.join("ctrl\u{1}dir/inner.txt"), b"x").unwrap();
+        // Names stay as on disk: decomposed "é" is not normalised.
+        write(root, "cafe\u{301}.txt", b"x");
+
+        let result = scan_all(root);
+        let names: Vec<&str> = result.files.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["cafe\u{301}.txt"]);
+        assert_eq!(result.skipped.len(), 3, "{:?}", result.skipped);
+        let reason_for = |name: &str| {
+            result
+                .skipped
+                .iter()
+                .find(|(path, _)| path == name)
+                .map(|(_, reason)| reason.clone())
+                .unwrap_or_else(|| panic!("{name} not skipped: {:?}", result.skipped))
+        };
+        assert!(reason_for("bad\u{fffd}name").contains("UTF-8"));
+        assert!(reason_for("back\\slash").contains("backslash"));
+        assert!(reason_for("ctrl\u{1}dir").contains("control character"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        let result = scan_all(root);
+        assert!(result.files.is_empty());
+        assert_eq!(result.skipped.len(), 1);
+        assert_eq!(result.skipped[0].0, "sock");
+        assert!(result.skipped[0].1.contains("not a regular file"));
+    }
+
+    #[test]
+    fn not_rehashed_when_stat_matches_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "same.txt", b"content");
+        let first = scan_all(root);
+        let on_disk = first.files[&p("same.txt")].clone();
+        assert_eq!(on_disk.sha256, Sha256Hex::of(b"content"));
+
+        // A record with identical stat but a different digest: if the scan
+        // read the file it would report the real digest.
+        let recorded = Sha256Hex::of(b"what the state database says");
+        let record = record_for(&on_disk, recorded);
+        let known = |path: &SyncPath| (path.as_str() == "same.txt").then(|| record.clone());
+        let rules = IgnoreRules::load(root).unwrap();
+        let second = scan(root, &rules, &known).unwrap();
+        assert_eq!(second.files[&p("same.txt")].sha256, recorded);
+
+        assert_eq!(
+            stat_entry(root, &p("same.txt"), Some(&record))
+                .unwrap()
+                .unwrap()
+                .sha256,
+            recorded
+        );
+    }
+
+    #[test]
+    fn rehashed_when_mtime_differs_from_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "changed.txt", b"content");
+        let on_disk = scan_all(root).files[&p("changed.txt")].clone();
+
+        let mut record = record_for(&on_disk, Sha256Hex::of(b"stale"));
+        record.mtime_ns -= 1_000_000_000;
+        let known = |_: &SyncPath| Some(record.clone());
+        let rules = IgnoreRules::load(root).unwrap();
+        let result = scan(root, &rules, &known).unwrap();
+        assert_eq!(
+            result.files[&p("changed.txt")].sha256,
+            Sha256Hex::of(b"content")
+        );
+
+        // Same for a size or an inode difference.
+        let mut record = record_for(&on_disk, Sha256Hex::of(b"stale"));
+        record.size += 1;
+        let local = stat_entry(root, &p("changed.txt"), Some(&record))
+            .unwrap()
+            .unwrap();
+        assert_eq!(local.sha256, Sha256Hex::of(b"content"));
+        let mut record = record_for(&on_disk, Sha256Hex::of(b"stale"));
+        record.inode = record.inode.wrapping_add(1);
+        let local = stat_entry(root, &p("changed.txt"), Some(&record))
+            .unwrap()
+            .unwrap();
+        assert_eq!(local.sha256, Sha256Hex::of(b"content"));
+    }
+
+    #[test]
+    fn rehashed_after_a_change_that_keeps_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "f.txt", b"aaaa");
+        let before = scan_all(root).files[&p("f.txt")].clone();
+        let record = record_for(&before, before.sha256);
+        fs::write(root.join("f.txt"), b"bbbb").unwrap();
+        let file = fs::File::options()
+            .write(true)
+            .open(root.join("f.txt"))
+            .unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        drop(file);
+        let after = stat_entry(root, &p("f.txt"), Some(&record))
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.sha256, Sha256Hex::of(b"bbbb"));
+    }
+
+    #[test]
+    fn stat_entry_for_files_dirs_and_absent_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "a/b.txt", b"bee");
+        let file = stat_entry(root, &p("a/b.txt"), None).unwrap().unwrap();
+        assert_eq!(file.kind, EntryKind::File);
+        assert_eq!(file.sha256, Sha256Hex::of(b"bee"));
+        assert_eq!(file.size, 3);
+        let scanned = scan_all(root);
+        assert_eq!(scanned.files[&p("a/b.txt")], file);
+
+        let folder = stat_entry(root, &p("a"), None).unwrap().unwrap();
+        assert_eq!(folder.kind, EntryKind::Dir);
+        assert_eq!(folder.sha256, Sha256Hex::empty());
+
+        assert_eq!(stat_entry(root, &p("nope"), None).unwrap(), None);
+        assert_eq!(stat_entry(root, &p("nope/deeper"), None).unwrap(), None);
+        // A parent that is a file.
+        assert_eq!(stat_entry(root, &p("a/b.txt/x"), None).unwrap(), None);
+    }
+
+    #[test]
+    fn hash_file_streams_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let content: Vec<u8> = (0..(3 * HASH_BUFFER + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        fs::write(&path, &content).unwrap();
+        let (sha256, size) = hash_file(&path).unwrap();
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(sha256, Sha256Hex::of(&content));
+    }
+
+    #[test]
+    fn local_path_uses_platform_separators() {
+        let root = Path::new("root");
+        assert_eq!(
+            local_path(root, &p("a/b/c.txt")),
+            Path::new("root").join("a").join("b").join("c.txt")
+        );
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        assert!(scan(&missing, &IgnoreRules::defaults(), &|_| None).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unreadable_directory_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "locked/inner.txt", b"x");
+        write(root, "locked-file.txt", b"x");
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(
+            root.join("locked-file.txt"),
+            fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        let blocked = fs::read_dir(root.join("locked")).is_err();
+        let result = scan_all(root);
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+        if !blocked {
+            // Running as root: permissions do not stop reads; nothing to test.
+            return;
+        }
+        assert!(result.files.contains_key(&p("locked")));
+        assert!(!result.files.contains_key(&p("locked/inner.txt")));
+        assert!(!result.files.contains_key(&p("locked-file.txt")));
+        let unreadable: Vec<&str> = result
+            .unreadable
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(unreadable, vec!["locked", "locked-file.txt"]);
+        assert!(result.is_uncertain(&p("locked/inner.txt")));
+        assert!(!result.is_uncertain(&p("lockedx")));
+    }
+
+    #[test]
+    fn uncertain_covers_paths_below_unreadable_dirs() {
+        let result = ScanResult {
+            unreadable: vec![(p("dir"), "denied".to_owned())],
+            unstable: vec![p("busy.txt")],
+            ..ScanResult::default()
+        };
+        assert!(result.is_uncertain(&p("dir")));
+        assert!(result.is_uncertain(&p("dir/a/b")));
+        assert!(result.is_uncertain(&p("busy.txt")));
+        assert!(!result.is_uncertain(&p("dir2")));
+        assert!(!result.is_uncertain(&p("other")));
+    }
+}

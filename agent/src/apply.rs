@@ -1,0 +1,353 @@
+//! Changes to the local folder, each safe on its own: downloads are built in
+//! `.sf/tmp`, fsynced, checked against their sha256 and renamed into place;
+//! removals are moves into `.sf/trash/<date>/`; conflicts are renames. A file
+//! the user changed since it was last looked at is never replaced.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sf_protocol::chunking::ChunkRef;
+use sf_protocol::v1::{Entry, EntryKind};
+use sf_protocol::{Sha256Hex, SyncPath};
+use sha2::{Digest, Sha256};
+
+use crate::hub_client::{HubClient, HubError};
+use crate::model::{LocalFile, SyncedFile};
+use crate::scan::local_path;
+use crate::state::{STATE_DIR, State, StateError};
+
+/// How long trashed files are kept.
+pub const TRASH_DAYS: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{path} changed on disk while the agent worked on it; it will be looked at again")]
+    ChangedMeanwhile { path: SyncPath },
+    #[error("the downloaded bytes of {path} hash to {actual}, not {expected}")]
+    Corrupt {
+        path: SyncPath,
+        expected: Sha256Hex,
+        actual: Sha256Hex,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
+    move |source| ApplyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_path(root: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    root.join(STATE_DIR)
+        .join("tmp")
+        .join(format!("{}-{n}.part", std::process::id()))
+}
+
+/// Removes temp files a crash left behind.
+pub fn clear_temp(root: &Path) -> std::io::Result<()> {
+    let tmp = root.join(STATE_DIR).join("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)
+}
+
+/// Whether the file at `path` is still what the decision was made on: absent
+/// when `expected` is `None`, else same size, mtime and inode.
+fn unchanged_since(disk: &Path, expected: Option<&LocalFile>) -> bool {
+    match (std::fs::symlink_metadata(disk), expected) {
+        (Err(err), None) => err.kind() == std::io::ErrorKind::NotFound,
+        (Ok(meta), Some(local)) => {
+            let (size, mtime_ns, inode) = stat_triplet(&meta);
+            local.size == size && local.mtime_ns == mtime_ns && local.inode == inode
+                || local.kind == EntryKind::Dir && meta.is_dir()
+        }
+        _ => false,
+    }
+}
+
+pub fn stat_triplet(meta: &std::fs::Metadata) -> (u64, i64, u64) {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    (if meta.is_dir() { 0 } else { meta.len() }, mtime_ns, inode)
+}
+
+/// Writes the hub's `entry` at its path. `expected` is what the decision saw
+/// on disk (`None`: nothing there); if that changed meanwhile, nothing is
+/// replaced. Returns the synced record for the written file.
+pub async fn download(
+    root: &Path,
+    hub: &HubClient,
+    state: &State,
+    entry: &Entry,
+    expected: Option<&LocalFile>,
+) -> Result<(SyncedFile, Vec<ChunkRef>), ApplyError> {
+    let target = local_path(root, &entry.path);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    if entry.kind == EntryKind::Dir {
+        if !target.is_dir() {
+            if !unchanged_since(&target, expected) {
+                return Err(ApplyError::ChangedMeanwhile {
+                    path: entry.path.clone(),
+                });
+            }
+            std::fs::create_dir_all(&target).map_err(io(&target))?;
+        }
+        let meta = std::fs::metadata(&target).map_err(io(&target))?;
+        let (_, mtime_ns, inode) = stat_triplet(&meta);
+        return Ok((
+            SyncedFile {
+                kind: EntryKind::Dir,
+                sha256: Sha256Hex::empty(),
+                size: 0,
+                mtime_ns,
+                inode,
+                executable: false,
+                version: entry.version,
+            },
+            vec![],
+        ));
+    }
+
+    let expected_sha = entry.sha256.expect("live file entries have content");
+    let chunks = entry.chunks.clone().unwrap_or_default();
+    let temp = temp_path(root);
+    let result = assemble(root, hub, state, &temp, &chunks).await;
+    let actual = match result {
+        Ok(actual) => actual,
+        Err(err) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(err);
+        }
+    };
+    if actual != expected_sha {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ApplyError::Corrupt {
+            path: entry.path.clone(),
+            expected: expected_sha,
+            actual,
+        });
+    }
+    set_file_metadata(&temp, entry.mtime_ns, entry.executable)?;
+    if !unchanged_since(&target, expected) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ApplyError::ChangedMeanwhile {
+            path: entry.path.clone(),
+        });
+    }
+    std::fs::rename(&temp, &target).map_err(io(&target))?;
+    sync_parent(&target)?;
+    let meta = std::fs::metadata(&target).map_err(io(&target))?;
+    let (size, mtime_ns, inode) = stat_triplet(&meta);
+    Ok((
+        SyncedFile {
+            kind: EntryKind::File,
+            sha256: expected_sha,
+            size,
+            mtime_ns,
+            inode,
+            executable: entry.executable,
+            version: entry.version,
+        },
+        chunks,
+    ))
+}
+
+/// Builds the content from chunks into `temp`: each chunk is copied from a
+/// synced local file that still holds it, or fetched from the hub.
+async fn assemble(
+    root: &Path,
+    hub: &HubClient,
+    state: &State,
+    temp: &Path,
+    chunks: &[ChunkRef],
+) -> Result<Sha256Hex, ApplyError> {
+    let mut out = std::fs::File::create(temp).map_err(io(temp))?;
+    let mut whole = Sha256::new();
+    for chunk in chunks {
+        let bytes = match local_chunk(root, state, chunk).await? {
+            Some(bytes) => bytes,
+            None => hub.fetch_chunk(&chunk.hash).await?.to_vec(),
+        };
+        whole.update(&bytes);
+        out.write_all(&bytes).map_err(io(temp))?;
+    }
+    out.sync_all().map_err(io(temp))?;
+    Ok(whole.into())
+}
+
+/// A chunk read from a synced file that still matches its record.
+async fn local_chunk(
+    root: &Path,
+    state: &State,
+    chunk: &ChunkRef,
+) -> Result<Option<Vec<u8>>, ApplyError> {
+    let Some((path, synced, offset)) = state.find_local_chunk(&chunk.hash).await? else {
+        return Ok(None);
+    };
+    let disk = local_path(root, &path);
+    let Ok(mut file) = std::fs::File::open(&disk) else {
+        return Ok(None);
+    };
+    let Ok(meta) = file.metadata() else {
+        return Ok(None);
+    };
+    if !synced.stat_unchanged(meta.len(), stat_triplet(&meta).1, stat_triplet(&meta).2) {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; chunk.len as usize];
+    if file.seek(SeekFrom::Start(offset)).is_err() || file.read_exact(&mut bytes).is_err() {
+        return Ok(None);
+    }
+    Ok((Sha256Hex::of(&bytes) == chunk.hash).then_some(bytes))
+}
+
+fn set_file_metadata(path: &Path, mtime_ns: i64, executable: bool) -> Result<(), ApplyError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    if mtime_ns > 0 {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns as u64);
+        file.set_modified(at).map_err(io(path))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut perms = file.metadata().map_err(io(path))?.permissions();
+        let mode = perms.mode();
+        perms.set_mode(if executable {
+            mode | ((mode & 0o444) >> 2)
+        } else {
+            mode & !0o111
+        });
+        file.set_permissions(perms).map_err(io(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = executable;
+    Ok(())
+}
+
+fn sync_parent(path: &Path) -> Result<(), ApplyError> {
+    #[cfg(unix)]
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(parent))?;
+    }
+    Ok(())
+}
+
+/// Moves the file or empty folder at `path` into `.sf/trash/<date>/<path>`.
+/// A folder that still has contents is left in place. Returns where it went.
+pub fn move_to_trash(
+    root: &Path,
+    path: &SyncPath,
+    expected: &LocalFile,
+) -> Result<Option<PathBuf>, ApplyError> {
+    let disk = local_path(root, path);
+    if !unchanged_since(&disk, Some(expected)) {
+        return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+    }
+    if expected.kind == EntryKind::Dir {
+        let empty = std::fs::read_dir(&disk)
+            .map_err(io(&disk))?
+            .next()
+            .is_none();
+        if !empty {
+            return Ok(None);
+        }
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut dest = root
+        .join(STATE_DIR)
+        .join("trash")
+        .join(today.to_string())
+        .join(path.as_str());
+    if dest.exists() {
+        let stamp = crate::state::now_ms();
+        dest = dest.with_file_name(format!("{}.{stamp}", path.file_name()));
+    }
+    let parent = dest.parent().expect("trash paths have a parent");
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
+    sync_parent(&disk)?;
+    Ok(Some(dest))
+}
+
+/// Deletes trash folders older than [`TRASH_DAYS`].
+pub fn purge_trash(root: &Path) -> std::io::Result<usize> {
+    let trash = root.join(STATE_DIR).join("trash");
+    let cutoff = time::OffsetDateTime::now_utc().date() - time::Duration::days(TRASH_DAYS);
+    let mut purged = 0;
+    for day in std::fs::read_dir(&trash)? {
+        let day = day?;
+        let name = day.file_name();
+        let Some(date) = name.to_str().and_then(parse_date) else {
+            continue;
+        };
+        if date < cutoff {
+            std::fs::remove_dir_all(day.path())?;
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
+fn parse_date(raw: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, format).ok()
+}
+
+/// Renames the local file at `path` to a conflict copy named for `origin`;
+/// `taken` says which names are used on either side. Returns the new path.
+pub fn rename_to_conflict_copy(
+    root: &Path,
+    path: &SyncPath,
+    origin: &str,
+    expected: &LocalFile,
+    taken: impl Fn(&SyncPath) -> bool,
+) -> Result<SyncPath, ApplyError> {
+    let disk = local_path(root, path);
+    if !unchanged_since(&disk, Some(expected)) {
+        return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+    }
+    let copy = sf_protocol::conflict::conflict_copy_path(
+        path,
+        origin,
+        time::OffsetDateTime::now_utc(),
+        |c| taken(c) || local_path(root, c).exists(),
+    )
+    .map_err(|e| ApplyError::Io {
+        path: disk.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let dest = local_path(root, &copy);
+    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
+    sync_parent(&dest)?;
+    Ok(copy)
+}

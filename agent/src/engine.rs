@@ -1,0 +1,538 @@
+//! The sync loop: gathers the three views of the paths that may have changed
+//! (disk, last synced, hub), asks [`crate::reconcile`] what to do, and does
+//! it. Triggers are hints — file events, WebSocket doorbells, the scan
+//! timer — and every decision is made from stat, hashes and state, never
+//! from the kind of event that led here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sf_protocol::SyncPath;
+use sf_protocol::v1::{Entry, EntryKind};
+use tokio::sync::mpsc;
+
+use crate::apply::{self, ApplyError};
+use crate::hub_client::{CommitOutcome, DeleteOutcome, HubClient, HubError};
+use crate::ignore::IgnoreRules;
+use crate::model::{LocalFile, SyncedFile};
+use crate::reconcile::{Decision, decide_all};
+use crate::scan::{self, ScanError, local_path};
+use crate::state::{STATE_DIR, State, StateError};
+
+/// Why the sync loop should run.
+#[derive(Debug)]
+pub enum Trigger {
+    /// These paths may have changed on disk.
+    Paths(Vec<SyncPath>),
+    /// File events can no longer be trusted (overflow, watcher error): scan.
+    FullScan,
+    /// The hub has news: read the change feed.
+    Remote,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "the folder marker {0} vanished while syncing (unmounted disk? deleted folder?); \
+         stopped so nothing is deleted on the hub"
+    )]
+    MarkerVanished(PathBuf),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What a cycle's failure means for the loop.
+enum CycleError {
+    /// The hub is unreachable: keep the work and retry later.
+    HubDown(HubError),
+    Fatal(EngineError),
+}
+
+impl From<StateError> for CycleError {
+    fn from(err: StateError) -> Self {
+        CycleError::Fatal(EngineError::State(err))
+    }
+}
+
+pub struct Engine {
+    root: PathBuf,
+    origin: String,
+    hub: HubClient,
+    state: State,
+    rules: IgnoreRules,
+    /// Paths to look at in the next cycle.
+    dirty: BTreeSet<SyncPath>,
+    /// The next cycle scans the whole folder.
+    full_scan: bool,
+    /// The change feed may have news.
+    remote_news: bool,
+    warned: HashSet<String>,
+}
+
+impl Engine {
+    pub fn new(root: PathBuf, origin: String, hub: HubClient, state: State) -> Self {
+        let rules = load_rules(&root);
+        Self {
+            root,
+            origin,
+            hub,
+            state,
+            rules,
+            dirty: BTreeSet::new(),
+            full_scan: true,
+            remote_news: true,
+            warned: HashSet::new(),
+        }
+    }
+
+    /// Runs until `shutdown` fires or the folder marker vanishes.
+    pub async fn run(
+        mut self,
+        mut triggers: mpsc::UnboundedReceiver<Trigger>,
+        scan_interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        let mut scan_timer = tokio::time::interval(scan_interval);
+        scan_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        scan_timer.tick().await;
+        let mut backoff = Backoff::default();
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            if self.has_work() && retry_at.is_none() {
+                match self.cycle().await {
+                    Ok(()) => backoff.reset(),
+                    Err(CycleError::HubDown(err)) => {
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %err, retry_in = ?wait, "hub unreachable; local changes are kept and pushed when it returns");
+                        let _ = self.state.set_meta("last_error", &err.to_string()).await;
+                        self.full_scan = true;
+                        self.remote_news = true;
+                        retry_at = Some(tokio::time::Instant::now() + wait);
+                    }
+                    Err(CycleError::Fatal(err)) => return Err(err),
+                }
+                continue;
+            }
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                trigger = triggers.recv() => match trigger {
+                    Some(trigger) => {
+                        self.note(trigger);
+                        // Take whatever else is queued: one cycle for a burst.
+                        while let Ok(more) = triggers.try_recv() {
+                            self.note(more);
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                _ = scan_timer.tick() => self.full_scan = true,
+                () = retry => retry_at = None,
+            }
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        self.full_scan || self.remote_news || !self.dirty.is_empty()
+    }
+
+    fn note(&mut self, trigger: Trigger) {
+        match trigger {
+            Trigger::Paths(paths) => {
+                for path in paths {
+                    if path.as_str() == ".sfignore" {
+                        self.rules = load_rules(&self.root);
+                        self.full_scan = true;
+                    }
+                    self.dirty.insert(path);
+                }
+            }
+            Trigger::FullScan => self.full_scan = true,
+            Trigger::Remote => self.remote_news = true,
+        }
+    }
+
+    /// One pass: read the feed, look at the changed paths, act.
+    async fn cycle(&mut self) -> Result<(), CycleError> {
+        let marker = self.root.join(STATE_DIR);
+        if !marker.is_dir() {
+            return Err(CycleError::Fatal(EngineError::MarkerVanished(marker)));
+        }
+        let remote_changed = if self.remote_news {
+            let changed = self.catch_up().await?;
+            self.remote_news = false;
+            changed
+        } else {
+            BTreeSet::new()
+        };
+
+        let synced: HashMap<SyncPath, SyncedFile> =
+            self.state.all_synced().await?.into_iter().collect();
+        let remote: HashMap<SyncPath, Entry> = self
+            .state
+            .all_remote()
+            .await?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
+
+        let (local, paths) = if self.full_scan {
+            self.full_scan = false;
+            self.dirty.clear();
+            let local = self.scan_all(&synced).await?;
+            let mut paths: BTreeSet<SyncPath> = local.0.keys().cloned().collect();
+            paths.extend(synced.keys().cloned());
+            paths.extend(remote.keys().cloned());
+            paths.retain(|p| !local.1.contains(p));
+            (local.0, paths)
+        } else {
+            let mut paths: BTreeSet<SyncPath> = std::mem::take(&mut self.dirty);
+            paths.extend(remote_changed);
+            let local = self.stat_paths(&paths, &synced).await?;
+            paths.retain(|p| !local.1.contains(p));
+            (local.0, paths)
+        };
+
+        let rules = &self.rules;
+        let views: Vec<_> = paths
+            .iter()
+            .filter(|p| {
+                let is_dir = local
+                    .get(*p)
+                    .map(|l| l.kind == EntryKind::Dir)
+                    .unwrap_or_else(|| remote.get(*p).is_some_and(|e| e.kind == EntryKind::Dir));
+                !rules.is_ignored(p.as_str(), is_dir)
+            })
+            .map(|p| (p, local.get(p), synced.get(p), remote.get(p)))
+            .collect();
+        let decisions = decide_all(views);
+        for (path, decision) in decisions {
+            let result = self
+                .execute(
+                    &path,
+                    decision,
+                    local.get(&path),
+                    synced.get(&path),
+                    remote.get(&path),
+                    &remote,
+                )
+                .await;
+            match result {
+                Ok(()) => {}
+                Err(ActError::Hub(err)) if err.is_retryable() => {
+                    return Err(CycleError::HubDown(err));
+                }
+                Err(ActError::State(err)) => return Err(err.into()),
+                Err(ActError::Retry(reason)) => {
+                    tracing::debug!(%path, reason, "looking at it again");
+                    self.dirty.insert(path);
+                }
+                Err(err) => {
+                    tracing::warn!(%path, error = %err, "could not sync; will retry");
+                    self.state
+                        .set_problem(path.as_str(), "error", &err.to_string())
+                        .await?;
+                    self.dirty.insert(path);
+                }
+            }
+        }
+        let _ = self
+            .state
+            .set_meta("last_cycle_ms", &crate::state::now_ms().to_string())
+            .await;
+        Ok(())
+    }
+
+    /// Reads the change feed from the last applied seq; returns the paths
+    /// it touched.
+    async fn catch_up(&mut self) -> Result<BTreeSet<SyncPath>, CycleError> {
+        let mut changed = BTreeSet::new();
+        let mut since = self.state.last_seq().await?;
+        loop {
+            let page = self
+                .hub
+                .changes(since, 1000)
+                .await
+                .map_err(CycleError::HubDown)?;
+            let Some(last) = page.changes.last().map(|e| e.seq) else {
+                break;
+            };
+            changed.extend(page.changes.iter().map(|e| e.path.clone()));
+            self.state.apply_changes(&page.changes, last).await?;
+            since = last;
+            if last >= page.head {
+                break;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn scan_all(
+        &mut self,
+        synced: &HashMap<SyncPath, SyncedFile>,
+    ) -> Result<(BTreeMap<SyncPath, LocalFile>, BTreeSet<SyncPath>), CycleError> {
+        let root = self.root.clone();
+        let rules = self.rules.clone();
+        let known = Arc::new(synced.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            scan::scan(&root, &rules, &|p: &SyncPath| known.get(p).cloned())
+        })
+        .await
+        .expect("scan does not panic")
+        .map_err(|err| {
+            CycleError::Fatal(EngineError::State(StateError::Io {
+                path: self.root.clone(),
+                source: err,
+            }))
+        })?;
+        for (path, reason) in &result.skipped {
+            if self.warned.insert(path.clone()) {
+                tracing::warn!(path, reason, "not synced");
+            }
+        }
+        for (path, reason) in &result.unreadable {
+            tracing::warn!(%path, reason, "cannot read; will retry");
+            self.dirty.insert(path.clone());
+        }
+        self.dirty.extend(result.unstable.iter().cloned());
+        // Unreadable folders' contents are unknown: never take them as deleted.
+        let mut uncertain: BTreeSet<SyncPath> = synced
+            .keys()
+            .filter(|p| result.is_uncertain(p))
+            .cloned()
+            .collect();
+        uncertain.extend(result.unstable.iter().cloned());
+        uncertain.extend(result.unreadable.iter().map(|(p, _)| p.clone()));
+        Ok((result.files, uncertain))
+    }
+
+    async fn stat_paths(
+        &mut self,
+        paths: &BTreeSet<SyncPath>,
+        synced: &HashMap<SyncPath, SyncedFile>,
+    ) -> Result<(BTreeMap<SyncPath, LocalFile>, BTreeSet<SyncPath>), CycleError> {
+        let mut local = BTreeMap::new();
+        let mut uncertain = BTreeSet::new();
+        for path in paths {
+            match scan::stat_entry(&self.root, path, synced.get(path)) {
+                Ok(Some(file)) => {
+                    // A new folder's contents may predate its watch: scan it all.
+                    if file.kind == EntryKind::Dir && !synced.contains_key(path) {
+                        self.full_scan = true;
+                    }
+                    local.insert(path.clone(), file);
+                }
+                Ok(None) => {}
+                Err(ScanError::Skipped { reason, .. }) => {
+                    if self.warned.insert(path.to_string()) {
+                        tracing::warn!(%path, reason, "not synced");
+                    }
+                    uncertain.insert(path.clone());
+                }
+                Err(err) => {
+                    tracing::debug!(%path, error = %err, "not settled yet");
+                    self.dirty.insert(path.clone());
+                    uncertain.insert(path.clone());
+                }
+            }
+        }
+        Ok((local, uncertain))
+    }
+
+    async fn execute(
+        &mut self,
+        path: &SyncPath,
+        decision: Decision,
+        local: Option<&LocalFile>,
+        synced: Option<&SyncedFile>,
+        remote: Option<&Entry>,
+        all_remote: &HashMap<SyncPath, Entry>,
+    ) -> Result<(), ActError> {
+        tracing::debug!(%path, ?decision, "deciding");
+        match decision {
+            Decision::Nothing => Ok(()),
+            Decision::Upload { base_version } => {
+                let local = local.expect("uploads have local content");
+                self.upload(path, local, base_version).await
+            }
+            Decision::Download => {
+                let entry = remote.expect("downloads have a hub entry");
+                let (file, chunks) =
+                    apply::download(&self.root, &self.hub, &self.state, entry, local).await?;
+                self.state.record(path, &file, &chunks).await?;
+                tracing::info!(%path, version = entry.version, "downloaded");
+                Ok(())
+            }
+            Decision::ConflictCopyThenDownload => {
+                let local = local.expect("conflicts have local content");
+                let entry = remote.expect("conflicts have a hub entry");
+                let copy =
+                    apply::rename_to_conflict_copy(&self.root, path, &self.origin, local, |c| {
+                        all_remote.get(c).is_some_and(|e| !e.deleted)
+                    })?;
+                tracing::warn!(%path, copy = %copy, "conflict: both sides changed; kept the local version as a copy");
+                self.state
+                    .set_problem(
+                        copy.as_str(),
+                        "conflict",
+                        &format!("local version of {path}, edited on both sides"),
+                    )
+                    .await?;
+                self.upload(&copy, local, 0).await?;
+                let (file, chunks) =
+                    apply::download(&self.root, &self.hub, &self.state, entry, None).await?;
+                self.state.record(path, &file, &chunks).await?;
+                Ok(())
+            }
+            Decision::DeleteRemote { base_version } => {
+                match self.hub.delete(path, base_version, &self.origin).await? {
+                    DeleteOutcome::Deleted(entry) => {
+                        self.state.note_remote(&entry).await?;
+                        self.state.forget(path).await?;
+                        tracing::info!(%path, "deleted on the hub");
+                        Ok(())
+                    }
+                    DeleteOutcome::Conflict(current) => self.conflicted(current).await,
+                    DeleteOutcome::NotFound => Ok(self.state.forget(path).await?),
+                }
+            }
+            Decision::TrashLocal => {
+                let local = local.expect("trash needs a local file");
+                if let Some(dest) = apply::move_to_trash(&self.root, path, local)? {
+                    tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                }
+                Ok(self.state.forget(path).await?)
+            }
+            Decision::Record => {
+                let local = local.expect("records have local content");
+                let entry = remote.expect("records have a hub entry");
+                let _ = synced;
+                let file = synced_from(local, entry.version);
+                Ok(self
+                    .state
+                    .record(path, &file, entry.chunks.as_deref().unwrap_or_default())
+                    .await?)
+            }
+            Decision::Forget => Ok(self.state.forget(path).await?),
+        }
+    }
+
+    async fn upload(
+        &mut self,
+        path: &SyncPath,
+        local: &LocalFile,
+        base_version: u64,
+    ) -> Result<(), ActError> {
+        let outcome = match local.kind {
+            EntryKind::Dir => {
+                self.hub
+                    .commit_dir(path, base_version, local.mtime_ns, &self.origin)
+                    .await?
+            }
+            EntryKind::File => {
+                self.hub
+                    .upload_file(
+                        &local_path(&self.root, path),
+                        path,
+                        base_version,
+                        local.sha256,
+                        local.mtime_ns,
+                        local.executable,
+                        &self.origin,
+                    )
+                    .await?
+            }
+        };
+        match outcome {
+            CommitOutcome::Committed(entry) => {
+                self.state.note_remote(&entry).await?;
+                let file = synced_from(local, entry.version);
+                self.state
+                    .record(path, &file, entry.chunks.as_deref().unwrap_or_default())
+                    .await?;
+                tracing::info!(%path, version = entry.version, size = local.size, "uploaded");
+                Ok(())
+            }
+            CommitOutcome::Conflict(current) => self.conflicted(current).await,
+            CommitOutcome::FileChanged => Err(ActError::Retry("changed while uploading")),
+        }
+    }
+
+    /// The hub moved on meanwhile: note its entry and decide again.
+    async fn conflicted(&mut self, current: Option<Entry>) -> Result<(), ActError> {
+        if let Some(current) = current {
+            self.state.note_remote(&current).await?;
+        }
+        self.remote_news = true;
+        Err(ActError::Retry("the hub changed meanwhile"))
+    }
+}
+
+fn synced_from(local: &LocalFile, version: u64) -> SyncedFile {
+    SyncedFile {
+        kind: local.kind,
+        sha256: local.sha256,
+        size: local.size,
+        mtime_ns: local.mtime_ns,
+        inode: local.inode,
+        executable: local.executable,
+        version,
+    }
+}
+
+fn load_rules(root: &Path) -> IgnoreRules {
+    IgnoreRules::load(root).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "cannot use .sfignore; only the built-in ignore rules apply");
+        IgnoreRules::defaults()
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ActError {
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    Apply(ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Retry(&'static str),
+}
+
+impl From<ApplyError> for ActError {
+    fn from(err: ApplyError) -> Self {
+        match err {
+            ApplyError::Hub(hub) => ActError::Hub(hub),
+            ApplyError::State(state) => ActError::State(state),
+            ApplyError::ChangedMeanwhile { .. } => ActError::Retry("changed on disk meanwhile"),
+            other => ActError::Apply(other),
+        }
+    }
+}
+
+/// Exponential backoff with jitter, capped at about 30 s.
+#[derive(Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let base = Duration::from_millis(250) * 2u32.saturating_pow(self.attempt.min(7));
+        self.attempt += 1;
+        let capped = base.min(Duration::from_secs(30));
+        let jitter = rand::random_range(0.5..1.0);
+        capped.mul_f64(jitter)
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
