@@ -64,6 +64,8 @@ pub struct Engine {
     rules: IgnoreRules,
     /// Paths to look at in the next cycle.
     dirty: BTreeSet<SyncPath>,
+    /// Paths to look at again after [`RETRY_DELAY`]: they were busy or failed.
+    deferred: BTreeSet<SyncPath>,
     /// The next cycle scans the whole folder.
     full_scan: bool,
     /// The change feed may have news.
@@ -81,6 +83,7 @@ impl Engine {
             state,
             rules,
             dirty: BTreeSet::new(),
+            deferred: BTreeSet::new(),
             full_scan: true,
             remote_news: true,
             warned: HashSet::new(),
@@ -99,7 +102,11 @@ impl Engine {
         scan_timer.tick().await;
         let mut backoff = Backoff::default();
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut deferred_at: Option<tokio::time::Instant> = None;
         loop {
+            if !self.deferred.is_empty() && deferred_at.is_none() {
+                deferred_at = Some(tokio::time::Instant::now() + RETRY_DELAY);
+            }
             if self.has_work() && retry_at.is_none() {
                 match self.cycle().await {
                     Ok(()) => backoff.reset(),
@@ -115,12 +122,8 @@ impl Engine {
                 }
                 continue;
             }
-            let retry = async {
-                match retry_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let retry = sleep_until(retry_at);
+            let deferred = sleep_until(deferred_at);
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
                 trigger = triggers.recv() => match trigger {
@@ -135,6 +138,10 @@ impl Engine {
                 },
                 _ = scan_timer.tick() => self.full_scan = true,
                 () = retry => retry_at = None,
+                () = deferred => {
+                    deferred_at = None;
+                    self.dirty.append(&mut self.deferred);
+                }
             }
         }
     }
@@ -231,15 +238,15 @@ impl Engine {
                 }
                 Err(ActError::State(err)) => return Err(err.into()),
                 Err(ActError::Retry(reason)) => {
-                    tracing::debug!(%path, reason, "looking at it again");
-                    self.dirty.insert(path);
+                    tracing::debug!(%path, reason, "looking at it again shortly");
+                    self.deferred.insert(path);
                 }
                 Err(err) => {
                     tracing::warn!(%path, error = %err, "could not sync; will retry");
                     self.state
                         .set_problem(path.as_str(), "error", &err.to_string())
                         .await?;
-                    self.dirty.insert(path);
+                    self.deferred.insert(path);
                 }
             }
         }
@@ -299,9 +306,9 @@ impl Engine {
         }
         for (path, reason) in &result.unreadable {
             tracing::warn!(%path, reason, "cannot read; will retry");
-            self.dirty.insert(path.clone());
+            self.deferred.insert(path.clone());
         }
-        self.dirty.extend(result.unstable.iter().cloned());
+        self.deferred.extend(result.unstable.iter().cloned());
         // Unreadable folders' contents are unknown: never take them as deleted.
         let mut uncertain: BTreeSet<SyncPath> = synced
             .keys()
@@ -338,7 +345,7 @@ impl Engine {
                 }
                 Err(err) => {
                     tracing::debug!(%path, error = %err, "not settled yet");
-                    self.dirty.insert(path.clone());
+                    self.deferred.insert(path.clone());
                     uncertain.insert(path.clone());
                 }
             }
@@ -472,6 +479,17 @@ impl Engine {
         }
         self.remote_news = true;
         Err(ActError::Retry("the hub changed meanwhile"))
+    }
+}
+
+/// How long a busy or failed path waits before it is looked at again, so a
+/// file being written continuously does not spin the loop.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
