@@ -115,6 +115,16 @@ pub async fn download(
                     path: entry.path.clone(),
                 });
             }
+            // A file the hub turned into a folder: its bytes are on the hub
+            // (it was unchanged), keep a copy in the trash all the same.
+            if let Some(file) = expected.filter(|l| l.kind == EntryKind::File) {
+                move_to_trash(
+                    root,
+                    &entry.path,
+                    file,
+                    &crate::ignore::IgnoreRules::defaults(),
+                )?;
+            }
             std::fs::create_dir_all(&target).map_err(io(&target))?;
         }
         let meta = std::fs::metadata(&target).map_err(io(&target))?;
@@ -157,6 +167,17 @@ pub async fn download(
         let _ = std::fs::remove_file(&temp);
         return Err(ApplyError::ChangedMeanwhile {
             path: entry.path.clone(),
+        });
+    }
+    // A folder the hub turned into a file: only an empty one gives way; one
+    // with contents waits until they are synced away.
+    if target.is_dir()
+        && let Err(source) = std::fs::remove_dir(&target)
+    {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ApplyError::Io {
+            path: target,
+            source,
         });
     }
     std::fs::rename(&temp, &target).map_err(io(&target))?;
@@ -268,35 +289,54 @@ pub fn move_to_trash(
     root: &Path,
     path: &SyncPath,
     expected: &LocalFile,
+    rules: &crate::ignore::IgnoreRules,
 ) -> Result<Option<PathBuf>, ApplyError> {
     let disk = local_path(root, path);
     if !unchanged_since(&disk, Some(expected)) {
         return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
     }
     if expected.kind == EntryKind::Dir {
-        let empty = std::fs::read_dir(&disk)
-            .map_err(io(&disk))?
-            .next()
-            .is_none();
-        if !empty {
-            return Ok(None);
+        // A folder left with only ignored files (.DS_Store, *.swp) counts as
+        // empty: it goes to the trash whole, ignored files included.
+        for entry in std::fs::read_dir(&disk).map_err(io(&disk))? {
+            let entry = entry.map_err(io(&disk))?;
+            let name = entry.file_name();
+            let relative = format!("{path}/{}", name.to_string_lossy());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !rules.is_ignored(&relative, is_dir) {
+                return Ok(None);
+            }
         }
     }
-    let today = time::OffsetDateTime::now_utc().date();
-    let mut dest = root
+    let day = root
         .join(STATE_DIR)
         .join("trash")
-        .join(today.to_string())
-        .join(path.as_str());
-    if dest.exists() {
-        let stamp = crate::state::now_ms();
-        dest = dest.with_file_name(format!("{}.{stamp}", path.file_name()));
+        .join(time::OffsetDateTime::now_utc().date().to_string());
+    let mut dest = day.join(path.as_str());
+    if occupied(&day, &dest) {
+        // Something of that name was trashed today already: keep both.
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        dest = day
+            .join(format!("{}-{n}", crate::state::now_ms()))
+            .join(path.as_str());
     }
     let parent = dest.parent().expect("trash paths have a parent");
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     std::fs::rename(&disk, &dest).map_err(io(&disk))?;
     sync_parent(&disk)?;
     Ok(Some(dest))
+}
+
+/// Whether `dest` (under `day`) or one of its parents is already taken by
+/// something that would block a rename to it.
+fn occupied(day: &Path, dest: &Path) -> bool {
+    if dest.symlink_metadata().is_ok() {
+        return true;
+    }
+    dest.ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(day) && *a != day)
+        .any(|a| a.symlink_metadata().is_ok_and(|m| !m.is_dir()))
 }
 
 /// Deletes trash folders older than [`TRASH_DAYS`].

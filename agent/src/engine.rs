@@ -190,6 +190,14 @@ impl Engine {
             .map(|e| (e.path.clone(), e))
             .collect();
 
+        // A vanished folder: events may name only the folder, not what was
+        // inside, so this cycle looks at everything.
+        if self.dirty.iter().any(|p| {
+            synced.get(p).is_some_and(|s| s.kind == EntryKind::Dir)
+                && !local_path(&self.root, p).is_dir()
+        }) {
+            self.full_scan = true;
+        }
         let (local, paths) = if self.full_scan {
             self.full_scan = false;
             self.dirty.clear();
@@ -268,6 +276,19 @@ impl Engine {
                 .changes(since, 1000)
                 .await
                 .map_err(CycleError::HubDown)?;
+            if page.head < since {
+                // The hub's feed is behind what we applied: it was reset or
+                // restored from a backup. Forget its old entries and re-read.
+                tracing::warn!(
+                    head = page.head,
+                    applied = since,
+                    "the hub's history is older than ours; re-reading it"
+                );
+                self.state.reset_remote().await?;
+                self.full_scan = true;
+                since = 0;
+                continue;
+            }
             let Some(last) = page.changes.last().map(|e| e.seq) else {
                 break;
             };
@@ -344,6 +365,14 @@ impl Engine {
                     uncertain.insert(path.clone());
                 }
                 Err(err) => {
+                    if matches!(err, ScanError::Unreadable { .. })
+                        && self.warned.insert(path.to_string())
+                    {
+                        tracing::warn!(%path, error = %err, "cannot read; will retry");
+                        self.state
+                            .set_problem(path.as_str(), "error", &err.to_string())
+                            .await?;
+                    }
                     tracing::debug!(%path, error = %err, "not settled yet");
                     self.deferred.insert(path.clone());
                     uncertain.insert(path.clone());
@@ -412,10 +441,20 @@ impl Engine {
             }
             Decision::TrashLocal => {
                 let local = local.expect("trash needs a local file");
-                if let Some(dest) = apply::move_to_trash(&self.root, path, local)? {
-                    tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                match apply::move_to_trash(&self.root, path, local, &self.rules)? {
+                    Some(dest) => {
+                        tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                        Ok(self.state.forget(path).await?)
+                    }
+                    // Synced files still inside: their deletions are on the
+                    // way; keep the folder's record until they are gone.
+                    None if self.state.has_synced_under(path).await? => {
+                        Err(ActError::Retry("folder not empty yet"))
+                    }
+                    // Only new files inside: the folder stays and is
+                    // uploaded again with them.
+                    None => Ok(self.state.forget(path).await?),
                 }
-                Ok(self.state.forget(path).await?)
             }
             Decision::Record => {
                 let local = local.expect("records have local content");

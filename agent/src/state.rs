@@ -197,6 +197,29 @@ impl State {
         Ok(())
     }
 
+    /// Whether any synced record lies inside folder `path`.
+    pub async fn has_synced_under(&self, path: &SyncPath) -> Result<bool, StateError> {
+        // '0' follows '/' in byte order: the range is exactly "path/...".
+        let found = sqlx::query("SELECT 1 FROM synced WHERE path > ? AND path < ? LIMIT 1")
+            .bind(format!("{path}/"))
+            .bind(format!("{path}0"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Drops every hub entry and the applied seq, to re-read the feed from
+    /// the start (after the hub was reset or restored).
+    pub async fn reset_remote(&self) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM remote").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM meta WHERE key = 'last_seq'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn remote(&self, path: &SyncPath) -> Result<Option<Entry>, StateError> {
         let raw: Option<String> = sqlx::query_scalar("SELECT entry FROM remote WHERE path = ?")
             .bind(path.as_str())

@@ -30,8 +30,11 @@ pub fn watch(
                     tracing::warn!("file events overflowed; scanning the whole folder");
                     Trigger::FullScan
                 } else {
+                    // Opening or reading a file changes nothing, and the
+                    // agent's own reads would otherwise wake it again.
                     let paths: Vec<SyncPath> = events
                         .iter()
+                        .filter(|e| !is_read_only(&e.kind))
                         .flat_map(|e| e.paths.iter())
                         .filter_map(|p| relative(&base, p))
                         .collect();
@@ -73,6 +76,12 @@ fn warn_watch_error(error: &notify::Error) {
     } else {
         tracing::warn!(error = %error, "file watching failed; changes are found by scans");
     }
+}
+
+fn is_read_only(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(access)
+        if !matches!(access, AccessKind::Close(AccessMode::Write)))
 }
 
 /// The synced path for an event path, or `None` for the agent's own state
