@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -93,6 +94,13 @@ pub async fn launch(
         database = db.backend().name(),
         "hub listening"
     );
+    // Without TCP_NODELAY, small responses on a reused connection wait for
+    // the peer's delayed ACK (~40 ms each): agents fetch many small chunks.
+    let api = api.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let api_server =
         axum::serve(api, routes::router(hub)).with_graceful_shutdown(stopped(stop_rx.clone()));
     let metrics_server = axum::serve(metrics, metrics_app).with_graceful_shutdown(stopped(stop_rx));

@@ -1,0 +1,42 @@
+//! End-to-end harness for synced-folder: the real `sf-hub` and `sf-agent`
+//! binaries run as child processes on 127.0.0.1, each logging to its own
+//! file, killed (SIGKILL) when dropped, and the last lines of every log
+//! printed when a test fails.
+//!
+//! - [`Hub`]: starts on a data dir, can be SIGKILLed and restarted on the
+//!   same data dir and port (so running agents reconnect).
+//! - [`Agent`]: one folder, its own `--state-home`; SIGKILL, SIGTERM,
+//!   restart with the same state.
+//! - [`wait_converged`]: the one assertion every scenario uses — polls until
+//!   every folder and the hub hold the same files (and folders the same
+//!   directories), or says exactly what differs.
+//!
+//! The binaries are the real ones from the target directory next to the
+//! test executable; under Cargo they are brought up to date first (see
+//! [`binary`]).
+//!
+//! Every helper that walks folders uses `tokio::task::block_in_place`, so
+//! the tests must run on the multi-thread runtime
+//! (`#[tokio::test(flavor = "multi_thread")]`).
+//!
+//! Environment knobs: `SF_E2E_LOG_LINES` (log lines printed per process on
+//! failure, default 40), `SF_E2E_RUST_LOG` (the children's `RUST_LOG`,
+//! default `info`), `SF_E2E_KEEP` (keep the sandbox, logs and state
+//! homes), `SF_E2E_NO_BUILD` and `SF_E2E_BIN_DIR` (see [`binary`]).
+
+mod bins;
+mod converge;
+mod files;
+mod process;
+
+pub use bins::binary;
+pub use converge::{
+    folder_dirs, folder_files, hub_history, hub_index, wait_converged, wait_converged_except,
+    wait_hub, wait_until,
+};
+pub use files::{
+    Noise, file_sha256, is_conflict_copy, is_executable, part_files, random_bytes, read_file,
+    set_mode, sha256, trashed_copies, write_file, write_random_file,
+};
+pub use process::{Agent, Hub, PROCESS_DEADLINE, Sandbox};
+pub use sf_protocol::Sha256Hex;

@@ -1,0 +1,57 @@
+//! Two agents without file events (`--poll --scan-interval 1`): create,
+//! modify and delete still converge through periodic scans.
+
+use std::fs;
+use std::time::Duration;
+
+use sf_e2e::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+const POLL: &[&str] = &["--poll", "--scan-interval", "1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_agents_converge() {
+    let sandbox = Sandbox::new("poll");
+    let hub = Hub::start(&sandbox.dir("hub")).await;
+    let a_dir = sandbox.dir("a");
+    let b_dir = sandbox.dir("b");
+    let mut a = Agent::start(hub.url(), &a_dir, "a", POLL).await;
+    let mut b = Agent::start(hub.url(), &b_dir, "b", POLL).await;
+    assert!(a.log_of_run().contains("polling"), "A runs in polling mode");
+    let both = [a_dir.as_path(), b_dir.as_path()];
+    let converge = async || {
+        wait_converged(&both, hub.url(), CONVERGE)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+
+    sandbox.step("create");
+    write_file(&a_dir.join("one.txt"), "one\n");
+    write_file(&a_dir.join("sub/two.txt"), "two\n");
+    fs::create_dir_all(a_dir.join("empty")).unwrap();
+    write_file(&b_dir.join("from-b.txt"), "from b\n");
+    converge().await;
+
+    sandbox.step("modify");
+    write_file(&a_dir.join("one.txt"), "one, modified in a\n");
+    write_file(&b_dir.join("sub/two.txt"), "two, modified in b\n");
+    converge().await;
+    assert_eq!(read_file(&b_dir.join("one.txt")), b"one, modified in a\n");
+    assert_eq!(
+        read_file(&a_dir.join("sub/two.txt")),
+        b"two, modified in b\n"
+    );
+
+    sandbox.step("delete");
+    fs::remove_file(a_dir.join("one.txt")).unwrap();
+    fs::remove_file(b_dir.join("from-b.txt")).unwrap();
+    converge().await;
+    assert!(!b_dir.join("one.txt").exists());
+    assert!(!a_dir.join("from-b.txt").exists());
+    assert_eq!(trashed_copies(&b_dir, "one.txt").len(), 1);
+    assert_eq!(trashed_copies(&a_dir, "from-b.txt").len(), 1);
+
+    assert!(a.stop().await.success());
+    assert!(b.stop().await.success());
+    sandbox.step("done");
+}
