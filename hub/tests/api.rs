@@ -374,39 +374,43 @@ async fn v1_commit_refusals(hub: TestHub) {
 
     // Chunks that do not make the claimed content.
     let (_, chunks) = hub.upload_chunks(&unseen).await;
-    let wrong_sha = CommitRequest {
-        sha256: Sha256Hex::of(b"something else"),
-        chunks: chunks.clone(),
-        ..request.clone()
-    };
-    let (status, error) = hub.commit(&wrong_sha).await.unwrap_err();
-    assert_eq!(
-        (status, error.error),
-        (StatusCode::BAD_REQUEST, ErrorCode::ContentMismatch)
-    );
-    let wrong_size = CommitRequest {
-        size: 1999,
-        chunks: chunks.clone(),
-        ..request.clone()
-    };
-    let (status, error) = hub.commit(&wrong_size).await.unwrap_err();
-    assert_eq!(
-        (status, error.error),
-        (StatusCode::BAD_REQUEST, ErrorCode::ContentMismatch)
-    );
-    let wrong_len = CommitRequest {
-        size: 2001,
-        chunks: vec![ChunkRef {
-            hash: unseen_hash,
-            len: 2001,
-        }],
-        ..request.clone()
-    };
-    let (status, error) = hub.commit(&wrong_len).await.unwrap_err();
-    assert_eq!(
-        (status, error.error),
-        (StatusCode::BAD_REQUEST, ErrorCode::ContentMismatch)
-    );
+    let mismatches = [
+        (
+            "sha256 of other content",
+            CommitRequest {
+                sha256: Sha256Hex::of(b"something else"),
+                chunks: chunks.clone(),
+                ..request.clone()
+            },
+        ),
+        (
+            "size below the chunks' total",
+            CommitRequest {
+                size: 1999,
+                chunks: chunks.clone(),
+                ..request.clone()
+            },
+        ),
+        (
+            "a chunk listed longer than it is",
+            CommitRequest {
+                size: 2001,
+                chunks: vec![ChunkRef {
+                    hash: unseen_hash,
+                    len: 2001,
+                }],
+                ..request.clone()
+            },
+        ),
+    ];
+    for (what, bad) in &mismatches {
+        let (status, error) = hub.commit(bad).await.unwrap_err();
+        assert_eq!(
+            (status, error.error),
+            (StatusCode::BAD_REQUEST, ErrorCode::ContentMismatch),
+            "{what}"
+        );
+    }
     assert_eq!(hub.head().await, 1, "refused commits record nothing");
     assert_eq!(hub.index().await.len(), 1);
 
@@ -1032,15 +1036,7 @@ async fn restart_keeps_everything_and_seq_continues(hub: TestHub) {
 }
 
 async fn metrics_move(hub: TestHub) {
-    let text = hub
-        .http
-        .get(&hub.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = hub.metrics_text().await;
     for name in [
         "sync_uploads_total",
         "sync_deletes_total",
@@ -1077,15 +1073,7 @@ async fn metrics_move(hub: TestHub) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let text = hub
-        .http
-        .get(&hub.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = hub.metrics_text().await;
     let value = |name: &str| {
         common::client::metric_value(&text, name)
             .unwrap_or_else(|| panic!("{name} missing:\n{text}"))

@@ -194,18 +194,21 @@ impl TestHub {
         self.changes(0).await.head
     }
 
-    /// The sum of every series of metric `name` (all label sets).
-    pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self
-            .http
+    /// The metrics listener's whole Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(&self.metrics_url)
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        metric_value(&text, name)
+            .unwrap()
+    }
+
+    /// The sum of every series of metric `name` (all label sets).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric_value(&self.metrics_text().await, name)
     }
 }
 
