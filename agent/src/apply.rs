@@ -163,24 +163,10 @@ pub async fn download(
         });
     }
     set_file_metadata(&temp, entry.mtime_ns, entry.executable)?;
-    if !unchanged_since(&target, expected) {
+    if let Err(err) = put_in_place(&temp, &target, expected, &entry.path) {
         let _ = std::fs::remove_file(&temp);
-        return Err(ApplyError::ChangedMeanwhile {
-            path: entry.path.clone(),
-        });
+        return Err(err);
     }
-    // A folder the hub turned into a file: only an empty one gives way; one
-    // with contents waits until they are synced away.
-    if target.is_dir()
-        && let Err(source) = std::fs::remove_dir(&target)
-    {
-        let _ = std::fs::remove_file(&temp);
-        return Err(ApplyError::Io {
-            path: target,
-            source,
-        });
-    }
-    std::fs::rename(&temp, &target).map_err(io(&target))?;
     sync_parent(&target)?;
     let meta = std::fs::metadata(&target).map_err(io(&target))?;
     let (size, mtime_ns, inode) = stat_triplet(&meta);
@@ -196,6 +182,108 @@ pub async fn download(
         },
         chunks,
     ))
+}
+
+/// Moves the finished download `temp` to `target`, unless what is at
+/// `target` is no longer `expected` (the user changed it since the decision).
+///
+/// A check followed by a rename leaves a gap in which the user's save could
+/// be overwritten. Where the OS allows, the switch itself is the check: an
+/// exchange (then a look at what came out) or a rename that refuses to
+/// replace anything. The caller removes `temp` on error.
+fn put_in_place(
+    temp: &Path,
+    target: &Path,
+    expected: Option<&LocalFile>,
+    path: &SyncPath,
+) -> Result<(), ApplyError> {
+    let changed = || ApplyError::ChangedMeanwhile { path: path.clone() };
+    if !unchanged_since(target, expected) {
+        return Err(changed());
+    }
+    match expected {
+        Some(local) if local.kind == EntryKind::File => match atomic::exchange(temp, target) {
+            Ok(true) => {
+                // `temp` now holds what was at the target.
+                if unchanged_since(temp, expected) {
+                    let _ = std::fs::remove_file(temp);
+                    return Ok(());
+                }
+                // Written at the last moment: give it back, untouched.
+                if let Err(source) = atomic::exchange(temp, target) {
+                    let rescue = target.with_file_name(format!(
+                        "{} (rescued {})",
+                        path.file_name(),
+                        crate::state::now_ms()
+                    ));
+                    tracing::error!(%path, rescue = %rescue.display(), error = %source, "could not put a changed file back; it was moved aside");
+                    std::fs::rename(temp, &rescue).map_err(io(&rescue))?;
+                }
+                Err(changed())
+            }
+            Ok(false) => std::fs::rename(temp, target).map_err(io(target)),
+            Err(source) => Err(ApplyError::Io {
+                path: target.to_owned(),
+                source,
+            }),
+        },
+        _ => {
+            // A folder the hub turned into a file: only an empty one gives
+            // way; one with contents waits until they are synced away.
+            if target.is_dir() {
+                std::fs::remove_dir(target).map_err(io(target))?;
+            }
+            match atomic::rename_no_replace(temp, target) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::fs::rename(temp, target).map_err(io(target)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(changed()),
+                Err(source) => Err(ApplyError::Io {
+                    path: target.to_owned(),
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+/// Renames that check and switch in one step. Each returns `Ok(false)` when
+/// the OS or file system cannot do it, and the caller falls back to a plain
+/// rename after its own check.
+mod atomic {
+    use std::io;
+    use std::path::Path;
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    fn rename_with(from: &Path, to: &Path, flags: rustix::fs::RenameFlags) -> io::Result<bool> {
+        use rustix::io::Errno;
+        match rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, flags) {
+            Ok(()) => Ok(true),
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Ok(false),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// Swaps the two paths' entries.
+    pub fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        return rename_with(a, b, rustix::fs::RenameFlags::EXCHANGE);
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+        {
+            let _ = (a, b);
+            Ok(false)
+        }
+    }
+
+    /// Renames `from` to `to`; `AlreadyExists` if `to` exists.
+    pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        return rename_with(from, to, rustix::fs::RenameFlags::NOREPLACE);
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+        {
+            let _ = (from, to);
+            Ok(false)
+        }
+    }
 }
 
 /// Builds the content from chunks into `temp`: each chunk is copied from a
@@ -227,24 +315,31 @@ async fn local_chunk(
     state: &State,
     chunk: &ChunkRef,
 ) -> Result<Option<Vec<u8>>, ApplyError> {
-    let Some((path, synced, offset)) = state.find_local_chunk(&chunk.hash).await? else {
-        return Ok(None);
-    };
-    let disk = local_path(root, &path);
-    let Ok(mut file) = std::fs::File::open(&disk) else {
-        return Ok(None);
-    };
-    let Ok(meta) = file.metadata() else {
-        return Ok(None);
-    };
-    if !synced.stat_unchanged(meta.len(), stat_triplet(&meta).1, stat_triplet(&meta).2) {
-        return Ok(None);
+    for (path, synced, offset) in state.find_local_chunk(&chunk.hash).await? {
+        if let Some(bytes) = read_chunk_at(&local_path(root, &path), &synced, offset, chunk) {
+            return Ok(Some(bytes));
+        }
+    }
+    Ok(None)
+}
+
+/// The chunk at `offset` in `disk`, if the file is still as recorded and the
+/// bytes there still hash to the chunk's name.
+fn read_chunk_at(
+    disk: &Path,
+    synced: &SyncedFile,
+    offset: u64,
+    chunk: &ChunkRef,
+) -> Option<Vec<u8>> {
+    let mut file = std::fs::File::open(disk).ok()?;
+    let (size, mtime_ns, inode) = stat_triplet(&file.metadata().ok()?);
+    if !synced.stat_unchanged(size, mtime_ns, inode) {
+        return None;
     }
     let mut bytes = vec![0u8; chunk.len as usize];
-    if file.seek(SeekFrom::Start(offset)).is_err() || file.read_exact(&mut bytes).is_err() {
-        return Ok(None);
-    }
-    Ok((Sha256Hex::of(&bytes) == chunk.hash).then_some(bytes))
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(&mut bytes).ok()?;
+    (Sha256Hex::of(&bytes) == chunk.hash).then_some(bytes)
 }
 
 fn set_file_metadata(path: &Path, mtime_ns: i64, executable: bool) -> Result<(), ApplyError> {

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sf_protocol::SyncPath;
@@ -17,6 +16,7 @@ use crate::apply::{self, ApplyError};
 use crate::hub_client::{CommitOutcome, DeleteOutcome, HubClient, HubError};
 use crate::ignore::IgnoreRules;
 use crate::model::{LocalFile, SyncedFile};
+use crate::progress::{self, Progress};
 use crate::reconcile::{Decision, decide_all};
 use crate::scan::{self, ScanError, local_path};
 use crate::state::{STATE_DIR, State, StateError};
@@ -43,6 +43,14 @@ pub enum EngineError {
     State(#[from] StateError),
 }
 
+/// A full scan's outcome: the records it was given back, what is on disk,
+/// and the paths whose state on disk is unknown this time.
+type ScannedFolder = (
+    HashMap<SyncPath, SyncedFile>,
+    BTreeMap<SyncPath, LocalFile>,
+    BTreeSet<SyncPath>,
+);
+
 /// What a cycle's failure means for the loop.
 enum CycleError {
     /// The hub is unreachable: keep the work and retry later.
@@ -64,17 +72,31 @@ pub struct Engine {
     rules: IgnoreRules,
     /// Paths to look at in the next cycle.
     dirty: BTreeSet<SyncPath>,
-    /// Paths to look at again after [`RETRY_DELAY`]: they were busy or failed.
-    deferred: BTreeSet<SyncPath>,
+    /// Paths to look at again later (they were busy or failed), with when.
+    deferred: BTreeMap<SyncPath, tokio::time::Instant>,
+    /// How many times in a row each deferred path was put off: the wait
+    /// grows with it.
+    attempts: HashMap<SyncPath, u32>,
     /// The next cycle scans the whole folder.
     full_scan: bool,
     /// The change feed may have news.
     remote_news: bool,
     warned: HashSet<String>,
+    /// Fires on shutdown: a long cycle stops between two operations.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// A big batch is shown as a progress bar or periodic lines: per-file
+    /// lines drop to debug meanwhile.
+    quiet_files: bool,
 }
 
 impl Engine {
-    pub fn new(root: PathBuf, origin: String, hub: HubClient, state: State) -> Self {
+    pub fn new(
+        root: PathBuf,
+        origin: String,
+        hub: HubClient,
+        state: State,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         let rules = load_rules(&root);
         Self {
             root,
@@ -83,29 +105,31 @@ impl Engine {
             state,
             rules,
             dirty: BTreeSet::new(),
-            deferred: BTreeSet::new(),
+            deferred: BTreeMap::new(),
+            attempts: HashMap::new(),
             full_scan: true,
             remote_news: true,
             warned: HashSet::new(),
+            stop,
+            quiet_files: false,
         }
     }
 
-    /// Runs until `shutdown` fires or the folder marker vanishes.
+    /// Runs until the stop signal fires or the folder marker vanishes.
     pub async fn run(
         mut self,
         mut triggers: mpsc::UnboundedReceiver<Trigger>,
         scan_interval: Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
+        let mut shutdown = self.stop.clone();
         let mut scan_timer = tokio::time::interval(scan_interval);
         scan_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         scan_timer.tick().await;
         let mut backoff = Backoff::default();
         let mut retry_at: Option<tokio::time::Instant> = None;
-        let mut deferred_at: Option<tokio::time::Instant> = None;
         loop {
-            if !self.deferred.is_empty() && deferred_at.is_none() {
-                deferred_at = Some(tokio::time::Instant::now() + RETRY_DELAY);
+            if *shutdown.borrow() {
+                return Ok(());
             }
             if self.has_work() && retry_at.is_none() {
                 match self.cycle().await {
@@ -123,7 +147,7 @@ impl Engine {
                 continue;
             }
             let retry = sleep_until(retry_at);
-            let deferred = sleep_until(deferred_at);
+            let deferred = sleep_until(self.deferred.values().min().copied());
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
                 trigger = triggers.recv() => match trigger {
@@ -139,8 +163,17 @@ impl Engine {
                 _ = scan_timer.tick() => self.full_scan = true,
                 () = retry => retry_at = None,
                 () = deferred => {
-                    deferred_at = None;
-                    self.dirty.append(&mut self.deferred);
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<SyncPath> = self
+                        .deferred
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(path, _)| path.clone())
+                        .collect();
+                    for path in due {
+                        self.deferred.remove(&path);
+                        self.dirty.insert(path);
+                    }
                 }
             }
         }
@@ -168,10 +201,7 @@ impl Engine {
 
     /// One pass: read the feed, look at the changed paths, act.
     async fn cycle(&mut self) -> Result<(), CycleError> {
-        let marker = self.root.join(STATE_DIR);
-        if !marker.is_dir() {
-            return Err(CycleError::Fatal(EngineError::MarkerVanished(marker)));
-        }
+        self.check_marker().map_err(CycleError::Fatal)?;
         let remote_changed = if self.remote_news {
             let changed = self.catch_up().await?;
             self.remote_news = false;
@@ -180,39 +210,53 @@ impl Engine {
             BTreeSet::new()
         };
 
-        let synced: HashMap<SyncPath, SyncedFile> =
-            self.state.all_synced().await?.into_iter().collect();
-        let remote: HashMap<SyncPath, Entry> = self
-            .state
-            .all_remote()
-            .await?
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect();
-
-        // A vanished folder: events may name only the folder, not what was
-        // inside, so this cycle looks at everything.
-        if self.dirty.iter().any(|p| {
-            synced.get(p).is_some_and(|s| s.kind == EntryKind::Dir)
-                && !local_path(&self.root, p).is_dir()
-        }) {
-            self.full_scan = true;
-        }
-        let (local, paths) = if self.full_scan {
-            self.full_scan = false;
-            self.dirty.clear();
-            let local = self.scan_all(&synced).await?;
-            let mut paths: BTreeSet<SyncPath> = local.0.keys().cloned().collect();
-            paths.extend(synced.keys().cloned());
-            paths.extend(remote.keys().cloned());
-            paths.retain(|p| !local.1.contains(p));
-            (local.0, paths)
-        } else {
+        // An event cycle reads only the records of the paths it looks at, so
+        // its cost follows the change, not the size of the folder.
+        let mut targeted = None;
+        if !self.full_scan {
             let mut paths: BTreeSet<SyncPath> = std::mem::take(&mut self.dirty);
             paths.extend(remote_changed);
-            let local = self.stat_paths(&paths, &synced).await?;
-            paths.retain(|p| !local.1.contains(p));
-            (local.0, paths)
+            let synced = self.state.synced_of(&paths).await?;
+            // A vanished folder: events may name only the folder, not what
+            // was inside, so this cycle looks at everything.
+            let folder_gone = paths.iter().any(|p| {
+                synced.get(p).is_some_and(|s| s.kind == EntryKind::Dir)
+                    && !local_path(&self.root, p).is_dir()
+            });
+            if folder_gone {
+                self.full_scan = true;
+            } else {
+                targeted = Some((paths, synced));
+            }
+        }
+        let mut first_sync = false;
+        let (paths, local, synced, remote) = match targeted {
+            Some((mut paths, synced)) => {
+                let remote = self.state.remote_of(&paths).await?;
+                let (local, uncertain) = self.stat_paths(&paths, &synced).await?;
+                paths.retain(|p| !uncertain.contains(p));
+                (paths, local, synced, remote)
+            }
+            None => {
+                self.full_scan = false;
+                self.dirty.clear();
+                let synced: HashMap<SyncPath, SyncedFile> =
+                    self.state.all_synced().await?.into_iter().collect();
+                first_sync = synced.is_empty();
+                let remote: HashMap<SyncPath, Entry> = self
+                    .state
+                    .all_remote()
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.path.clone(), e))
+                    .collect();
+                let (synced, local, uncertain) = self.scan_all(synced).await?;
+                let mut paths: BTreeSet<SyncPath> = local.keys().cloned().collect();
+                paths.extend(synced.keys().cloned());
+                paths.extend(remote.keys().cloned());
+                paths.retain(|p| !uncertain.contains(p));
+                (paths, local, synced, remote)
+            }
         };
 
         let rules = &self.rules;
@@ -228,7 +272,22 @@ impl Engine {
             .map(|p| (p, local.get(p), synced.get(p), remote.get(p)))
             .collect();
         let decisions = decide_all(views);
+        let (files, bytes) = decisions
+            .iter()
+            .filter_map(|(p, d)| transfer_size(d, local.get(p), remote.get(p)))
+            .fold((0, 0), |(n, total), size| (n + 1, total + size));
+        let progress = progress::worth_showing(files, bytes).then(|| {
+            let label = if first_sync { "first sync" } else { "sync" };
+            Progress::start(label, files, bytes)
+        });
+        self.quiet_files = progress.is_some();
         for (path, decision) in decisions {
+            if *self.stop.borrow() {
+                // Each operation leaves state consistent on its own; what
+                // is left is found again by the next start's scan.
+                return Ok(());
+            }
+            let transferred = transfer_size(&decision, local.get(&path), remote.get(&path));
             let result = self
                 .execute(
                     &path,
@@ -236,33 +295,74 @@ impl Engine {
                     local.get(&path),
                     synced.get(&path),
                     remote.get(&path),
-                    &remote,
                 )
                 .await;
             match result {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.attempts.remove(&path);
+                    if let (Some(progress), Some(size)) = (&progress, transferred) {
+                        progress.file_done(size);
+                    }
+                }
                 Err(ActError::Hub(err)) if err.is_retryable() => {
                     return Err(CycleError::HubDown(err));
                 }
                 Err(ActError::State(err)) => return Err(err.into()),
+                Err(ActError::Marker(err)) => return Err(CycleError::Fatal(err)),
                 Err(ActError::Retry(reason)) => {
                     tracing::debug!(%path, reason, "looking at it again shortly");
-                    self.deferred.insert(path);
+                    self.defer(path);
                 }
                 Err(err) => {
                     tracing::warn!(%path, error = %err, "could not sync; will retry");
                     self.state
                         .set_problem(path.as_str(), "error", &err.to_string())
                         .await?;
-                    self.deferred.insert(path);
+                    self.defer(path);
                 }
             }
         }
+        if let Some(progress) = progress {
+            progress.finish();
+        }
+        self.quiet_files = false;
         let _ = self
             .state
             .set_meta("last_cycle_ms", &crate::state::now_ms().to_string())
             .await;
         Ok(())
+    }
+
+    /// One line per file moved, unless a progress display covers them.
+    fn log_file(&self, path: &SyncPath, what: &'static str, version: u64) {
+        if self.quiet_files {
+            tracing::debug!(%path, version, "{what}");
+        } else {
+            tracing::info!(%path, version, "{what}");
+        }
+    }
+
+    /// Looks at `path` again later; the wait doubles with each attempt in a
+    /// row, so a file that is always busy or always failing does not spin.
+    fn defer(&mut self, path: SyncPath) {
+        let attempts = self.attempts.entry(path.clone()).or_insert(0);
+        let wait = retry_delay(*attempts);
+        *attempts += 1;
+        self.deferred
+            .entry(path)
+            .or_insert_with(|| tokio::time::Instant::now() + wait);
+    }
+
+    /// Fails when the folder marker is gone: checked before every cycle and
+    /// again before anything is deleted, so an unmounted disk never reads
+    /// as a folder whose files were all deleted.
+    fn check_marker(&self) -> Result<(), EngineError> {
+        let marker = self.root.join(STATE_DIR);
+        if marker.is_dir() {
+            Ok(())
+        } else {
+            Err(EngineError::MarkerVanished(marker))
+        }
     }
 
     /// Reads the change feed from the last applied seq; returns the paths
@@ -302,19 +402,21 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Scans the whole folder; `synced` goes to the scan thread and back so
+    /// a large folder's records are never held twice.
     async fn scan_all(
         &mut self,
-        synced: &HashMap<SyncPath, SyncedFile>,
-    ) -> Result<(BTreeMap<SyncPath, LocalFile>, BTreeSet<SyncPath>), CycleError> {
+        synced: HashMap<SyncPath, SyncedFile>,
+    ) -> Result<ScannedFolder, CycleError> {
         let root = self.root.clone();
         let rules = self.rules.clone();
-        let known = Arc::new(synced.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            scan::scan(&root, &rules, &|p: &SyncPath| known.get(p).cloned())
+        let (synced, result) = tokio::task::spawn_blocking(move || {
+            let result = scan::scan(&root, &rules, &|p: &SyncPath| synced.get(p).cloned());
+            (synced, result)
         })
         .await
-        .expect("scan does not panic")
-        .map_err(|err| {
+        .expect("scan does not panic");
+        let result = result.map_err(|err| {
             CycleError::Fatal(EngineError::State(StateError::Io {
                 path: self.root.clone(),
                 source: err,
@@ -327,9 +429,11 @@ impl Engine {
         }
         for (path, reason) in &result.unreadable {
             tracing::warn!(%path, reason, "cannot read; will retry");
-            self.deferred.insert(path.clone());
+            self.defer(path.clone());
         }
-        self.deferred.extend(result.unstable.iter().cloned());
+        for path in &result.unstable {
+            self.defer(path.clone());
+        }
         // Unreadable folders' contents are unknown: never take them as deleted.
         let mut uncertain: BTreeSet<SyncPath> = synced
             .keys()
@@ -338,7 +442,7 @@ impl Engine {
             .collect();
         uncertain.extend(result.unstable.iter().cloned());
         uncertain.extend(result.unreadable.iter().map(|(p, _)| p.clone()));
-        Ok((result.files, uncertain))
+        Ok((synced, result.files, uncertain))
     }
 
     async fn stat_paths(
@@ -358,6 +462,11 @@ impl Engine {
                     local.insert(path.clone(), file);
                 }
                 Ok(None) => {}
+                // A new name not in NFC: the full scan renames it.
+                Err(ScanError::NotNormalised { .. }) => {
+                    self.full_scan = true;
+                    uncertain.insert(path.clone());
+                }
                 Err(ScanError::Skipped { reason, .. }) => {
                     if self.warned.insert(path.to_string()) {
                         tracing::warn!(%path, reason, "not synced");
@@ -374,7 +483,7 @@ impl Engine {
                             .await?;
                     }
                     tracing::debug!(%path, error = %err, "not settled yet");
-                    self.deferred.insert(path.clone());
+                    self.defer(path.clone());
                     uncertain.insert(path.clone());
                 }
             }
@@ -389,7 +498,6 @@ impl Engine {
         local: Option<&LocalFile>,
         synced: Option<&SyncedFile>,
         remote: Option<&Entry>,
-        all_remote: &HashMap<SyncPath, Entry>,
     ) -> Result<(), ActError> {
         tracing::debug!(%path, ?decision, "deciding");
         match decision {
@@ -403,15 +511,19 @@ impl Engine {
                 let (file, chunks) =
                     apply::download(&self.root, &self.hub, &self.state, entry, local).await?;
                 self.state.record(path, &file, &chunks).await?;
-                tracing::info!(%path, version = entry.version, "downloaded");
+                self.log_file(path, "downloaded", entry.version);
                 Ok(())
             }
             Decision::ConflictCopyThenDownload => {
                 let local = local.expect("conflicts have local content");
                 let entry = remote.expect("conflicts have a hub entry");
+                let taken = self
+                    .state
+                    .live_remote_with_prefix(&sf_protocol::conflict::conflict_copy_prefix(path))
+                    .await?;
                 let copy =
                     apply::rename_to_conflict_copy(&self.root, path, &self.origin, local, |c| {
-                        all_remote.get(c).is_some_and(|e| !e.deleted)
+                        taken.contains(c)
                     })?;
                 tracing::warn!(%path, copy = %copy, "conflict: both sides changed; kept the local version as a copy");
                 self.state
@@ -428,6 +540,7 @@ impl Engine {
                 Ok(())
             }
             Decision::DeleteRemote { base_version } => {
+                self.check_marker()?;
                 match self.hub.delete(path, base_version, &self.origin).await? {
                     DeleteOutcome::Deleted(entry) => {
                         self.state.note_remote(&entry).await?;
@@ -441,6 +554,7 @@ impl Engine {
             }
             Decision::TrashLocal => {
                 let local = local.expect("trash needs a local file");
+                self.check_marker()?;
                 match apply::move_to_trash(&self.root, path, local, &self.rules)? {
                     Some(dest) => {
                         tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
@@ -503,7 +617,7 @@ impl Engine {
                 self.state
                     .record(path, &file, entry.chunks.as_deref().unwrap_or_default())
                     .await?;
-                tracing::info!(%path, version = entry.version, size = local.size, "uploaded");
+                self.log_file(path, "uploaded", entry.version);
                 Ok(())
             }
             CommitOutcome::Conflict(current) => self.conflicted(current).await,
@@ -521,9 +635,28 @@ impl Engine {
     }
 }
 
-/// How long a busy or failed path waits before it is looked at again, so a
-/// file being written continuously does not spin the loop.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The bytes a decision moves, for the progress display; `None` when it
+/// moves no file content.
+fn transfer_size(
+    decision: &Decision,
+    local: Option<&LocalFile>,
+    remote: Option<&Entry>,
+) -> Option<u64> {
+    let file = |kind: EntryKind, size: u64| (kind == EntryKind::File).then_some(size);
+    match decision {
+        Decision::Upload { .. } => local.and_then(|l| file(l.kind, l.size)),
+        Decision::Download | Decision::ConflictCopyThenDownload => {
+            remote.and_then(|r| file(r.kind, r.size))
+        }
+        _ => None,
+    }
+}
+
+/// How long a busy or failed path waits before its next look, after
+/// `attempts` earlier tries in a row: 1 s, doubling, at most 5 min.
+fn retry_delay(attempts: u32) -> Duration {
+    (Duration::from_secs(1) * 2u32.saturating_pow(attempts.min(9))).min(Duration::from_secs(300))
+}
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -559,6 +692,8 @@ enum ActError {
     Apply(ApplyError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Marker(#[from] EngineError),
     #[error("{0}")]
     Retry(&'static str),
 }

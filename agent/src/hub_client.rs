@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -20,6 +21,7 @@ use sf_protocol::v1::{
     ErrorCode, MissingChunksRequest, MissingChunksResponse, WsFrame,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -69,6 +71,13 @@ pub enum HubError {
     /// later with backoff.
     #[error("the hub WebSocket failed: {0}")]
     WebSocket(#[source] Box<tungstenite::Error>),
+    /// The TLS handshake with an `https://` hub (a request or the `wss://`
+    /// socket) failed: the certificate was rejected,
+    /// the other side does not speak TLS, or it aborted the handshake. The
+    /// message says what failed and what to do. Retryable (the hub's
+    /// certificate may be fixed meanwhile), but usually needs someone to act.
+    #[error("TLS with the hub failed: {0}")]
+    Tls(String),
     /// The hub URL or the client set-up is unusable; retrying cannot help.
     #[error("invalid hub client configuration: {0}")]
     Config(String),
@@ -79,7 +88,7 @@ impl HubError {
     /// the connection broke, or it answered 5xx (or 408/429).
     pub fn is_retryable(&self) -> bool {
         match self {
-            HubError::Unreachable(_) | HubError::WebSocket(_) => true,
+            HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
             HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             HubError::Protocol(_) | HubError::Io(_) | HubError::Config(_) => false,
         }
@@ -128,6 +137,8 @@ pub struct HubClient {
     http: reqwest::Client,
     /// Chunk uploads and commits (see [`PATIENT_READ_TIMEOUT`]).
     patient: reqwest::Client,
+    /// TLS for `wss://`, present for `https://` hubs.
+    ws_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HubClient {
@@ -136,10 +147,16 @@ impl HubClient {
     /// fragment or credentials are not).
     pub fn new(base_url: &str) -> Result<Self, HubError> {
         let base = normalize_base_url(base_url)?;
+        let ws_tls = if base.starts_with("https://") {
+            Some(ws_tls_config()?)
+        } else {
+            None
+        };
         Ok(Self {
             base,
             http: build_http(READ_TIMEOUT)?,
             patient: build_http(PATIENT_READ_TIMEOUT)?,
+            ws_tls,
         })
     }
 
@@ -310,13 +327,23 @@ impl HubClient {
         ws_url_for(&self.base)
     }
 
-    /// Opens `/v1/ws`. The first frame will be `hello`.
+    /// Opens `/v1/ws` (`wss://` with certificate verification for an
+    /// `https://` hub). The first frame will be `hello`.
     pub async fn connect_ws(&self) -> Result<WsStream, HubError> {
         let url = self.ws_url();
-        let connect = tokio_tungstenite::connect_async(url.as_str());
+        let connector = match &self.ws_tls {
+            Some(config) => Connector::Rustls(Arc::clone(config)),
+            None => Connector::Plain,
+        };
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            false,
+            Some(connector),
+        );
         match tokio::time::timeout(WS_CONNECT_TIMEOUT, connect).await {
             Ok(Ok((ws, _response))) => Ok(ws),
-            Ok(Err(err)) => Err(ws_error(err)),
+            Ok(Err(err)) => Err(tls_failure(&err, &url).unwrap_or_else(|| ws_error(err))),
             Err(_) => Err(ws_timeout(format!(
                 "opening {url} took longer than {WS_CONNECT_TIMEOUT:?}"
             ))),
@@ -514,6 +541,48 @@ fn build_http(read_timeout: Duration) -> Result<reqwest::Client, HubError> {
         .map_err(|err| HubError::Config(format!("cannot build the HTTP client: {err}")))
 }
 
+/// The rustls set-up for `wss://`, the same as reqwest's `rustls` feature
+/// builds for HTTP: the same crypto provider and rustls-platform-verifier
+/// over the system's CA certificates, so requests and the WebSocket trust
+/// the same hubs.
+fn ws_tls_config() -> Result<Arc<rustls::ClientConfig>, HubError> {
+    let provider = crypto_provider();
+    let verifier =
+        rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).map_err(|err| {
+            HubError::Config(format!(
+                "cannot load this machine's CA certificates for TLS to the hub ({err}): \
+                 install them (the ca-certificates package on Debian and Ubuntu)"
+            ))
+        })?;
+    ws_tls_config_with(provider, verifier)
+}
+
+fn ws_tls_config_with(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: rustls_platform_verifier::Verifier,
+) -> Result<Arc<rustls::ClientConfig>, HubError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| HubError::Config(format!("cannot set up TLS for the hub: {err}")))?
+        // "Dangerous" only because the verifier is not rustls' own: the
+        // platform verifier checks the chain, validity and host name.
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // The WebSocket upgrade is HTTP/1.1, even where a proxy also offers h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The provider reqwest picks: the process default if the program installed
+/// one, else aws-lc-rs. Passing it explicitly means rustls never has to
+/// choose, which panics when more than one provider is compiled in.
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
 /// Checks `raw` is `http(s)://host[:port]` (optionally with a trailing slash)
 /// and returns it without the slash.
 fn normalize_base_url(raw: &str) -> Result<String, HubError> {
@@ -560,7 +629,35 @@ fn ws_url_for(base: &str) -> String {
 }
 
 async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, HubError> {
-    request.send().await.map_err(HubError::Unreachable)
+    request
+        .send()
+        .await
+        .map_err(|err| match rustls_error_in(&err) {
+            // reqwest's own message would only say "error sending request".
+            Some(tls) => {
+                let url = err.url().map_or("the hub", reqwest::Url::as_str);
+                HubError::Tls(tls_message(url, tls))
+            }
+            None => HubError::Unreachable(err),
+        })
+}
+
+/// The rustls error somewhere in `err`'s chain of causes, if any.
+fn rustls_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // `io::Error::source` skips the error it wraps: look at that one too.
+        cause = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// Reads a success answer's JSON body.
@@ -617,12 +714,87 @@ fn ws_error(err: tungstenite::Error) -> HubError {
             let status = response.status();
             refusal_from(status, response.body().as_deref().unwrap_or_default())
         }
-        // For example `wss://` without TLS support compiled in.
+        // An unusable URL (unsupported scheme, no host name).
         tungstenite::Error::Url(err) => {
             HubError::Config(format!("cannot open the WebSocket: {err}"))
         }
         other => HubError::WebSocket(Box::new(other)),
     }
+}
+
+/// The TLS failure behind `err`, raised while opening `url`, as an error
+/// that says what to do; `None` when `err` is not about TLS.
+fn tls_failure(err: &tungstenite::Error, url: &str) -> Option<HubError> {
+    use tungstenite::error::TlsError;
+
+    let tls: &rustls::Error = match err {
+        // tokio-tungstenite hands rustls' handshake errors over as I/O errors.
+        tungstenite::Error::Io(io) => match rustls_error_in(io) {
+            Some(tls) => tls,
+            None if io.kind() == std::io::ErrorKind::UnexpectedEof && url.starts_with("wss://") => {
+                return Some(HubError::Tls(format!(
+                    "{url}: the connection was closed during the TLS handshake ({io}); \
+                     check that the hub (or its proxy) serves TLS on this port, \
+                     or use http:// for a hub without TLS"
+                )));
+            }
+            None => return None,
+        },
+        tungstenite::Error::Tls(TlsError::Rustls(tls)) => tls,
+        tungstenite::Error::Tls(other) => {
+            return Some(HubError::Tls(format!("{url}: {other}")));
+        }
+        _ => return None,
+    };
+    Some(HubError::Tls(tls_message(url, tls)))
+}
+
+/// What failed in the TLS handshake with `url`, and what to do about it.
+fn tls_message(url: &str, tls: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    let advice = match tls {
+        rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => {
+            "the hub's certificate is not trusted by this machine: if the hub uses a \
+             private or self-signed CA, install that CA certificate in the system \
+             trust store (on Debian and Ubuntu: copy it into \
+             /usr/local/share/ca-certificates/ and run update-ca-certificates), \
+             then restart the agent"
+        }
+        rustls::Error::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        ) => {
+            "the hub's certificate is not issued for the host name in --hub: use the \
+             name the certificate was issued for, or reissue the certificate with \
+             this name"
+        }
+        rustls::Error::InvalidCertificate(
+            Cert::Expired
+            | Cert::ExpiredContext { .. }
+            | Cert::NotValidYet
+            | Cert::NotValidYetContext { .. },
+        ) => {
+            "the hub's certificate is outside its validity period: renew it on the \
+             hub, or correct this machine's clock"
+        }
+        rustls::Error::InvalidCertificate(_) => {
+            "the hub's certificate was rejected: give the hub a valid certificate"
+        }
+        rustls::Error::InvalidMessage(_)
+        | rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. } => {
+            "the other side does not speak TLS: use http:// for a hub without TLS, \
+             or check the port"
+        }
+        rustls::Error::AlertReceived(_) => {
+            "the hub (or its proxy) aborted the TLS handshake: check its TLS set-up"
+        }
+        rustls::Error::PeerIncompatible(_) => {
+            "the hub offers no TLS version or cipher suite in common with the agent \
+             (TLS 1.2 or 1.3 is needed)"
+        }
+        _ => "the TLS handshake failed",
+    };
+    format!("{url}: {tls}; {advice}")
 }
 
 fn ws_timeout(what: String) -> HubError {
@@ -704,6 +876,245 @@ mod tests {
         assert_eq!(client.ws_url(), "wss://hub.example.org/v1/ws");
         let client = HubClient::new("http://[::1]:8080").unwrap();
         assert_eq!(client.ws_url(), "ws://[::1]:8080/v1/ws");
+        let client = HubClient::new("https://[::1]:8443/").unwrap();
+        assert_eq!(client.ws_url(), "wss://[::1]:8443/v1/ws");
+        // Only an https:// hub gets a TLS set-up.
+        assert!(client.ws_tls.is_some());
+        assert!(HubClient::new("http://hub").unwrap().ws_tls.is_none());
+
+        // `HubClient::new` refuses base URLs with a path; the mapping itself
+        // keeps a path prefix (a hub mounted below a reverse proxy's path).
+        assert_eq!(
+            ws_url_for("https://proxy.example.org/sync"),
+            "wss://proxy.example.org/sync/v1/ws"
+        );
+        assert_eq!(
+            ws_url_for("http://10.0.0.1:8080/a/b"),
+            "ws://10.0.0.1:8080/a/b/v1/ws"
+        );
+    }
+
+    // A test CA and a leaf certificate it issued for 127.0.0.1 and localhost
+    // (ECDSA P-256, valid 2000-2125), made once with openssl:
+    //   openssl ca -selfsign … -extensions root   (CA:TRUE, keyCertSign)
+    //   openssl ca … -extensions leaf   (CA:FALSE, serverAuth,
+    //                                    subjectAltName=IP:127.0.0.1,DNS:localhost)
+    // The key is the leaf's, in PKCS#8. Nothing outside these tests trusts it.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBajCCAQ+gAwIBAgIBATAKBggqhkjOPQQDAjAbMRkwFwYDVQQDDBBzZi1hZ2Vu
+dCB0ZXN0IENBMCAXDTAwMDEwMTAwMDAwMFoYDzIxMjUwMTAxMDAwMDAwWjAbMRkw
+FwYDVQQDDBBzZi1hZ2VudCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD
+QgAEkIuhk3Ttuiu5jLtc7uXlT3tnaiiwF2aOkfEKYOqsTMf8a9wesZ+8Ze/84rMm
+oIzeyhoXyWZ8XQsDkYSE/nTDwqNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8B
+Af8EBAMCAQYwHQYDVR0OBBYEFAVsj94D3QzN6Fb2IjUuf96cHczVMAoGCCqGSM49
+BAMCA0kAMEYCIQCHCqObdim8SPvuwLPcvlPinIV6viYuNJ3RXuKdztsKVwIhAP5e
+21ntEb90vt7n2TrMkVNIPe9M5ZLnIE924DoXeYk5
+-----END CERTIFICATE-----
+";
+    const TEST_LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBszCCAVmgAwIBAgIBAjAKBggqhkjOPQQDAjAbMRkwFwYDVQQDDBBzZi1hZ2Vu
+dCB0ZXN0IENBMCAXDTAwMDEwMTAwMDAwMFoYDzIxMjUwMTAxMDAwMDAwWjAUMRIw
+EAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATRxuWC
+tXatj0xB5et9Hbcmjf71Pc4ID7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8O
+cSUtVbnRoMylRTbEo4GSMIGPMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeA
+MBMGA1UdJQQMMAoGCCsGAQUFBwMBMBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9z
+dDAdBgNVHQ4EFgQUzfiCIiMdy+/yYKU8t8EZlzEBCAQwHwYDVR0jBBgwFoAUBWyP
+3gPdDM3oVvYiNS5/3pwdzNUwCgYIKoZIzj0EAwIDSAAwRQIgbh+BvaPDZ784CZq0
+KzhDwfNrCSJzEjETG7bdA/JiYAECIQDbS7l892+Tx726rbE3vNSIFaciPEWzgE3d
+wppAcv1bvA==
+-----END CERTIFICATE-----
+";
+    const TEST_LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgTteiXPhFOHL0czgH
+E90PHAq+Yp4bgJgf0NWzEbLhHUuhRANCAATRxuWCtXatj0xB5et9Hbcmjf71Pc4I
+D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
+-----END PRIVATE KEY-----
+";
+
+    /// How long a test server waits on a silent client before giving up.
+    const TEST_SERVER_PATIENCE: Duration = Duration::from_secs(10);
+
+    fn test_server_tls() -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = vec![CertificateDer::from_pem_slice(TEST_LEAF_PEM.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(TEST_LEAF_KEY_PEM.as_bytes()).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(crypto_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        )
+    }
+
+    /// A one-connection stand-in for the hub's `/v1/ws` on 127.0.0.1, behind
+    /// TLS with the test certificate when `tls` is given: completes the
+    /// upgrade, sends `hello` with head 7 and closes. A client that gives up
+    /// during the handshake just ends it. Runs on a thread that stops by
+    /// itself.
+    fn spawn_ws_hub(tls: Option<Arc<rustls::ServerConfig>>) -> u16 {
+        fn serve<S: std::io::Read + std::io::Write>(stream: S) {
+            // A client that rejects the certificate aborts in here.
+            let Ok(mut ws) = tungstenite::accept(stream) else {
+                return;
+            };
+            let hello = serde_json::to_string(&WsFrame::Hello { head: 7 }).unwrap();
+            if ws.send(Message::text(hello)).is_ok() && ws.close(None).is_ok() {
+                // Until the client answers the close, or goes quiet.
+                while ws.read().is_ok() {}
+            }
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
+            tcp.set_read_timeout(Some(TEST_SERVER_PATIENCE)).unwrap();
+            tcp.set_write_timeout(Some(TEST_SERVER_PATIENCE)).unwrap();
+            match tls {
+                Some(config) => serve(rustls::StreamOwned::new(
+                    rustls::ServerConnection::new(config).unwrap(),
+                    tcp,
+                )),
+                None => serve(tcp),
+            }
+        });
+        port
+    }
+
+    /// A one-connection server on 127.0.0.1 that does not speak TLS: it
+    /// writes `answer` (possibly nothing), closes its side and waits for
+    /// the client to go.
+    fn spawn_plain_server(answer: &'static [u8]) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            tcp.set_read_timeout(Some(TEST_SERVER_PATIENCE)).unwrap();
+            let _ = tcp.write_all(answer);
+            // A FIN, not a reset: the client's hello is read below, so
+            // closing never discards unread data.
+            let _ = tcp.shutdown(std::net::Shutdown::Write);
+            let mut sink = [0u8; 4096];
+            while matches!(tcp.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        port
+    }
+
+    /// A client for `base` whose WebSocket also trusts the test CA, built
+    /// the way [`ws_tls_config`] builds the real one.
+    fn client_trusting_test_ca(base: &str) -> HubClient {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut client = HubClient::new(base).unwrap();
+        let provider = crypto_provider();
+        let ca = CertificateDer::from_pem_slice(TEST_CA_PEM.as_bytes()).unwrap();
+        let verifier =
+            rustls_platform_verifier::Verifier::new_with_extra_roots([ca], Arc::clone(&provider))
+                .unwrap();
+        client.ws_tls = Some(ws_tls_config_with(provider, verifier).unwrap());
+        client
+    }
+
+    async fn expect_hello(client: &HubClient) {
+        let mut ws = client.connect_ws().await.unwrap();
+        match HubClient::next_frame(&mut ws).await {
+            Some(Ok(WsFrame::Hello { head: 7 })) => {}
+            other => panic!("expected hello, got {other:?}"),
+        }
+        assert!(HubClient::next_frame(&mut ws).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn ws_opens_without_tls() {
+        let port = spawn_ws_hub(None);
+        let client = HubClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        expect_hello(&client).await;
+    }
+
+    #[tokio::test]
+    async fn wss_opens_when_the_certificate_is_trusted() {
+        let port = spawn_ws_hub(Some(test_server_tls()));
+        let client = client_trusting_test_ca(&format!("https://127.0.0.1:{port}"));
+        let mut ws = client.connect_ws().await.unwrap();
+        assert!(
+            matches!(ws.get_ref(), tokio_tungstenite::MaybeTlsStream::Rustls(_)),
+            "the socket is not TLS"
+        );
+        match HubClient::next_frame(&mut ws).await {
+            Some(Ok(WsFrame::Hello { head: 7 })) => {}
+            other => panic!("expected hello, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn wss_to_an_untrusted_certificate_says_to_install_the_ca() {
+        // The same server, but the client trusts only the system's CAs.
+        let port = spawn_ws_hub(Some(test_server_tls()));
+        let client = HubClient::new(&format!("https://127.0.0.1:{port}")).unwrap();
+        let err = client.connect_ws().await.unwrap_err();
+        let HubError::Tls(message) = &err else {
+            panic!("expected a TLS error, got {err:?}");
+        };
+        assert!(message.contains("UnknownIssuer"), "{message}");
+        assert!(message.contains("not trusted"), "{message}");
+        assert!(message.contains("system trust store"), "{message}");
+        assert!(
+            message.contains(&format!("wss://127.0.0.1:{port}/v1/ws")),
+            "{message}"
+        );
+        assert!(
+            err.to_string().starts_with("TLS with the hub failed: "),
+            "{err}"
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn https_requests_explain_an_untrusted_certificate_too() {
+        let port = spawn_ws_hub(Some(test_server_tls()));
+        let client = HubClient::new(&format!("https://127.0.0.1:{port}")).unwrap();
+        let err = client.changes(0, 10).await.unwrap_err();
+        let HubError::Tls(message) = &err else {
+            panic!("expected a TLS error, got {err:?}");
+        };
+        assert!(message.contains("UnknownIssuer"), "{message}");
+        assert!(message.contains("system trust store"), "{message}");
+        assert!(
+            message.contains(&format!("https://127.0.0.1:{port}/v1/changes")),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wss_to_a_server_without_tls_is_a_tls_error() {
+        // Closes without a word: the TLS handshake ends early.
+        let port = spawn_plain_server(b"");
+        let client = HubClient::new(&format!("https://127.0.0.1:{port}")).unwrap();
+        let err = client.connect_ws().await.unwrap_err();
+        let HubError::Tls(message) = &err else {
+            panic!("expected a TLS error, got {err:?}");
+        };
+        assert!(message.contains("during the TLS handshake"), "{message}");
+        assert!(message.contains("http://"), "{message}");
+
+        // A plain HTTP server (a hub without TLS) answers the client hello.
+        let port = spawn_plain_server(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        let client = HubClient::new(&format!("https://127.0.0.1:{port}")).unwrap();
+        let err = client.connect_ws().await.unwrap_err();
+        let HubError::Tls(message) = &err else {
+            panic!("expected a TLS error, got {err:?}");
+        };
+        assert!(message.contains("does not speak TLS"), "{message}");
+        assert!(!message.contains("scheme"), "{message}");
     }
 
     #[test]

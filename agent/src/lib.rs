@@ -12,6 +12,7 @@ pub mod engine;
 pub mod hub_client;
 pub mod ignore;
 pub mod model;
+pub mod progress;
 pub mod reconcile;
 pub mod scan;
 pub mod state;
@@ -90,8 +91,8 @@ pub async fn run(
         "agent started"
     );
     let pushes = tokio::spawn(follow_hub(hub.clone(), triggers_tx, stop_rx.clone()));
-    let engine = Engine::new(root, origin, hub, state.clone());
-    let result = engine.run(triggers_rx, interval, stop_rx).await;
+    let engine = Engine::new(root, origin, hub, state.clone(), stop_rx);
+    let result = engine.run(triggers_rx, interval).await;
     pushes.abort();
     drop(watcher);
     state.close().await;
@@ -125,10 +126,14 @@ async fn follow_hub(
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             result = session => {
-                if let Err(err) = result {
-                    tracing::debug!(error = %err, "hub push connection lost");
-                } else {
-                    backoff.reset();
+                match result {
+                    // A certificate problem does not go away by retrying:
+                    // say so where the user looks.
+                    Err(err @ HubError::Tls(_)) => {
+                        tracing::warn!(error = %err, "cannot open the hub's push connection");
+                    }
+                    Err(err) => tracing::debug!(error = %err, "hub push connection lost"),
+                    Ok(()) => backoff.reset(),
                 }
             }
         }

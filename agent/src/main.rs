@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(sf_agent::progress::log_writer())
         .init();
     sf_agent::run(cli.run, shutdown_signal())
         .await

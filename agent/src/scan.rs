@@ -11,9 +11,21 @@
 //!   not read again: its digest is taken from the record.
 //! - Otherwise the file is hashed as a stream and stat'ed again afterwards;
 //!   if it changed during the read it is reported as unstable.
-//! - Names are kept as they are on disk (no Unicode normalisation).
+//! - Names are sent in Unicode NFC (the hub compares paths byte for byte;
+//!   macOS hands out NFD names, Linux usually NFC). A full scan renames an
+//!   entry whose name is not NFC to its NFC form, in the same directory,
+//!   and lists it under that name, at every level (a directory is renamed
+//!   before it is descended into). Two exceptions: a path already synced
+//!   under its exact non-NFC name (e.g. downloaded from a hub entry that a
+//!   legacy client created in NFD) is kept as it is, so old clients and
+//!   agents do not rename it back and forth; and when the NFC name is
+//!   already taken by another entry, neither is touched and the non-NFC one
+//!   is reported in [`ScanResult::skipped`]. Ignored entries, symlinks and
+//!   special files are never renamed. [`stat_entry`] renames nothing: for a non-NFC path that was
+//!   never synced it answers [`ScanError::NotNormalised`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io::{self, ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -23,6 +35,7 @@ use sf_protocol::path::RESERVED_TOP_LEVEL;
 use sf_protocol::v1::EntryKind;
 use sf_protocol::{Sha256Hex, SyncPath};
 use sha2::{Digest, Sha256};
+use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 use crate::ignore::IgnoreRules;
 use crate::model::{LocalFile, SyncedFile};
@@ -44,8 +57,9 @@ pub struct ScanResult {
     /// are absent from `files` and must not be taken as deleted.
     pub unreadable: Vec<(SyncPath, String)>,
     /// `(relative path, reason)` for what is never synced: symlinks, special
-    /// files, names that are not valid UTF-8 or not a valid [`SyncPath`].
-    /// Nothing below a skipped directory is listed.
+    /// files, names that are not valid UTF-8 or not a valid [`SyncPath`],
+    /// non-NFC names whose NFC form is taken by another entry or that could
+    /// not be renamed to it. Nothing below a skipped directory is listed.
     pub skipped: Vec<(String, String)>,
 }
 
@@ -80,6 +94,12 @@ pub enum ScanError {
         #[source]
         source: io::Error,
     },
+    /// Something is on disk at `path`, its name is not in Unicode NFC and it
+    /// was never synced under that exact name. Names are normalised (renamed
+    /// to NFC, or reported when the NFC name is taken) only by [`scan`]: do
+    /// a full scan instead of syncing this path.
+    #[error("{path} is not in Unicode NFC form: a full scan normalises it")]
+    NotNormalised { path: SyncPath },
 }
 
 /// Where `path` lives under `root`, with the platform's separators.
@@ -120,8 +140,8 @@ pub fn scan(
     // Directories still to list: (relative path, "" for the root; local path).
     let mut pending: Vec<(String, PathBuf)> = vec![(String::new(), root.to_path_buf())];
     while let Some((dir_relative, dir_local)) = pending.pop() {
-        let entries = match fs::read_dir(&dir_local) {
-            Ok(entries) => entries,
+        let listing = match fs::read_dir(&dir_local) {
+            Ok(listing) => listing,
             Err(error) => {
                 if dir_relative.is_empty() {
                     return Err(error);
@@ -130,9 +150,12 @@ pub fn scan(
                 continue;
             }
         };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
+        // The whole listing first: normalising a name needs every name in
+        // the directory.
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(entry) => entries.push(entry),
                 Err(error) => {
                     if dir_relative.is_empty() {
                         return Err(error);
@@ -140,7 +163,10 @@ pub fn scan(
                     report_dir_error(&mut result, &dir_relative, error);
                     break;
                 }
-            };
+            }
+        }
+        let mut names: HashSet<OsString> = entries.iter().map(|e| e.file_name()).collect();
+        for entry in entries {
             let name = entry.file_name();
             let local = entry.path();
             let Some(name) = name.to_str() else {
@@ -152,7 +178,8 @@ pub fn scan(
                 }
                 continue;
             };
-            let relative = join(&dir_relative, name);
+            let mut relative = join(&dir_relative, name);
+            let mut local = local;
             if dir_relative.is_empty() && name == RESERVED_TOP_LEVEL {
                 continue;
             }
@@ -174,18 +201,68 @@ pub fn scan(
             if rules.is_ignored_entry(&relative, is_dir) {
                 continue;
             }
-            let path = match SyncPath::parse(relative.as_str()) {
+            let mut path = match SyncPath::parse(relative.as_str()) {
                 Ok(path) => path,
                 Err(reason) => {
                     result.skipped.push((relative, reason.to_string()));
                     continue;
                 }
             };
-            let record = if metadata.is_file() {
-                known(&path)
-            } else {
-                None
-            };
+            let mut record = None;
+            // Symlinks and special files are not synced: not renamed either.
+            if !is_nfc(name) && (is_dir || metadata.is_file()) {
+                // Synced under this exact name: keep it (see the module doc).
+                record = known(&path);
+                if record.is_none() {
+                    let nfc_name: String = name.nfc().collect();
+                    let nfc_relative = join(&dir_relative, &nfc_name);
+                    if rules.is_ignored_entry(&nfc_relative, is_dir) {
+                        continue;
+                    }
+                    let nfc_path = match SyncPath::parse(nfc_relative.as_str()) {
+                        Ok(nfc_path) => nfc_path,
+                        Err(reason) => {
+                            result.skipped.push((relative, reason.to_string()));
+                            continue;
+                        }
+                    };
+                    match rename_to_nfc(&local, &metadata, &dir_local, &nfc_name, &names) {
+                        Renamed::Done(renamed) => {
+                            tracing::info!(
+                                from = ?relative,
+                                to = ?nfc_relative,
+                                "renamed to the Unicode NFC form of its name: agents send NFC \
+                                 names so that the same name from every system is one hub path"
+                            );
+                            names.insert(OsString::from(&nfc_name));
+                            local = renamed;
+                            relative = nfc_relative;
+                            path = nfc_path;
+                        }
+                        Renamed::Taken => {
+                            let reason = format!(
+                                "{nfc_name:?} in the same folder differs from this name only in \
+                                 Unicode normalisation (NFC and NFD forms of the same text); only \
+                                 {nfc_name:?} is synced: rename one of the two"
+                            );
+                            result.skipped.push((relative, reason));
+                            continue;
+                        }
+                        Renamed::Vanished => continue,
+                        Renamed::Failed(error) => {
+                            let reason = format!(
+                                "the name is not in Unicode NFC form and renaming it to \
+                                 {nfc_name:?} failed: {error}"
+                            );
+                            result.skipped.push((relative, reason));
+                            continue;
+                        }
+                    }
+                }
+            }
+            if record.is_none() && metadata.is_file() {
+                record = known(&path);
+            }
             match examine(&local, metadata, record.as_ref()) {
                 Outcome::Found(file) => {
                     if file.kind == EntryKind::Dir {
@@ -209,7 +286,10 @@ pub fn scan(
 /// [`scan`] for one path, e.g. after a file event. `Ok(None)` when nothing
 /// is there, including when a parent is missing, not a directory or a
 /// symlink (a scan would not list the path either). Ignore rules are the
-/// caller's business.
+/// caller's business. `known` is the record of `path`; when there is none
+/// and `path` is not in Unicode NFC form, something found there is
+/// [`ScanError::NotNormalised`] (nothing found is still `Ok(None)`, e.g. the
+/// old name after a scan renamed an entry to NFC).
 pub fn stat_entry(
     root: &Path,
     path: &SyncPath,
@@ -237,6 +317,9 @@ pub fn stat_entry(
         Err(error) if is_absent(&error) => return Ok(None),
         Err(error) => return Err(unreadable(error)),
     };
+    if known.is_none() && !is_nfc(path.as_str()) {
+        return Err(ScanError::NotNormalised { path: path.clone() });
+    }
     match examine(&local, metadata, known) {
         Outcome::Found(file) => Ok(Some(file)),
         Outcome::Absent => Ok(None),
@@ -334,6 +417,62 @@ fn examine(local: &Path, metadata: Metadata, known: Option<&SyncedFile>) -> Outc
         inode: before.inode,
         executable,
     })
+}
+
+/// What became of an entry whose name is not NFC.
+enum Renamed {
+    /// Renamed; its new local path.
+    Done(PathBuf),
+    /// Another entry in the directory already has the NFC name.
+    Taken,
+    /// Vanished meanwhile.
+    Vanished,
+    Failed(io::Error),
+}
+
+/// Renames `local` (lstat `metadata`), an entry of `dir_local`, to
+/// `nfc_name` in the same directory, unless `names` (the directory's
+/// listing) or the file system already hold another entry by that name.
+///
+/// Between the check and the rename another program could create
+/// `nfc_name`, which the rename would then replace: std has no rename that
+/// refuses to replace, and that window is a few system calls wide.
+fn rename_to_nfc(
+    local: &Path,
+    metadata: &Metadata,
+    dir_local: &Path,
+    nfc_name: &str,
+    names: &HashSet<OsString>,
+) -> Renamed {
+    if names.contains(OsStr::new(nfc_name)) {
+        return Renamed::Taken;
+    }
+    let target = dir_local.join(nfc_name);
+    match fs::symlink_metadata(&target) {
+        // A file system that ignores normalisation differences (APFS, HFS+)
+        // finds the entry itself under its NFC name: renaming is still right,
+        // it changes the stored form.
+        Ok(found) if is_same_entry(&found, metadata) => {}
+        Ok(_) => return Renamed::Taken,
+        Err(error) if error.kind() == ErrorKind::NotFound => {}
+        Err(error) => return Renamed::Failed(error),
+    }
+    match fs::rename(local, &target) {
+        Ok(()) => Renamed::Done(target),
+        Err(error) if error.kind() == ErrorKind::NotFound => Renamed::Vanished,
+        Err(error) => Renamed::Failed(error),
+    }
+}
+
+#[cfg(unix)]
+fn is_same_entry(a: &Metadata, b: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn is_same_entry(_a: &Metadata, _b: &Metadata) -> bool {
+    false
 }
 
 fn report_dir_error(result: &mut ScanResult, relative: &str, error: io::Error) {
@@ -574,12 +713,11 @@ mod tests {
         fs::write(root.join("back\\slash"), b"x").unwrap();
         fs::create_dir(root.join("ctrl\u{1}dir")).unwrap();
         fs::write(root.join("ctrl\u{1}dir/inner.txt"), b"x").unwrap();
-        // Names stay as on disk: decomposed "é" is not normalised.
-        write(root, "cafe\u{301}.txt", b"x");
+        write(root, "fine.txt", b"x");
 
         let result = scan_all(root);
         let names: Vec<&str> = result.files.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, vec!["cafe\u{301}.txt"]);
+        assert_eq!(names, vec!["fine.txt"]);
         assert_eq!(result.skipped.len(), 3, "{:?}", result.skipped);
         let reason_for = |name: &str| {
             result
@@ -592,6 +730,262 @@ mod tests {
         assert!(reason_for("bad\u{fffd}name").contains("UTF-8"));
         assert!(reason_for("back\\slash").contains("backslash"));
         assert!(reason_for("ctrl\u{1}dir").contains("control character"));
+    }
+
+    /// Unicode normalisation of names. Linux file systems keep NFC and NFD
+    /// names apart, so these tests can hold both forms side by side.
+    #[cfg(target_os = "linux")]
+    mod unicode_names {
+        use super::*;
+
+        /// The names in `dir` exactly as the file system holds them, sorted.
+        fn disk_names(dir: &Path) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+
+        fn listed(result: &ScanResult) -> Vec<&str> {
+            result.files.keys().map(|k| k.as_str()).collect()
+        }
+
+        const CAFE_NFD: &str = "cafe\u{301}.txt";
+        const CAFE_NFC: &str = "caf\u{e9}.txt";
+        const MUNICH_NFD: &str = "Mu\u{308}nchen";
+        const MUNICH_NFC: &str = "M\u{fc}nchen";
+
+        fn file_record(content: &[u8]) -> SyncedFile {
+            SyncedFile {
+                kind: EntryKind::File,
+                sha256: Sha256Hex::of(content),
+                size: content.len() as u64,
+                mtime_ns: 0,
+                inode: 0,
+                executable: false,
+                version: 3,
+            }
+        }
+
+        #[test]
+        fn new_nfd_file_is_renamed_to_nfc_and_listed_so() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            write(root, CAFE_NFD, b"latte");
+            write(root, "plain.txt", b"ascii");
+
+            let result = scan_all(root);
+            assert_eq!(listed(&result), vec![CAFE_NFC, "plain.txt"]);
+            assert_eq!(result.files[&p(CAFE_NFC)].sha256, Sha256Hex::of(b"latte"));
+            assert!(result.skipped.is_empty(), "{:?}", result.skipped);
+            assert_eq!(disk_names(root), vec![CAFE_NFC, "plain.txt"]);
+            assert_eq!(fs::read(root.join(CAFE_NFC)).unwrap(), b"latte");
+
+            // Stable: the next scan finds the same and renames nothing.
+            let again = scan_all(root);
+            assert_eq!(again.files, result.files);
+            assert_eq!(
+                stat_entry(root, &p(CAFE_NFC), None).unwrap().as_ref(),
+                Some(&result.files[&p(CAFE_NFC)])
+            );
+        }
+
+        #[test]
+        fn known_nfd_names_are_kept() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            write(root, CAFE_NFD, b"from a legacy client");
+            write(root, &format!("{MUNICH_NFD}/plan.txt"), b"plan");
+            // New in a kept folder: only the new name is normalised.
+            write(root, &format!("{MUNICH_NFD}/Gru\u{308}sse.txt"), b"hi");
+            let dir_record = SyncedFile {
+                kind: EntryKind::Dir,
+                sha256: Sha256Hex::empty(),
+                size: 0,
+                ..file_record(b"")
+            };
+            let file = file_record(b"from a legacy client");
+            let known = |path: &SyncPath| match path.as_str() {
+                CAFE_NFD => Some(file.clone()),
+                MUNICH_NFD => Some(dir_record.clone()),
+                _ => None,
+            };
+            let rules = IgnoreRules::load(root).unwrap();
+            let result = scan(root, &rules, &known).unwrap();
+
+            let plan = format!("{MUNICH_NFD}/plan.txt");
+            let greeting = format!("{MUNICH_NFD}/Gr\u{fc}sse.txt");
+            assert_eq!(
+                listed(&result),
+                vec![MUNICH_NFD, &greeting, &plan, CAFE_NFD]
+            );
+            assert!(result.skipped.is_empty(), "{:?}", result.skipped);
+            assert_eq!(disk_names(root), vec![MUNICH_NFD, CAFE_NFD]);
+            assert_eq!(
+                disk_names(&root.join(MUNICH_NFD)),
+                vec!["Gr\u{fc}sse.txt", "plan.txt"]
+            );
+            assert_eq!(
+                result.files[&p(CAFE_NFD)].sha256,
+                Sha256Hex::of(b"from a legacy client")
+            );
+
+            // The single-path stat: a known non-NFC path is looked at, an
+            // unknown one sends the caller to a full scan, unless nothing is
+            // there (e.g. the old name of an entry a scan renamed).
+            assert_eq!(
+                stat_entry(root, &p(CAFE_NFD), Some(&file))
+                    .unwrap()
+                    .unwrap()
+                    .sha256,
+                Sha256Hex::of(b"from a legacy client")
+            );
+            let err = stat_entry(root, &p(CAFE_NFD), None).unwrap_err();
+            assert!(
+                matches!(&err, ScanError::NotNormalised { path } if path.as_str() == CAFE_NFD),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("NFC"), "{err}");
+            assert!(matches!(
+                stat_entry(root, &p(&plan), None),
+                Err(ScanError::NotNormalised { .. })
+            ));
+            assert_eq!(stat_entry(root, &p("gone\u{301}.txt"), None).unwrap(), None);
+            assert_eq!(
+                stat_entry(root, &p(&format!("{MUNICH_NFC}/plan.txt")), None).unwrap(),
+                None
+            );
+        }
+
+        #[test]
+        fn nfd_name_whose_nfc_twin_exists_is_skipped_and_both_untouched() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            write(root, CAFE_NFC, b"nfc");
+            write(root, CAFE_NFD, b"nfd");
+            write(root, &format!("{MUNICH_NFC}/a.txt"), b"a");
+            write(root, &format!("{MUNICH_NFD}/b.txt"), b"b");
+
+            let result = scan_all(root);
+            let a = format!("{MUNICH_NFC}/a.txt");
+            assert_eq!(listed(&result), vec![MUNICH_NFC, &a, CAFE_NFC]);
+            assert_eq!(result.files[&p(CAFE_NFC)].sha256, Sha256Hex::of(b"nfc"));
+            let skipped: Vec<&str> = result
+                .skipped
+                .iter()
+                .map(|(path, _)| path.as_str())
+                .collect();
+            assert_eq!(skipped, vec![MUNICH_NFD, CAFE_NFD]);
+            for (_, reason) in &result.skipped {
+                assert!(
+                    reason.contains("Unicode normalisation") && reason.contains("rename one"),
+                    "{reason}"
+                );
+            }
+            assert_eq!(
+                disk_names(root),
+                vec![MUNICH_NFD, MUNICH_NFC, CAFE_NFD, CAFE_NFC]
+            );
+            assert_eq!(fs::read(root.join(CAFE_NFC)).unwrap(), b"nfc");
+            assert_eq!(fs::read(root.join(CAFE_NFD)).unwrap(), b"nfd");
+            assert_eq!(disk_names(&root.join(MUNICH_NFD)), vec!["b.txt"]);
+            assert_eq!(disk_names(&root.join(MUNICH_NFC)), vec!["a.txt"]);
+        }
+
+        #[test]
+        fn two_non_nfc_names_with_one_nfc_form_keep_one_and_skip_the_other() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            // Both are "e" with a dot below and an acute; only the first is in
+            // canonical order (NFD), neither is NFC.
+            write(root, "e\u{323}\u{301}", b"one");
+            write(root, "e\u{301}\u{323}", b"two");
+            let nfc = "\u{1eb9}\u{301}";
+
+            let result = scan_all(root);
+            assert_eq!(listed(&result), vec![nfc]);
+            assert_eq!(result.skipped.len(), 1, "{:?}", result.skipped);
+            let names = disk_names(root);
+            assert_eq!(names.len(), 2, "{names:?}");
+            assert!(names.iter().any(|n| n == nfc), "{names:?}");
+            assert!(names.contains(&result.skipped[0].0), "{names:?}");
+        }
+
+        #[test]
+        fn nfd_directory_is_renamed_then_descended() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            write(root, &format!("{MUNICH_NFD}/plan.txt"), b"plan");
+            write(
+                root,
+                &format!("{MUNICH_NFD}/Gru\u{308}sse/{CAFE_NFD}"),
+                b"deep",
+            );
+            fs::create_dir(root.join(format!("{MUNICH_NFD}/leer-\u{212b}"))).unwrap();
+
+            let result = scan_all(root);
+            let expected = [
+                MUNICH_NFC.to_owned(),
+                format!("{MUNICH_NFC}/Gr\u{fc}sse"),
+                format!("{MUNICH_NFC}/Gr\u{fc}sse/{CAFE_NFC}"),
+                // U+212B ANGSTROM SIGN is a singleton: NFC makes it U+00C5.
+                format!("{MUNICH_NFC}/leer-\u{c5}"),
+                format!("{MUNICH_NFC}/plan.txt"),
+            ];
+            assert_eq!(
+                listed(&result),
+                expected.iter().map(String::as_str).collect::<Vec<_>>()
+            );
+            assert!(result.skipped.is_empty(), "{:?}", result.skipped);
+            assert_eq!(disk_names(root), vec![MUNICH_NFC]);
+            assert_eq!(
+                fs::read(root.join(format!("{MUNICH_NFC}/Gr\u{fc}sse/{CAFE_NFC}"))).unwrap(),
+                b"deep"
+            );
+            assert_eq!(
+                result.files[&p(&format!("{MUNICH_NFC}/plan.txt"))].sha256,
+                Sha256Hex::of(b"plan")
+            );
+            // Stable (directory mtimes moved with the renames inside them).
+            let again = scan_all(root);
+            assert_eq!(listed(&again), listed(&result));
+            assert_eq!(disk_names(root), vec![MUNICH_NFC]);
+        }
+
+        #[test]
+        fn nfd_symlinks_are_skipped_not_renamed() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            write(root, "target.txt", b"x");
+            std::os::unix::fs::symlink("target.txt", root.join(CAFE_NFD)).unwrap();
+
+            let result = scan_all(root);
+            assert_eq!(listed(&result), vec!["target.txt"]);
+            assert_eq!(result.skipped.len(), 1, "{:?}", result.skipped);
+            assert_eq!(result.skipped[0].0, CAFE_NFD);
+            assert!(result.skipped[0].1.contains("symbolic link"));
+            assert_eq!(disk_names(root), vec![CAFE_NFD, "target.txt"]);
+        }
+
+        #[test]
+        fn ignored_nfd_names_are_not_renamed() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            // The second rule matches the NFC form only.
+            write(root, ".sfignore", "*.tmp\ncaf\u{e9}.log\n".as_bytes());
+            write(root, "cafe\u{301}.tmp", b"x");
+            write(root, "cafe\u{301}.log", b"x");
+
+            let result = scan_all(root);
+            assert_eq!(listed(&result), vec![".sfignore"]);
+            assert!(result.skipped.is_empty(), "{:?}", result.skipped);
+            assert_eq!(
+                disk_names(root),
+                vec![".sfignore", "cafe\u{301}.log", "cafe\u{301}.tmp"]
+            );
+        }
     }
 
     #[cfg(unix)]

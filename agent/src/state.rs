@@ -2,8 +2,10 @@
 //! synced per path, the hub's entries as last read, the last applied seq,
 //! and problems to report. `<dir>/.sf` doubles as the folder marker.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sf_protocol::chunking::ChunkRef;
 use sf_protocol::v1::{Entry, EntryKind};
@@ -22,6 +24,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    #[error(
+        "another sf-agent is already syncing {dir} (its lock is {lock}); stop it first, \
+         or give this one another --dir"
+    )]
+    InUse { dir: PathBuf, lock: PathBuf },
     #[error(
         "the folder marker {marker} is missing, but this agent has synced {dir} before: the disk \
          may be unmounted or the folder deleted. Refusing to sync, so nothing is deleted on the \
@@ -60,6 +67,9 @@ pub struct Problem {
 #[derive(Clone)]
 pub struct State {
     pool: SqlitePool,
+    /// Held while this process syncs the folder: two agents on one folder
+    /// would each take the other's writes for the user's.
+    lock: Option<Arc<std::fs::File>>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -103,7 +113,10 @@ impl State {
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
         std::fs::write(&registry, dir.as_os_str().as_encoded_bytes())
             .map_err(io_error(&registry))?;
-        Self::open_database(&marker).await
+        let lock = lock_folder(&dir, &marker)?;
+        let mut state = Self::open_database(&marker).await?;
+        state.lock = Some(Arc::new(lock));
+        Ok(state)
     }
 
     /// Opens an existing state database read-mostly, for `status`.
@@ -120,18 +133,25 @@ impl State {
             .filename(marker.join("state.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            // NORMAL in WAL mode: a power cut may lose the last records, never
+            // corrupt the file; lost records are repaired from disk and the
+            // change feed (same content on both sides is only recorded).
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, lock: None })
     }
 
+    /// Closes the database and frees the folder for another agent.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(lock) = &self.lock {
+            let _ = lock.unlock();
+        }
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
@@ -225,52 +245,102 @@ impl State {
             .bind(path.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        raw.map(|r| serde_json::from_str(&r).map_err(|e| StateError::Corrupt(e.to_string())))
-            .transpose()
+        raw.as_deref().map(parse_entry).transpose()
+    }
+
+    /// The hub entries of `paths`, for those that have one.
+    pub async fn remote_of<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a SyncPath>,
+    ) -> Result<HashMap<SyncPath, Entry>, StateError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = HashMap::new();
+        for path in paths {
+            let raw: Option<String> = sqlx::query_scalar("SELECT entry FROM remote WHERE path = ?")
+                .bind(path.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(raw) = raw {
+                found.insert(path.clone(), parse_entry(&raw)?);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn all_remote(&self) -> Result<Vec<Entry>, StateError> {
         let rows: Vec<String> = sqlx::query_scalar("SELECT entry FROM remote ORDER BY path")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| serde_json::from_str(r).map_err(|e| StateError::Corrupt(e.to_string())))
-            .collect()
+        rows.iter().map(|r| parse_entry(r)).collect()
     }
 
-    pub async fn synced(
+    /// Live hub paths that start with `prefix` (conflict copies of a file
+    /// are named by a shared prefix).
+    pub async fn live_remote_with_prefix(
         &self,
-        path: &SyncPath,
-    ) -> Result<Option<(SyncedFile, Vec<ChunkRef>)>, StateError> {
-        let row = sqlx::query("SELECT * FROM synced WHERE path = ?")
-            .bind(path.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| synced_from_row(&r).map(|(_, s, c)| (s, c)))
-            .transpose()
+        prefix: &str,
+    ) -> Result<HashSet<SyncPath>, StateError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT entry FROM remote WHERE path >= ?1 AND substr(path, 1, length(?1)) = ?1",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut live = HashSet::new();
+        for raw in &rows {
+            let entry = parse_entry(raw)?;
+            if !entry.deleted {
+                live.insert(entry.path);
+            }
+        }
+        Ok(live)
+    }
+
+    pub async fn synced(&self, path: &SyncPath) -> Result<Option<SyncedFile>, StateError> {
+        Ok(self.synced_of([path]).await?.remove(path))
+    }
+
+    /// The synced records of `paths`, for those that have one.
+    pub async fn synced_of<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a SyncPath>,
+    ) -> Result<HashMap<SyncPath, SyncedFile>, StateError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = HashMap::new();
+        for path in paths {
+            let row = sqlx::query("SELECT * FROM synced WHERE path = ?")
+                .bind(path.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                let (path, file) = synced_from_row(&row)?;
+                found.insert(path, file);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn all_synced(&self) -> Result<Vec<(SyncPath, SyncedFile)>, StateError> {
         let rows = sqlx::query("SELECT * FROM synced ORDER BY path")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| synced_from_row(r).map(|(p, s, _)| (p, s)))
-            .collect()
+        rows.iter().map(synced_from_row).collect()
     }
 
+    /// Records that `path` on disk and the hub agree on `file`, made of
+    /// `chunks`.
     pub async fn record(
         &self,
         path: &SyncPath,
         file: &SyncedFile,
         chunks: &[ChunkRef],
     ) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version, chunks) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
+            "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
              sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, \
-             inode = excluded.inode, executable = excluded.executable, version = excluded.version, \
-             chunks = excluded.chunks",
+             inode = excluded.inode, executable = excluded.executable, version = excluded.version",
         )
         .bind(path.as_str())
         .bind(file.kind.as_str())
@@ -280,48 +350,65 @@ impl State {
         .bind(file.inode as i64)
         .bind(i64::from(file.executable))
         .bind(file.version as i64)
-        .bind(serde_json::to_string(chunks).expect("chunk refs serialise"))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM chunk_index WHERE path = ?")
+            .bind(path.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let mut start = 0u64;
+        for chunk in chunks {
+            sqlx::query(
+                "INSERT INTO chunk_index (path, start, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(path.as_str())
+            .bind(start as i64)
+            .bind(chunk.hash.to_hex())
+            .execute(&mut *tx)
+            .await?;
+            start += chunk.len;
+        }
         sqlx::query("DELETE FROM problems WHERE path = ? AND kind = 'error'")
             .bind(path.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn forget(&self, path: &SyncPath) -> Result<(), StateError> {
-        sqlx::query("DELETE FROM synced WHERE path = ?")
+        let mut tx = self.pool.begin().await?;
+        for table in ["synced", "chunk_index"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE path = ?"
+            )))
             .bind(path.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// A synced file elsewhere in the folder that holds chunk `hash`, with
-    /// the chunk's offset in it: downloads copy such chunks instead of
-    /// fetching them.
+    /// Synced files that hold chunk `hash`, with the chunk's offset in each:
+    /// downloads copy such chunks instead of fetching them.
     pub async fn find_local_chunk(
         &self,
         hash: &Sha256Hex,
-    ) -> Result<Option<(SyncPath, SyncedFile, u64)>, StateError> {
-        // The chunk lists are JSON; a LIKE narrows the rows, the parse decides.
-        let pattern = format!("%{}%", hash.to_hex());
-        let rows = sqlx::query("SELECT * FROM synced WHERE chunks LIKE ? LIMIT 8")
-            .bind(pattern)
-            .fetch_all(&self.pool)
-            .await?;
-        for row in &rows {
-            let (path, file, chunks) = synced_from_row(row)?;
-            let mut offset = 0;
-            for chunk in &chunks {
-                if chunk.hash == *hash {
-                    return Ok(Some((path, file, offset)));
-                }
-                offset += chunk.len;
-            }
-        }
-        Ok(None)
+    ) -> Result<Vec<(SyncPath, SyncedFile, u64)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT s.*, c.start FROM chunk_index c JOIN synced s ON s.path = c.path \
+             WHERE c.hash = ? LIMIT 4",
+        )
+        .bind(hash.to_hex())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (path, file) = synced_from_row(row)?;
+                Ok((path, file, row.try_get::<i64, _>("start")? as u64))
+            })
+            .collect()
     }
 
     pub async fn set_problem(
@@ -361,14 +448,44 @@ impl State {
     }
 }
 
-fn synced_from_row(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<(SyncPath, SyncedFile, Vec<ChunkRef>), StateError> {
+fn parse_entry(raw: &str) -> Result<Entry, StateError> {
+    serde_json::from_str(raw).map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+/// Takes the folder's lock file, `.sf/lock`, for this process's lifetime,
+/// and writes our pid into it so the next one can say who holds it.
+fn lock_folder(dir: &Path, marker: &Path) -> Result<std::fs::File, StateError> {
+    use std::io::Write;
+    let path = marker.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StateError::InUse {
+                dir: dir.to_owned(),
+                lock: path,
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StateError::Io { path, source });
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(io_error(&path))?;
+    Ok(file)
+}
+
+fn synced_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<(SyncPath, SyncedFile), StateError> {
     let corrupt = |what: &str| StateError::Corrupt(what.to_owned());
     let path: String = row.try_get("path")?;
     let kind: String = row.try_get("kind")?;
     let sha: String = row.try_get("sha256")?;
-    let chunks: String = row.try_get("chunks")?;
     Ok((
         SyncPath::parse(path).map_err(|e| corrupt(&e.to_string()))?,
         SyncedFile {
@@ -380,7 +497,6 @@ fn synced_from_row(
             executable: row.try_get::<i64, _>("executable")? != 0,
             version: row.try_get::<i64, _>("version")? as u64,
         },
-        serde_json::from_str(&chunks).map_err(|e| corrupt(&e.to_string()))?,
     ))
 }
 
@@ -446,5 +562,139 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(state.remote(&path).await.unwrap().unwrap().version, 3);
+    }
+    #[tokio::test]
+    async fn a_second_agent_on_the_same_folder_is_refused() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let first = State::open(folder.path(), registry.path()).await.unwrap();
+        let err = State::open(folder.path(), registry.path())
+            .await
+            .err()
+            .expect("the folder is locked");
+        assert!(matches!(err, StateError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("already syncing"), "{err}");
+        // `status` still reads the state of a folder in use.
+        State::open_existing(folder.path()).await.unwrap();
+        drop(first);
+        State::open(folder.path(), registry.path())
+            .await
+            .expect("free again once the first agent is gone");
+    }
+
+    fn file(version: u64) -> SyncedFile {
+        SyncedFile {
+            kind: EntryKind::File,
+            sha256: Sha256Hex::empty(),
+            size: 30,
+            mtime_ns: 1,
+            inode: 2,
+            executable: false,
+            version,
+        }
+    }
+
+    fn chunk(byte: u8, len: u64) -> ChunkRef {
+        ChunkRef {
+            hash: Sha256Hex::of(&[byte]),
+            len,
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_found_where_they_sit_until_the_file_is_forgotten() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let a = SyncPath::parse("a").unwrap();
+        let b = SyncPath::parse("dir/b").unwrap();
+        state
+            .record(&a, &file(1), &[chunk(1, 10), chunk(2, 20)])
+            .await
+            .unwrap();
+        state
+            .record(&b, &file(1), &[chunk(3, 5), chunk(2, 20), chunk(2, 20)])
+            .await
+            .unwrap();
+        let mut found: Vec<(String, u64)> = state
+            .find_local_chunk(&chunk(2, 20).hash)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _, at)| (p.to_string(), at))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [("a".into(), 10), ("dir/b".into(), 5), ("dir/b".into(), 25)]
+        );
+        // A new version of `a` replaces its chunks; forgetting `b` drops its.
+        state.record(&a, &file(2), &[chunk(4, 30)]).await.unwrap();
+        state.forget(&b).await.unwrap();
+        assert!(
+            state
+                .find_local_chunk(&chunk(2, 20).hash)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let found = state.find_local_chunk(&chunk(4, 30).hash).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.version, found[0].2),
+            ("a", 2, 0)
+        );
+        assert!(state.synced(&b).await.unwrap().is_none());
+        assert_eq!(state.synced(&a).await.unwrap().unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn the_chunk_index_migration_keeps_existing_records() {
+        // A state database from before the chunk index: its JSON chunk lists
+        // become index rows with their offsets.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(include_str!("../migrations/0001_init.sql"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let chunks = serde_json::to_string(&[chunk(1, 7), chunk(2, 9), chunk(1, 7)]).unwrap();
+        sqlx::query(
+            "INSERT INTO synced VALUES ('x', 'file', ?, 23, 0, 0, 0, 3, ?), \
+             ('empty', 'file', ?, 0, 0, 0, 0, 1, '[]')",
+        )
+        .bind(Sha256Hex::empty().to_hex())
+        .bind(chunks)
+        .bind(Sha256Hex::empty().to_hex())
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(include_str!("../migrations/0002_chunk_index.sql"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT path, start, hash FROM chunk_index ORDER BY path, start")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let one = chunk(1, 7).hash.to_hex();
+        let two = chunk(2, 9).hash.to_hex();
+        assert_eq!(
+            rows,
+            [
+                ("x".into(), 0, one.clone()),
+                ("x".into(), 7, two),
+                ("x".into(), 16, one)
+            ]
+        );
+        let synced: i64 = sqlx::query_scalar("SELECT count(*) FROM synced")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(synced, 2);
     }
 }

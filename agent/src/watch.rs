@@ -1,19 +1,27 @@
 //! File-system events as hints: notify + notify-debouncer-full, recursive.
 //! Events only say which paths to look at; after an overflow or an error
 //! nothing is trusted until a full scan.
+//!
+//! Most paths are reported once they have been quiet for the debounce
+//! window. A file closed after writing is reported at once as well (see
+//! [`CloseWriteTap`]): the writer says it is done, so waiting out the
+//! window would only add latency. The engine still checks that the file is
+//! stable while it reads it.
 
-use std::path::Path;
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{Event, EventHandler, RecursiveMode, Watcher};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 use sf_protocol::SyncPath;
 use tokio::sync::mpsc;
 
 use crate::engine::Trigger;
 use crate::state::STATE_DIR;
 
-pub type FolderWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+pub type FolderWatcher = Debouncer<CloseWriteTap, RecommendedCache>;
 
 /// Starts watching `root`; events arrive on `triggers`. `None` when the
 /// folder cannot be watched (the caller then relies on periodic scans).
@@ -23,6 +31,7 @@ pub fn watch(
     triggers: mpsc::UnboundedSender<Trigger>,
 ) -> Option<FolderWatcher> {
     let base = root.to_path_buf();
+    let triggers_for_tap = triggers.clone();
     let handler = move |result: DebounceEventResult| {
         let trigger = match result {
             Ok(events) => {
@@ -53,7 +62,17 @@ pub fn watch(
         };
         let _ = triggers.send(trigger);
     };
-    let mut debouncer = match new_debouncer(debounce, None, handler) {
+    let tap = close_write_tap(root.to_path_buf(), debounce, triggers_for_tap);
+    NEXT_TAP.with(|next| *next.borrow_mut() = Some(tap));
+    let debouncer = new_debouncer_opt::<_, CloseWriteTap, _>(
+        debounce,
+        None,
+        handler,
+        RecommendedCache::new(),
+        notify::Config::default(),
+    );
+    NEXT_TAP.with(|next| next.borrow_mut().take());
+    let mut debouncer = match debouncer {
         Ok(debouncer) => debouncer,
         Err(error) => {
             warn_watch_error(&error);
@@ -65,6 +84,87 @@ pub fn watch(
         return None;
     }
     Some(debouncer)
+}
+
+/// Sees every raw event before the debouncer does.
+type Tap = Box<dyn FnMut(&Event) + Send>;
+
+thread_local! {
+    /// The tap for the next [`CloseWriteTap`] built on this thread. The
+    /// debouncer constructs its watcher itself through [`Watcher::new`],
+    /// which takes no user data; this hands the tap over for that one call.
+    static NEXT_TAP: RefCell<Option<Tap>> = const { RefCell::new(None) };
+}
+
+/// The platform's watcher with a tap on its raw events, so a file closed
+/// after writing can be reported without waiting for the debouncer.
+pub struct CloseWriteTap(notify::RecommendedWatcher);
+
+impl Watcher for CloseWriteTap {
+    fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<Self> {
+        let mut tap = NEXT_TAP.with(|next| next.borrow_mut().take());
+        let inner = notify::RecommendedWatcher::new(
+            move |event: notify::Result<Event>| {
+                if let (Ok(event), Some(tap)) = (&event, tap.as_mut()) {
+                    tap(event);
+                }
+                handler.handle_event(event);
+            },
+            config,
+        )?;
+        Ok(Self(inner))
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn configure(&mut self, option: notify::Config) -> notify::Result<bool> {
+        self.0.configure(option)
+    }
+
+    fn kind() -> notify::WatcherKind {
+        notify::RecommendedWatcher::kind()
+    }
+}
+
+/// Reports a file at once when it is closed after writing, unless the same
+/// file was reported that way within the debounce window: a file that is
+/// rewritten again and again (a log) waits for the debouncer like the rest.
+fn close_write_tap(
+    root: PathBuf,
+    window: Duration,
+    triggers: mpsc::UnboundedSender<Trigger>,
+) -> Tap {
+    let mut recent: HashMap<PathBuf, Instant> = HashMap::new();
+    Box::new(move |event: &Event| {
+        use notify::event::{AccessKind, AccessMode};
+        if !matches!(
+            event.kind,
+            notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
+        ) {
+            return;
+        }
+        let now = Instant::now();
+        recent.retain(|_, at| now.duration_since(*at) < window);
+        let paths: Vec<SyncPath> = event
+            .paths
+            .iter()
+            .filter(|p| {
+                let fresh = !recent.contains_key(*p);
+                recent.insert((*p).clone(), now);
+                fresh
+            })
+            .filter_map(|p| relative(&root, p))
+            .collect();
+        if !paths.is_empty() {
+            let _ = triggers.send(Trigger::Paths(paths));
+        }
+    })
 }
 
 fn warn_watch_error(error: &notify::Error) {
