@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::hub_client::{HubClient, HubError};
 use crate::model::{LocalFile, SyncedFile};
+use crate::progress::Progress;
 use crate::scan::local_path;
 use crate::state::{STATE_DIR, State, StateError};
 
@@ -58,13 +59,31 @@ fn temp_path(root: &Path) -> PathBuf {
         .join(format!("{}-{n}.part", std::process::id()))
 }
 
-/// Removes temp files a crash left behind.
+/// Removes the partial downloads a crash left behind. A `.swap` file may
+/// hold a version the user saved at the moment of the crash: it goes to the
+/// trash instead.
 pub fn clear_temp(root: &Path) -> std::io::Result<()> {
     let tmp = root.join(STATE_DIR).join("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp)?;
+    for entry in std::fs::read_dir(&tmp)? {
+        let entry = entry?;
+        let file = entry.path();
+        if file.extension().is_some_and(|e| e == SWAP_EXTENSION) {
+            let name = format!("rescued-{}", entry.file_name().to_string_lossy());
+            let path = SyncPath::parse(name).map_err(std::io::Error::other)?;
+            match keep_in_trash(root, &file, &path) {
+                Ok(kept) => {
+                    tracing::warn!(kept = %kept.display(), "a file from an interrupted download may be a version saved at that moment; moved to the trash")
+                }
+                Err(err) => return Err(std::io::Error::other(err)),
+            }
+        } else if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&file)?;
+        } else {
+            std::fs::remove_file(&file)?;
+        }
     }
-    std::fs::create_dir_all(&tmp)
+    Ok(())
 }
 
 /// Whether the file at `path` is still what the decision was made on: absent
@@ -103,6 +122,7 @@ pub async fn download(
     state: &State,
     entry: &Entry,
     expected: Option<&LocalFile>,
+    progress: Option<&Progress>,
 ) -> Result<(SyncedFile, Vec<ChunkRef>), ApplyError> {
     let target = local_path(root, &entry.path);
     if let Some(parent) = target.parent() {
@@ -146,7 +166,7 @@ pub async fn download(
     let expected_sha = entry.sha256.expect("live file entries have content");
     let chunks = entry.chunks.clone().unwrap_or_default();
     let temp = temp_path(root);
-    let result = assemble(root, hub, state, &temp, &chunks).await;
+    let result = assemble(root, hub, state, &temp, &chunks, progress).await;
     let actual = match result {
         Ok(actual) => actual,
         Err(err) => {
@@ -163,7 +183,7 @@ pub async fn download(
         });
     }
     set_file_metadata(&temp, entry.mtime_ns, entry.executable)?;
-    if let Err(err) = put_in_place(&temp, &target, expected, &entry.path) {
+    if let Err(err) = put_in_place(root, &temp, &target, expected, &entry.path) {
         let _ = std::fs::remove_file(&temp);
         return Err(err);
     }
@@ -192,6 +212,7 @@ pub async fn download(
 /// exchange (then a look at what came out) or a rename that refuses to
 /// replace anything. The caller removes `temp` on error.
 fn put_in_place(
+    root: &Path,
     temp: &Path,
     target: &Path,
     expected: Option<&LocalFile>,
@@ -202,31 +223,42 @@ fn put_in_place(
         return Err(changed());
     }
     match expected {
-        Some(local) if local.kind == EntryKind::File => match atomic::exchange(temp, target) {
-            Ok(true) => {
-                // `temp` now holds what was at the target.
-                if unchanged_since(temp, expected) {
-                    let _ = std::fs::remove_file(temp);
-                    return Ok(());
+        Some(local) if local.kind == EntryKind::File => {
+            // What an exchange brings out may be the user's: it lands under
+            // a `.swap` name, which is never deleted unexamined, not even by
+            // the clean-up after a crash.
+            let swap = temp.with_extension(SWAP_EXTENSION);
+            std::fs::rename(temp, &swap).map_err(io(&swap))?;
+            let ours = inode_of(&swap);
+            match atomic::exchange(&swap, target) {
+                Ok(true) if unchanged_since(&swap, expected) => {
+                    // The old version: its bytes are on the hub.
+                    let _ = std::fs::remove_file(&swap);
+                    Ok(())
                 }
-                // Written at the last moment: give it back, untouched.
-                if let Err(source) = atomic::exchange(temp, target) {
-                    let rescue = target.with_file_name(format!(
-                        "{} (rescued {})",
-                        path.file_name(),
-                        crate::state::now_ms()
-                    ));
-                    tracing::error!(%path, rescue = %rescue.display(), error = %source, "could not put a changed file back; it was moved aside");
-                    std::fs::rename(temp, &rescue).map_err(io(&rescue))?;
+                Ok(true) => {
+                    // Written at the last moment: give it back, untouched.
+                    let back = atomic::exchange(&swap, target);
+                    if back.is_ok_and(|done| done) && inode_of(&swap) == ours {
+                        let _ = std::fs::remove_file(&swap);
+                    } else {
+                        // Saved yet again meanwhile, or the exchange back
+                        // failed: what is at `swap` now is the user's.
+                        let kept = keep_in_trash(root, &swap, path)?;
+                        tracing::warn!(%path, kept = %kept.display(), "the file was saved while a download replaced it; one of the versions was moved to the trash");
+                    }
+                    Err(changed())
                 }
-                Err(changed())
+                Ok(false) => std::fs::rename(&swap, target).map_err(io(target)),
+                Err(source) => {
+                    let _ = std::fs::remove_file(&swap);
+                    Err(ApplyError::Io {
+                        path: target.to_owned(),
+                        source,
+                    })
+                }
             }
-            Ok(false) => std::fs::rename(temp, target).map_err(io(target)),
-            Err(source) => Err(ApplyError::Io {
-                path: target.to_owned(),
-                source,
-            }),
-        },
+        }
         _ => {
             // A folder the hub turned into a file: only an empty one gives
             // way; one with contents waits until they are synced away.
@@ -246,6 +278,22 @@ fn put_in_place(
     }
 }
 
+/// Files in `.sf/tmp` that may hold the user's bytes (see [`put_in_place`]).
+const SWAP_EXTENSION: &str = "swap";
+
+fn inode_of(path: &Path) -> Option<u64> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|meta| stat_triplet(&meta).2)
+}
+
+/// Moves `file` into today's trash as `path`; returns where it went.
+fn keep_in_trash(root: &Path, file: &Path, path: &SyncPath) -> Result<PathBuf, ApplyError> {
+    let dest = trash_destination(root, path)?;
+    std::fs::rename(file, &dest).map_err(io(file))?;
+    Ok(dest)
+}
+
 /// Renames that check and switch in one step. Each returns `Ok(false)` when
 /// the OS or file system cannot do it, and the caller falls back to a plain
 /// rename after its own check.
@@ -258,7 +306,15 @@ mod atomic {
         use rustix::io::Errno;
         match rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, flags) {
             Ok(()) => Ok(true),
-            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Ok(false),
+            // Not supported by this OS or file system (FUSE, NFS, SMB,
+            // exFAT; macOS says ENOTSUP, which differs from EOPNOTSUPP
+            // there).
+            Err(errno)
+                if [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP, Errno::NOTSUP]
+                    .contains(&errno) =>
+            {
+                Ok(false)
+            }
             Err(errno) => Err(errno.into()),
         }
     }
@@ -294,6 +350,7 @@ async fn assemble(
     state: &State,
     temp: &Path,
     chunks: &[ChunkRef],
+    progress: Option<&Progress>,
 ) -> Result<Sha256Hex, ApplyError> {
     let mut out = std::fs::File::create(temp).map_err(io(temp))?;
     let mut whole = Sha256::new();
@@ -304,6 +361,9 @@ async fn assemble(
         };
         whole.update(&bytes);
         out.write_all(&bytes).map_err(io(temp))?;
+        if let Some(progress) = progress {
+            progress.add_bytes(chunk.len);
+        }
     }
     out.sync_all().map_err(io(temp))?;
     Ok(whole.into())
@@ -403,6 +463,15 @@ pub fn move_to_trash(
             }
         }
     }
+    let dest = trash_destination(root, path)?;
+    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
+    sync_parent(&disk)?;
+    Ok(Some(dest))
+}
+
+/// A free place for `path` in today's trash, `.sf/trash/<date>/<path>`,
+/// with its parent folders made.
+fn trash_destination(root: &Path, path: &SyncPath) -> Result<PathBuf, ApplyError> {
     let day = root
         .join(STATE_DIR)
         .join("trash")
@@ -417,9 +486,7 @@ pub fn move_to_trash(
     }
     let parent = dest.parent().expect("trash paths have a parent");
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
-    sync_parent(&disk)?;
-    Ok(Some(dest))
+    Ok(dest)
 }
 
 /// Whether `dest` (under `day`) or one of its parents is already taken by
@@ -485,4 +552,100 @@ pub fn rename_to_conflict_copy(
     std::fs::rename(&disk, &dest).map_err(io(&disk))?;
     sync_parent(&dest)?;
     Ok(copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(path: &Path) -> LocalFile {
+        let meta = std::fs::metadata(path).unwrap();
+        let (size, mtime_ns, inode) = stat_triplet(&meta);
+        LocalFile {
+            kind: EntryKind::File,
+            sha256: Sha256Hex::empty(),
+            size,
+            mtime_ns,
+            inode,
+            executable: false,
+        }
+    }
+
+    fn folder() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir_all(root.join(STATE_DIR).join("tmp")).unwrap();
+        (dir, root)
+    }
+
+    fn trash_files(root: &Path) -> Vec<Vec<u8>> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.join(STATE_DIR).join("trash")];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    found.push(std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_download_replaces_only_the_version_it_was_decided_on() {
+        let (_dir, root) = folder();
+        let path = SyncPath::parse("doc.txt").unwrap();
+        let target = root.join("doc.txt");
+        std::fs::write(&target, "synced version").unwrap();
+        let decided_on = seen(&target);
+
+        // Unchanged: replaced, and nothing is left in .sf/tmp.
+        let temp = temp_path(&root);
+        std::fs::write(&temp, "hub version").unwrap();
+        put_in_place(&root, &temp, &target, Some(&decided_on), &path).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"hub version");
+        assert_eq!(
+            std::fs::read_dir(root.join(STATE_DIR).join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+
+        // Saved by the user since the decision: left alone.
+        let decided_on = seen(&target);
+        std::fs::write(&target, "the user's newer save").unwrap();
+        let temp = temp_path(&root);
+        std::fs::write(&temp, "hub version 2").unwrap();
+        let err = put_in_place(&root, &temp, &target, Some(&decided_on), &path).unwrap_err();
+        assert!(matches!(err, ApplyError::ChangedMeanwhile { .. }), "{err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's newer save");
+        assert!(trash_files(&root).is_empty());
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_that_appeared_meanwhile() {
+        let (_dir, root) = folder();
+        let path = SyncPath::parse("new.txt").unwrap();
+        let target = root.join("new.txt");
+        let temp = temp_path(&root);
+        std::fs::write(&temp, "hub version").unwrap();
+        // Decided on "nothing there", but the user created it since.
+        std::fs::write(&target, "created by the user").unwrap();
+        let err = put_in_place(&root, &temp, &target, None, &path).unwrap_err();
+        assert!(matches!(err, ApplyError::ChangedMeanwhile { .. }), "{err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"created by the user");
+    }
+
+    #[test]
+    fn after_a_crash_partial_downloads_go_and_swapped_out_files_are_kept() {
+        let (_dir, root) = folder();
+        let tmp = root.join(STATE_DIR).join("tmp");
+        std::fs::write(tmp.join("1-0.part"), "half a download").unwrap();
+        std::fs::write(tmp.join("1-1.swap"), "maybe the user's save").unwrap();
+        clear_temp(&root).unwrap();
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        assert_eq!(trash_files(&root), [b"maybe the user's save".to_vec()]);
+    }
 }

@@ -84,9 +84,9 @@ pub struct Engine {
     warned: HashSet<String>,
     /// Fires on shutdown: a long cycle stops between two operations.
     stop: tokio::sync::watch::Receiver<bool>,
-    /// A big batch is shown as a progress bar or periodic lines: per-file
-    /// lines drop to debug meanwhile.
-    quiet_files: bool,
+    /// The progress display of a big batch; per-file lines drop to debug
+    /// while there is one.
+    batch: Option<Progress>,
 }
 
 impl Engine {
@@ -111,7 +111,7 @@ impl Engine {
             remote_news: true,
             warned: HashSet::new(),
             stop,
-            quiet_files: false,
+            batch: None,
         }
     }
 
@@ -219,9 +219,12 @@ impl Engine {
             let synced = self.state.synced_of(&paths).await?;
             // A vanished folder: events may name only the folder, not what
             // was inside, so this cycle looks at everything.
+            // Replaced by a new folder of the same name counts too (`rm -rf
+            // a; mkdir a` within one debounce window).
             let folder_gone = paths.iter().any(|p| {
-                synced.get(p).is_some_and(|s| s.kind == EntryKind::Dir)
-                    && !local_path(&self.root, p).is_dir()
+                synced
+                    .get(p)
+                    .is_some_and(|s| s.kind == EntryKind::Dir && !same_folder(&self.root, p, s))
             });
             if folder_gone {
                 self.full_scan = true;
@@ -276,18 +279,18 @@ impl Engine {
             .iter()
             .filter_map(|(p, d)| transfer_size(d, local.get(p), remote.get(p)))
             .fold((0, 0), |(n, total), size| (n + 1, total + size));
-        let progress = progress::worth_showing(files, bytes).then(|| {
+        self.batch = progress::worth_showing(files, bytes).then(|| {
             let label = if first_sync { "first sync" } else { "sync" };
             Progress::start(label, files, bytes)
         });
-        self.quiet_files = progress.is_some();
         for (path, decision) in decisions {
             if *self.stop.borrow() {
                 // Each operation leaves state consistent on its own; what
                 // is left is found again by the next start's scan.
                 return Ok(());
             }
-            let transferred = transfer_size(&decision, local.get(&path), remote.get(&path));
+            let moves_content =
+                transfer_size(&decision, local.get(&path), remote.get(&path)).is_some();
             let result = self
                 .execute(
                     &path,
@@ -300,8 +303,9 @@ impl Engine {
             match result {
                 Ok(()) => {
                     self.attempts.remove(&path);
-                    if let (Some(progress), Some(size)) = (&progress, transferred) {
-                        progress.file_done(size);
+                    // Its bytes were counted as they moved.
+                    if let (Some(batch), true) = (&self.batch, moves_content) {
+                        batch.file_done(0);
                     }
                 }
                 Err(ActError::Hub(err)) if err.is_retryable() => {
@@ -322,10 +326,12 @@ impl Engine {
                 }
             }
         }
-        if let Some(progress) = progress {
-            progress.finish();
+        if let Some(batch) = self.batch.take() {
+            batch.finish();
         }
-        self.quiet_files = false;
+        // Attempts count only while a path is still put off.
+        let deferred = &self.deferred;
+        self.attempts.retain(|path, _| deferred.contains_key(path));
         let _ = self
             .state
             .set_meta("last_cycle_ms", &crate::state::now_ms().to_string())
@@ -335,7 +341,7 @@ impl Engine {
 
     /// One line per file moved, unless a progress display covers them.
     fn log_file(&self, path: &SyncPath, what: &'static str, version: u64) {
-        if self.quiet_files {
+        if self.batch.is_some() {
             tracing::debug!(%path, version, "{what}");
         } else {
             tracing::info!(%path, version, "{what}");
@@ -462,9 +468,15 @@ impl Engine {
                     local.insert(path.clone(), file);
                 }
                 Ok(None) => {}
-                // A new name not in NFC: the full scan renames it.
+                // A new name not in NFC: the full scan renames it. Once per
+                // path: one the scan cannot rename must not scan again and
+                // again; ignored names need no scan at all.
                 Err(ScanError::NotNormalised { .. }) => {
-                    self.full_scan = true;
+                    let ignored = self.rules.is_ignored(path.as_str(), false)
+                        || self.rules.is_ignored(path.as_str(), true);
+                    if !ignored && self.warned.insert(format!("not NFC: {path}")) {
+                        self.full_scan = true;
+                    }
                     uncertain.insert(path.clone());
                 }
                 Err(ScanError::Skipped { reason, .. }) => {
@@ -508,8 +520,15 @@ impl Engine {
             }
             Decision::Download => {
                 let entry = remote.expect("downloads have a hub entry");
-                let (file, chunks) =
-                    apply::download(&self.root, &self.hub, &self.state, entry, local).await?;
+                let (file, chunks) = apply::download(
+                    &self.root,
+                    &self.hub,
+                    &self.state,
+                    entry,
+                    local,
+                    self.batch.as_ref(),
+                )
+                .await?;
                 self.state.record(path, &file, &chunks).await?;
                 self.log_file(path, "downloaded", entry.version);
                 Ok(())
@@ -534,8 +553,15 @@ impl Engine {
                     )
                     .await?;
                 self.upload(&copy, local, 0).await?;
-                let (file, chunks) =
-                    apply::download(&self.root, &self.hub, &self.state, entry, None).await?;
+                let (file, chunks) = apply::download(
+                    &self.root,
+                    &self.hub,
+                    &self.state,
+                    entry,
+                    None,
+                    self.batch.as_ref(),
+                )
+                .await?;
                 self.state.record(path, &file, &chunks).await?;
                 Ok(())
             }
@@ -606,6 +632,7 @@ impl Engine {
                         local.mtime_ns,
                         local.executable,
                         &self.origin,
+                        self.batch.as_ref(),
                     )
                     .await?
             }
@@ -635,6 +662,18 @@ impl Engine {
     }
 }
 
+/// Whether the folder recorded as `synced` is still at `path` (a folder, and
+/// the same one where inodes exist).
+fn same_folder(root: &Path, path: &SyncPath, synced: &SyncedFile) -> bool {
+    match std::fs::symlink_metadata(local_path(root, path)) {
+        Ok(meta) if meta.is_dir() => {
+            let inode = apply::stat_triplet(&meta).2;
+            inode == 0 || synced.inode == 0 || inode == synced.inode
+        }
+        _ => false,
+    }
+}
+
 /// The bytes a decision moves, for the progress display; `None` when it
 /// moves no file content.
 fn transfer_size(
@@ -645,9 +684,11 @@ fn transfer_size(
     let file = |kind: EntryKind, size: u64| (kind == EntryKind::File).then_some(size);
     match decision {
         Decision::Upload { .. } => local.and_then(|l| file(l.kind, l.size)),
-        Decision::Download | Decision::ConflictCopyThenDownload => {
-            remote.and_then(|r| file(r.kind, r.size))
-        }
+        Decision::Download => remote.and_then(|r| file(r.kind, r.size)),
+        // The local version is uploaded as a copy, the hub's downloaded.
+        Decision::ConflictCopyThenDownload => remote
+            .and_then(|r| file(r.kind, r.size))
+            .map(|down| down + local.and_then(|l| file(l.kind, l.size)).unwrap_or(0)),
         _ => None,
     }
 }

@@ -21,6 +21,8 @@ use sf_protocol::v1::{
     ErrorCode, MissingChunksRequest, MissingChunksResponse, WsFrame,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
+
+use crate::progress::Progress;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
@@ -203,10 +205,14 @@ impl HubClient {
         mtime_ns: i64,
         executable: bool,
         origin: &str,
+        progress: Option<&Progress>,
     ) -> Result<CommitOutcome, HubError> {
         let mut retried = false;
         loop {
-            let Some((size, chunks)) = self.upload_chunks(disk_path, expected_sha).await? else {
+            let Some((size, chunks)) = self
+                .upload_chunks(disk_path, expected_sha, progress)
+                .await?
+            else {
                 tracing::debug!(%path, "file changed while being uploaded");
                 return Ok(CommitOutcome::FileChanged);
             };
@@ -423,6 +429,7 @@ impl HubClient {
         &self,
         disk_path: &Path,
         expected_sha: Sha256Hex,
+        progress: Option<&Progress>,
     ) -> Result<Option<(u64, Vec<ChunkRef>)>, HubError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_CAPACITY);
         let source = disk_path.to_owned();
@@ -448,6 +455,9 @@ impl HubClient {
             if batch.len() >= BATCH_MAX_CHUNKS || batch_bytes >= BATCH_MAX_BYTES {
                 self.send_batch(std::mem::take(&mut batch), &mut stats)
                     .await?;
+                if let Some(progress) = progress {
+                    progress.add_bytes(batch_bytes as u64);
+                }
                 batch_bytes = 0;
             }
         }
@@ -459,6 +469,9 @@ impl HubClient {
         }
         if !batch.is_empty() {
             self.send_batch(batch, &mut stats).await?;
+            if let Some(progress) = progress {
+                progress.add_bytes(batch_bytes as u64);
+            }
         }
         tracing::debug!(
             file = %disk_path.display(),

@@ -136,6 +136,32 @@ pub fn scan(
     rules: &IgnoreRules,
     known: &dyn Fn(&SyncPath) -> Option<SyncedFile>,
 ) -> io::Result<ScanResult> {
+    scan_with(root, rules, known, Names::Normalise)
+}
+
+/// [`scan`] that changes nothing on disk, for reports next to a running
+/// agent: a name that a scan would rename to NFC is listed under its NFC
+/// path but left as it is.
+pub fn scan_without_renaming(
+    root: &Path,
+    rules: &IgnoreRules,
+    known: &dyn Fn(&SyncPath) -> Option<SyncedFile>,
+) -> io::Result<ScanResult> {
+    scan_with(root, rules, known, Names::AsTheyAre)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Normalise,
+    AsTheyAre,
+}
+
+fn scan_with(
+    root: &Path,
+    rules: &IgnoreRules,
+    known: &dyn Fn(&SyncPath) -> Option<SyncedFile>,
+    names_mode: Names,
+) -> io::Result<ScanResult> {
     let mut result = ScanResult::default();
     // Directories still to list: (relative path, "" for the root; local path).
     let mut pending: Vec<(String, PathBuf)> = vec![(String::new(), root.to_path_buf())];
@@ -226,7 +252,18 @@ pub fn scan(
                             continue;
                         }
                     };
-                    match rename_to_nfc(&local, &metadata, &dir_local, &nfc_name, &names) {
+                    let renamed = match names_mode {
+                        Names::Normalise => {
+                            rename_to_nfc(&local, &metadata, &dir_local, &nfc_name, &names)
+                        }
+                        Names::AsTheyAre => Renamed::Done(local.clone()),
+                    };
+                    match renamed {
+                        Renamed::Done(renamed) if names_mode == Names::AsTheyAre => {
+                            local = renamed;
+                            relative = nfc_relative;
+                            path = nfc_path;
+                        }
                         Renamed::Done(renamed) => {
                             tracing::info!(
                                 from = ?relative,
@@ -317,7 +354,9 @@ pub fn stat_entry(
         Err(error) if is_absent(&error) => return Ok(None),
         Err(error) => return Err(unreadable(error)),
     };
-    if known.is_none() && !is_nfc(path.as_str()) {
+    // Only the name itself: a folder kept under a non-NFC name (synced that
+    // way) must not send every new file inside it to a full scan.
+    if known.is_none() && !is_nfc(path.file_name()) {
         return Err(ScanError::NotNormalised { path: path.clone() });
     }
     match examine(&local, metadata, known) {
@@ -848,10 +887,9 @@ mod tests {
                 "{err:?}"
             );
             assert!(err.to_string().contains("NFC"), "{err}");
-            assert!(matches!(
-                stat_entry(root, &p(&plan), None),
-                Err(ScanError::NotNormalised { .. })
-            ));
+            // A new NFC-named file inside a folder kept under its NFD name
+            // is looked at like any other.
+            assert!(stat_entry(root, &p(&plan), None).unwrap().is_some());
             assert_eq!(stat_entry(root, &p("gone\u{301}.txt"), None).unwrap(), None);
             assert_eq!(
                 stat_entry(root, &p(&format!("{MUNICH_NFC}/plan.txt")), None).unwrap(),

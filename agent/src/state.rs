@@ -119,16 +119,39 @@ impl State {
         Ok(state)
     }
 
-    /// Opens an existing state database read-mostly, for `status`.
+    /// Opens an existing state database for `status`, next to a running
+    /// agent: no lock, and no migrations (an agent of an older version may
+    /// still be using it; every query `status` makes works on each schema).
     pub async fn open_existing(dir: &Path) -> Result<Self, StateError> {
         let marker = dir.join(STATE_DIR);
         if !marker.join("state.db").is_file() {
             return Err(StateError::NotADirectory { path: marker });
         }
-        Self::open_database(&marker).await
+        Self::connect(&marker).await
+    }
+
+    /// The pid of the agent syncing `dir` now, if one is.
+    pub fn running_agent(dir: &Path) -> Option<u32> {
+        let path = dir.join(STATE_DIR).join("lock");
+        let file = std::fs::File::open(&path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(_) => Some(
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|pid| pid.trim().parse().ok())
+                    .unwrap_or(0),
+            ),
+        }
     }
 
     async fn open_database(marker: &Path) -> Result<Self, StateError> {
+        let state = Self::connect(marker).await?;
+        MIGRATOR.run(&state.pool).await?;
+        Ok(state)
+    }
+
+    async fn connect(marker: &Path) -> Result<Self, StateError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(marker.join("state.db"))
             .create_if_missing(true)
@@ -142,7 +165,6 @@ impl State {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Self { pool, lock: None })
     }
 
@@ -281,9 +303,11 @@ impl State {
         prefix: &str,
     ) -> Result<HashSet<SyncPath>, StateError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT entry FROM remote WHERE path >= ?1 AND substr(path, 1, length(?1)) = ?1",
+            "SELECT entry FROM remote WHERE path >= ?1 AND path < ?2 \
+             AND substr(path, 1, length(?1)) = ?1",
         )
         .bind(prefix)
+        .bind(prefix_end(prefix))
         .fetch_all(&self.pool)
         .await?;
         let mut live = HashSet::new();
@@ -448,6 +472,20 @@ impl State {
     }
 }
 
+/// The least string above every string that starts with `prefix`, in byte
+/// order (SQLite's), for a range scan; the prefix itself when there is none.
+fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7f {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).expect("an ASCII byte after a char boundary");
+        }
+    }
+    // No ASCII byte to raise: unbounded (U+10FFFF sorts above every name).
+    format!("{prefix}\u{10FFFF}")
+}
+
 fn parse_entry(raw: &str) -> Result<Entry, StateError> {
     serde_json::from_str(raw).map_err(|e| StateError::Corrupt(e.to_string()))
 }
@@ -574,9 +612,15 @@ mod tests {
             .expect("the folder is locked");
         assert!(matches!(err, StateError::InUse { .. }), "{err}");
         assert!(err.to_string().contains("already syncing"), "{err}");
-        // `status` still reads the state of a folder in use.
+        // `status` still reads the state of a folder in use, and says who
+        // holds it.
         State::open_existing(folder.path()).await.unwrap();
+        assert_eq!(
+            State::running_agent(folder.path()),
+            Some(std::process::id())
+        );
         drop(first);
+        assert_eq!(State::running_agent(folder.path()), None);
         State::open(folder.path(), registry.path())
             .await
             .expect("free again once the first agent is gone");
@@ -696,5 +740,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(synced, 2);
+    }
+
+    #[tokio::test]
+    async fn conflict_copies_on_the_hub_are_found_by_prefix() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let entry = |path: &str, seq: u64, deleted: bool| Entry {
+            path: SyncPath::parse(path).unwrap(),
+            kind: EntryKind::File,
+            version: 1,
+            seq,
+            sha256: (!deleted).then(Sha256Hex::empty),
+            size: 0,
+            mtime_ns: 0,
+            executable: false,
+            deleted,
+            origin: "x".into(),
+            committed_ms: 0,
+            chunks: (!deleted).then(Vec::new),
+        };
+        let changes = [
+            entry("d/Ünï (conflict a 2026-01-01 000000).txt", 1, false),
+            entry("d/Ünï (conflict b 2026-01-01 000000).txt", 2, true),
+            entry("d/Ünï (conflicts).txt", 3, false),
+            entry("d/Ünï.txt", 4, false),
+            entry("d/Ünï (conflict!).txt", 5, false),
+        ];
+        state.apply_changes(&changes, 5).await.unwrap();
+        let found = state
+            .live_remote_with_prefix("d/Ünï (conflict ")
+            .await
+            .unwrap();
+        let found: Vec<&str> = found.iter().map(|p| p.as_str()).collect();
+        assert_eq!(found, ["d/Ünï (conflict a 2026-01-01 000000).txt"]);
+        assert_eq!(prefix_end("a (conflict "), "a (conflict!");
+        assert_eq!(prefix_end("é"), "é\u{10FFFF}");
     }
 }

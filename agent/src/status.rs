@@ -21,7 +21,7 @@ pub async fn report(dir: &Path) -> Result<String, StateError> {
     let known = synced.clone();
     let root = dir.to_owned();
     let scan = tokio::task::spawn_blocking(move || {
-        crate::scan::scan(&root, &rules, &|p| known.get(p).cloned())
+        crate::scan::scan_without_renaming(&root, &rules, &|p| known.get(p).cloned())
     })
     .await
     .expect("scan does not panic")
@@ -65,6 +65,10 @@ pub async fn report(dir: &Path) -> Result<String, StateError> {
         .unwrap_or_else(|| "(never connected)".into());
     let _ = writeln!(out, "folder:   {}", dir.display());
     let _ = writeln!(out, "hub:      {hub}");
+    let _ = match State::running_agent(dir) {
+        Some(pid) => writeln!(out, "agent:    running (pid {pid})"),
+        None => writeln!(out, "agent:    not running"),
+    };
     let _ = writeln!(
         out,
         "synced:   {files} files, {folders} folders (hub seq {})",
