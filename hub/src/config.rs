@@ -18,7 +18,7 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
 
     /// Address for Prometheus metrics (served at /metrics). Default
-    /// 127.0.0.1:8000; when unset, METRICS_PORT is honoured.
+    /// 127.0.0.1:8000; when unset, METRICS_HOST and METRICS_PORT are honoured.
     #[arg(long, env = "SF_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 

@@ -28,6 +28,7 @@ mod bins;
 mod converge;
 mod files;
 mod process;
+pub mod services;
 
 pub use bins::binary;
 pub use converge::{
