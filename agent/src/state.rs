@@ -12,7 +12,8 @@ use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::model::SyncedFile;
@@ -184,12 +185,8 @@ impl State {
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StateError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        upsert_meta(&mut conn, key, value).await
     }
 
     /// The last change-feed seq whose entries are in `remote`.
@@ -206,20 +203,9 @@ impl State {
     pub async fn apply_changes(&self, changes: &[Entry], last_seq: u64) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
         for entry in changes {
-            sqlx::query(
-                "INSERT INTO remote (path, seq, entry) VALUES (?, ?, ?) ON CONFLICT (path) \
-                 DO UPDATE SET seq = excluded.seq, entry = excluded.entry WHERE excluded.seq > remote.seq",
-            )
-            .bind(entry.path.as_str())
-            .bind(entry.seq as i64)
-            .bind(serde_json::to_string(entry).expect("entries serialise"))
-            .execute(&mut *tx)
-            .await?;
+            upsert_remote(&mut tx, entry).await?;
         }
-        sqlx::query("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(last_seq.to_string())
-            .execute(&mut *tx)
-            .await?;
+        upsert_meta(&mut tx, "last_seq", &last_seq.to_string()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -227,16 +213,8 @@ impl State {
     /// Records an entry the hub answered with (our own commit or delete),
     /// without moving `last_seq`: the feed still delivers it in order.
     pub async fn note_remote(&self, entry: &Entry) -> Result<(), StateError> {
-        sqlx::query(
-            "INSERT INTO remote (path, seq, entry) VALUES (?, ?, ?) ON CONFLICT (path) \
-             DO UPDATE SET seq = excluded.seq, entry = excluded.entry WHERE excluded.seq > remote.seq",
-        )
-        .bind(entry.path.as_str())
-        .bind(entry.seq as i64)
-        .bind(serde_json::to_string(entry).expect("entries serialise"))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        upsert_remote(&mut conn, entry).await
     }
 
     /// Whether any synced record lies inside folder `path`.
@@ -470,6 +448,36 @@ impl State {
             })
             .collect()
     }
+}
+
+/// Stores the hub's `entry` for its path unless a newer one is stored.
+async fn upsert_remote(conn: &mut SqliteConnection, entry: &Entry) -> Result<(), StateError> {
+    sqlx::query(
+        "INSERT INTO remote (path, seq, entry) VALUES (?, ?, ?) ON CONFLICT (path) \
+         DO UPDATE SET seq = excluded.seq, entry = excluded.entry WHERE excluded.seq > remote.seq",
+    )
+    .bind(entry.path.as_str())
+    .bind(entry.seq as i64)
+    .bind(serde_json::to_string(entry).expect("entries serialise"))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_meta(
+    conn: &mut SqliteConnection,
+    key: &str,
+    value: &str,
+) -> Result<(), StateError> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES (?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The least string above every string that starts with `prefix`, in byte
