@@ -71,8 +71,12 @@ pub fn worth_showing(files: u64, bytes: u64) -> bool {
 #[derive(Debug)]
 pub struct Progress {
     label: String,
-    files_total: u64,
-    bytes_total: u64,
+    /// Totals can change while the batch runs: a full scan learns its size
+    /// as it walks (see [`Progress::adjust_total`]).
+    files_total: AtomicU64,
+    bytes_total: AtomicU64,
+    /// Whether the bar's position counts bytes (else files): fixed at start.
+    counts_bytes: bool,
     files_done: AtomicU64,
     bytes_done: AtomicU64,
     started: Instant,
@@ -137,8 +141,9 @@ impl Progress {
         );
         Progress {
             label: label.to_owned(),
-            files_total: files,
-            bytes_total: bytes,
+            files_total: AtomicU64::new(files),
+            bytes_total: AtomicU64::new(bytes),
+            counts_bytes: bytes > 0,
             files_done: AtomicU64::new(0),
             bytes_done: AtomicU64::new(0),
             started: Instant::now(),
@@ -155,9 +160,9 @@ impl Progress {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
         match &self.output {
             Output::Bar(bar) => {
-                if self.bytes_total > 0 {
+                if self.counts_bytes {
                     bar.inc(bytes);
-                    bar.set_message(files_message(files_done, self.files_total));
+                    bar.set_message(files_message(files_done, self.files_total()));
                 } else {
                     bar.inc(1);
                 }
@@ -173,12 +178,45 @@ impl Progress {
         self.bytes_done.fetch_add(n, Ordering::Relaxed);
         match &self.output {
             Output::Bar(bar) => {
-                if self.bytes_total > 0 {
+                if self.counts_bytes {
                     bar.inc(n);
                 }
             }
             Output::Log { .. } => self.maybe_log(),
         }
+    }
+
+    /// Changes the batch's totals by `files` and `bytes` (negative: fewer),
+    /// never below zero: for a batch whose size is estimated at the start
+    /// and corrected as it goes.
+    pub fn adjust_total(&self, files: i64, bytes: i64) {
+        let adjust = |total: &AtomicU64, delta: i64| {
+            let _ = total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                Some(now.saturating_add_signed(delta))
+            });
+            total.load(Ordering::Relaxed)
+        };
+        let files_total = adjust(&self.files_total, files);
+        let bytes_total = adjust(&self.bytes_total, bytes);
+        if let Output::Bar(bar) = &self.output {
+            if self.counts_bytes {
+                bar.set_length(bytes_total);
+                bar.set_message(files_message(
+                    self.files_done.load(Ordering::Relaxed),
+                    files_total,
+                ));
+            } else {
+                bar.set_length(files_total);
+            }
+        }
+    }
+
+    fn files_total(&self) -> u64 {
+        self.files_total.load(Ordering::Relaxed)
+    }
+
+    fn bytes_total(&self) -> u64 {
+        self.bytes_total.load(Ordering::Relaxed)
     }
 
     /// Ends the batch: clears the bar and logs totals, elapsed time and the
@@ -190,9 +228,9 @@ impl Progress {
         let bytes_done = self.bytes_done.load(Ordering::Relaxed);
         tracing::info!(
             files_done,
-            files_total = self.files_total,
+            files_total = self.files_total(),
             bytes_done,
-            bytes_total = self.bytes_total,
+            bytes_total = self.bytes_total(),
             elapsed = %format_duration(elapsed),
             rate = %format_rate(bytes_done, elapsed),
             "{}: finished, {files_done} files, {} in {}",
@@ -240,23 +278,23 @@ impl Progress {
         lines.fetch_add(1, Ordering::Relaxed);
         let files_done = self.files_done.load(Ordering::Relaxed);
         let bytes_done = self.bytes_done.load(Ordering::Relaxed);
-        let eta = if self.bytes_total > 0 {
-            eta(bytes_done, self.bytes_total, elapsed)
+        let (files_total, bytes_total) = (self.files_total(), self.bytes_total());
+        let eta = if self.counts_bytes {
+            eta(bytes_done, bytes_total, elapsed)
         } else {
-            eta(files_done, self.files_total, elapsed)
+            eta(files_done, files_total, elapsed)
         };
         tracing::info!(
             files_done,
-            files_total = self.files_total,
+            files_total,
             bytes_done,
-            bytes_total = self.bytes_total,
+            bytes_total,
             rate = %format_rate(bytes_done, elapsed),
             eta = %format_eta(eta),
-            "{}: {files_done}/{} files, {} of {}",
+            "{}: {files_done}/{files_total} files, {} of {}",
             self.label,
-            self.files_total,
             format_bytes(bytes_done),
-            format_bytes(self.bytes_total),
+            format_bytes(bytes_total),
         );
     }
 }
@@ -270,12 +308,12 @@ impl Drop for Progress {
         let files_done = self.files_done.load(Ordering::Relaxed);
         tracing::info!(
             files_done,
-            files_total = self.files_total,
+            files_total = self.files_total(),
             bytes_done = self.bytes_done.load(Ordering::Relaxed),
-            bytes_total = self.bytes_total,
+            bytes_total = self.bytes_total(),
             "{}: stopped after {files_done} of {} files",
             self.label,
-            self.files_total,
+            self.files_total(),
         );
     }
 }

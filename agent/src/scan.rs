@@ -150,9 +150,12 @@ pub fn scan_without_renaming(
     scan_with(root, rules, known, Names::AsTheyAre)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Names {
+/// Whether a walk renames names that are not in Unicode NFC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Names {
+    /// Rename them to NFC (the agent's own scans).
     Normalise,
+    /// Leave the disk alone and list them under their NFC path (reports).
     AsTheyAre,
 }
 
@@ -163,154 +166,50 @@ fn scan_with(
     names_mode: Names,
 ) -> io::Result<ScanResult> {
     let mut result = ScanResult::default();
-    // Directories still to list: (relative path, "" for the root; local path).
-    let mut pending: Vec<(String, PathBuf)> = vec![(String::new(), root.to_path_buf())];
-    while let Some((dir_relative, dir_local)) = pending.pop() {
-        let listing = match fs::read_dir(&dir_local) {
+    let mut pending: Vec<Option<SyncPath>> = vec![None];
+    while let Some(dir) = pending.pop() {
+        let mut listing = match list_dir(root, dir.as_ref(), rules) {
             Ok(listing) => listing,
-            Err(error) => {
-                if dir_relative.is_empty() {
-                    return Err(error);
+            Err(error) => match &dir {
+                None => return Err(error),
+                Some(dir) => {
+                    report_dir_error(&mut result, dir, error);
+                    continue;
                 }
-                report_dir_error(&mut result, &dir_relative, error);
-                continue;
-            }
+            },
         };
-        // The whole listing first: normalising a name needs every name in
-        // the directory.
-        let mut entries = Vec::new();
-        for entry in listing {
-            match entry {
-                Ok(entry) => entries.push(entry),
-                Err(error) => {
-                    if dir_relative.is_empty() {
-                        return Err(error);
-                    }
-                    report_dir_error(&mut result, &dir_relative, error);
-                    break;
-                }
-            }
-        }
-        let mut names: HashSet<OsString> = entries.iter().map(|e| e.file_name()).collect();
-        for entry in entries {
-            let name = entry.file_name();
-            let local = entry.path();
-            let Some(name) = name.to_str() else {
-                let lossy = join(&dir_relative, &name.to_string_lossy());
-                if !rules.is_ignored_entry(&lossy, is_dir_entry(&entry)) {
-                    result
-                        .skipped
-                        .push((lossy, "the name is not valid UTF-8".to_owned()));
-                }
-                continue;
-            };
-            let mut relative = join(&dir_relative, name);
-            let mut local = local;
-            if dir_relative.is_empty() && name == RESERVED_TOP_LEVEL {
-                continue;
-            }
-            // Not following symlinks: lstat.
-            let metadata = match fs::symlink_metadata(&local) {
-                Ok(metadata) => metadata,
-                Err(error) if error.kind() == ErrorKind::NotFound => continue,
-                Err(error) => {
-                    if !rules.is_ignored_entry(&relative, false) {
-                        match SyncPath::parse(relative.as_str()) {
-                            Ok(path) => result.unreadable.push((path, error.to_string())),
-                            Err(reason) => result.skipped.push((relative, reason.to_string())),
-                        }
-                    }
-                    continue;
-                }
-            };
-            let is_dir = metadata.is_dir();
-            if rules.is_ignored_entry(&relative, is_dir) {
-                continue;
-            }
-            let mut path = match SyncPath::parse(relative.as_str()) {
-                Ok(path) => path,
-                Err(reason) => {
-                    result.skipped.push((relative, reason.to_string()));
-                    continue;
-                }
-            };
-            let mut record = None;
-            // Symlinks and special files are not synced: not renamed either.
-            if !is_nfc(name) && (is_dir || metadata.is_file()) {
-                // Synced under this exact name: keep it (see the module doc).
-                record = known(&path);
-                if record.is_none() {
-                    let nfc_name: String = name.nfc().collect();
-                    let nfc_relative = join(&dir_relative, &nfc_name);
-                    if rules.is_ignored_entry(&nfc_relative, is_dir) {
-                        continue;
-                    }
-                    let nfc_path = match SyncPath::parse(nfc_relative.as_str()) {
-                        Ok(nfc_path) => nfc_path,
-                        Err(reason) => {
-                            result.skipped.push((relative, reason.to_string()));
-                            continue;
-                        }
-                    };
-                    let renamed = match names_mode {
-                        Names::Normalise => {
-                            rename_to_nfc(&local, &metadata, &dir_local, &nfc_name, &names)
-                        }
-                        Names::AsTheyAre => Renamed::Done(local.clone()),
-                    };
-                    match renamed {
-                        Renamed::Done(renamed) if names_mode == Names::AsTheyAre => {
-                            local = renamed;
-                            relative = nfc_relative;
-                            path = nfc_path;
-                        }
-                        Renamed::Done(renamed) => {
-                            tracing::info!(
-                                from = ?relative,
-                                to = ?nfc_relative,
-                                "renamed to the Unicode NFC form of its name: agents send NFC \
-                                 names so that the same name from every system is one hub path"
-                            );
-                            names.insert(OsString::from(&nfc_name));
-                            local = renamed;
-                            relative = nfc_relative;
-                            path = nfc_path;
-                        }
-                        Renamed::Taken => {
-                            let reason = format!(
-                                "{nfc_name:?} in the same folder differs from this name only in \
-                                 Unicode normalisation (NFC and NFD forms of the same text); only \
-                                 {nfc_name:?} is synced: rename one of the two"
-                            );
-                            result.skipped.push((relative, reason));
-                            continue;
-                        }
-                        Renamed::Vanished => continue,
-                        Renamed::Failed(error) => {
-                            let reason = format!(
-                                "the name is not in Unicode NFC form and renaming it to \
-                                 {nfc_name:?} failed: {error}"
-                            );
-                            result.skipped.push((relative, reason));
-                            continue;
-                        }
-                    }
-                }
-            }
-            if record.is_none() && metadata.is_file() {
-                record = known(&path);
-            }
-            match examine(&local, metadata, record.as_ref()) {
-                Outcome::Found(file) => {
+        normalise_names(
+            root,
+            &mut listing,
+            rules,
+            &|p| known(p).is_some(),
+            names_mode,
+        );
+        result.skipped.append(&mut listing.skipped);
+        result.unreadable.append(&mut listing.unreadable);
+        for path in listing.entries {
+            let on_disk = listing
+                .aliases
+                .iter()
+                .find(|(listed, _)| *listed == path)
+                .map_or(&path, |(_, on_disk)| on_disk);
+            let found = examine_at(&local_path(root, on_disk), &path, known(&path).as_ref());
+            match found {
+                Ok(Some(file)) => {
                     if file.kind == EntryKind::Dir {
-                        pending.push((relative, local));
+                        pending.push(Some(path.clone()));
                     }
                     result.files.insert(path, file);
                 }
-                Outcome::Absent => {}
-                Outcome::Skipped(reason) => result.skipped.push((relative, reason)),
-                Outcome::Unstable => result.unstable.push(path),
-                Outcome::Unreadable(error) => result.unreadable.push((path, error.to_string())),
+                Ok(None) => {}
+                Err(ScanError::Skipped { path, reason }) => {
+                    result.skipped.push((path.to_string(), reason));
+                }
+                Err(ScanError::Unstable(path)) => result.unstable.push(path),
+                Err(ScanError::Unreadable { path, source }) => {
+                    result.unreadable.push((path, source.to_string()));
+                }
+                Err(ScanError::NotNormalised { .. }) => unreachable!("examine_entry never says"),
             }
         }
     }
@@ -318,6 +217,229 @@ fn scan_with(
     result.unreadable.sort_by(|a, b| a.0.cmp(&b.0));
     result.skipped.sort();
     Ok(result)
+}
+
+/// One directory's entries, listed but not examined yet (see [`list_dir`]).
+#[derive(Debug, Default)]
+pub struct DirListing {
+    /// The entries to examine, in path order: regular files, directories,
+    /// and symlinks or special files (which [`examine_entry`] reports as
+    /// skipped). Not ignored, valid paths, never the folder marker.
+    pub entries: Vec<SyncPath>,
+    /// Entries whose name is not in Unicode NFC (indexes into `entries`):
+    /// [`normalise_names`] deals with them.
+    not_nfc: Vec<usize>,
+    /// `(listed path, path on disk)` of entries listed under their NFC
+    /// path but left under another name ([`Names::AsTheyAre`]).
+    aliases: Vec<(SyncPath, SyncPath)>,
+    /// Entries whose type could not be read: retry later.
+    pub unreadable: Vec<(SyncPath, String)>,
+    /// `(relative path, reason)` of names that are never synced (see
+    /// [`ScanResult::skipped`]).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl DirListing {
+    /// Entries whose name is not in Unicode NFC: [`normalise_names`] renames
+    /// them unless they are synced under that exact name.
+    pub fn not_normalised(&self) -> impl Iterator<Item = &SyncPath> {
+        self.not_nfc.iter().map(|&index| &self.entries[index])
+    }
+}
+
+/// Lists the directory `dir` (`None`: the folder itself) without reading
+/// any file: one step of a walk that goes a directory at a time, so that
+/// what it holds is one directory's names, not the whole tree. Fails when
+/// the directory cannot be listed (vanished, permission denied); a problem
+/// with one entry lands in the listing's lists.
+pub fn list_dir(
+    root: &Path,
+    dir: Option<&SyncPath>,
+    rules: &IgnoreRules,
+) -> io::Result<DirListing> {
+    let dir_relative = dir.map(SyncPath::as_str).unwrap_or_default();
+    let dir_local = dir.map_or_else(|| root.to_path_buf(), |d| local_path(root, d));
+    let mut listing = DirListing::default();
+    for entry in fs::read_dir(&dir_local)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            let lossy = join(dir_relative, &name.to_string_lossy());
+            if !rules.is_ignored_entry(&lossy, is_dir_entry(&entry)) {
+                listing
+                    .skipped
+                    .push((lossy, "the name is not valid UTF-8".to_owned()));
+            }
+            continue;
+        };
+        if dir.is_none() && name == RESERVED_TOP_LEVEL {
+            continue;
+        }
+        let relative = join(dir_relative, name);
+        // The type from the listing itself (no extra system call where the
+        // platform provides it); symlinks are not followed.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => {
+                if !rules.is_ignored_entry(&relative, false) {
+                    match SyncPath::parse(relative.as_str()) {
+                        Ok(path) => listing.unreadable.push((path, error.to_string())),
+                        Err(reason) => listing.skipped.push((relative, reason.to_string())),
+                    }
+                }
+                continue;
+            }
+        };
+        if rules.is_ignored_entry(&relative, file_type.is_dir()) {
+            continue;
+        }
+        let path = match SyncPath::parse(relative.as_str()) {
+            Ok(path) => path,
+            Err(reason) => {
+                listing.skipped.push((relative, reason.to_string()));
+                continue;
+            }
+        };
+        // Symlinks and special files are not synced: not renamed either.
+        if !is_nfc(name) && (file_type.is_dir() || file_type.is_file()) {
+            listing.not_nfc.push(listing.entries.len());
+        }
+        listing.entries.push(path);
+    }
+    if listing.not_nfc.is_empty() {
+        listing.entries.sort();
+    }
+    Ok(listing)
+}
+
+/// Renames the listing's entries whose name is not in Unicode NFC to their
+/// NFC form (see the module doc), with `names_mode` deciding whether the
+/// rename happens on disk, and sorts the listing again. `synced` says
+/// whether a path is synced under its exact name: such a name is kept.
+pub fn normalise_names(
+    root: &Path,
+    listing: &mut DirListing,
+    rules: &IgnoreRules,
+    synced: &dyn Fn(&SyncPath) -> bool,
+    names_mode: Names,
+) {
+    if listing.not_nfc.is_empty() {
+        return;
+    }
+    let mut names: HashSet<OsString> = listing
+        .entries
+        .iter()
+        .map(|p| OsString::from(p.file_name()))
+        .collect();
+    let mut dropped = Vec::new();
+    for &index in &listing.not_nfc {
+        let path = listing.entries[index].clone();
+        if synced(&path) {
+            continue;
+        }
+        let relative = path.as_str().to_owned();
+        let local = local_path(root, &path);
+        let metadata = match fs::symlink_metadata(&local) {
+            Ok(metadata) => metadata,
+            Err(_) => {
+                // Vanished or unreadable: examine_entry reports it.
+                continue;
+            }
+        };
+        let is_dir = metadata.is_dir();
+        let dir_relative = relative
+            .rsplit_once('/')
+            .map(|(dir, _)| dir)
+            .unwrap_or_default();
+        let nfc_name: String = path.file_name().nfc().collect();
+        let nfc_relative = join(dir_relative, &nfc_name);
+        if rules.is_ignored_entry(&nfc_relative, is_dir) {
+            dropped.push(index);
+            continue;
+        }
+        let nfc_path = match SyncPath::parse(nfc_relative.as_str()) {
+            Ok(nfc_path) => nfc_path,
+            Err(reason) => {
+                listing.skipped.push((relative, reason.to_string()));
+                dropped.push(index);
+                continue;
+            }
+        };
+        let renamed = match names_mode {
+            Names::Normalise => {
+                let dir_local = local.parent().expect("an entry has a parent").to_path_buf();
+                rename_to_nfc(&local, &metadata, &dir_local, &nfc_name, &names)
+            }
+            Names::AsTheyAre => Renamed::Done,
+        };
+        match renamed {
+            Renamed::Done => {
+                if names_mode == Names::Normalise {
+                    tracing::info!(
+                        from = ?relative,
+                        to = ?nfc_relative,
+                        "renamed to the Unicode NFC form of its name: agents send NFC \
+                         names so that the same name from every system is one hub path"
+                    );
+                    names.insert(OsString::from(&nfc_name));
+                }
+                if names_mode == Names::AsTheyAre {
+                    listing.aliases.push((nfc_path.clone(), path));
+                }
+                listing.entries[index] = nfc_path;
+            }
+            Renamed::Taken => {
+                let reason = format!(
+                    "{nfc_name:?} in the same folder differs from this name only in \
+                     Unicode normalisation (NFC and NFD forms of the same text); only \
+                     {nfc_name:?} is synced: rename one of the two"
+                );
+                listing.skipped.push((relative, reason));
+                dropped.push(index);
+            }
+            Renamed::Vanished => dropped.push(index),
+            Renamed::Failed(error) => {
+                let reason = format!(
+                    "the name is not in Unicode NFC form and renaming it to \
+                     {nfc_name:?} failed: {error}"
+                );
+                listing.skipped.push((relative, reason));
+                dropped.push(index);
+            }
+        }
+    }
+    listing.not_nfc.clear();
+    dropped.sort_unstable();
+    for index in dropped.into_iter().rev() {
+        listing.entries.remove(index);
+    }
+    listing.entries.sort();
+}
+
+/// Counts the regular files in the folder and their bytes, from stat data
+/// alone (nothing is read or renamed): the size of a first sync, for its
+/// progress display. Ignored entries and what cannot be listed are left
+/// out.
+pub fn count_files(root: &Path, rules: &IgnoreRules) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut pending: Vec<Option<SyncPath>> = vec![None];
+    while let Some(dir) = pending.pop() {
+        let Ok(listing) = list_dir(root, dir.as_ref(), rules) else {
+            continue;
+        };
+        for path in listing.entries {
+            match fs::symlink_metadata(local_path(root, &path)) {
+                Ok(metadata) if metadata.is_dir() => pending.push(Some(path)),
+                Ok(metadata) if metadata.is_file() => {
+                    files += 1;
+                    bytes += metadata.len();
+                }
+                _ => {}
+            }
+        }
+    }
+    (files, bytes)
 }
 
 /// [`scan`] for one path, e.g. after a file event. `Ok(None)` when nothing
@@ -348,18 +470,47 @@ pub fn stat_entry(
             Err(error) => return Err(unreadable(error)),
         }
     }
-    let local = local_path(root, path);
-    let metadata = match fs::symlink_metadata(&local) {
-        Ok(metadata) => metadata,
-        Err(error) if is_absent(&error) => return Ok(None),
-        Err(error) => return Err(unreadable(error)),
-    };
     // Only the name itself: a folder kept under a non-NFC name (synced that
     // way) must not send every new file inside it to a full scan.
     if known.is_none() && !is_nfc(path.file_name()) {
-        return Err(ScanError::NotNormalised { path: path.clone() });
+        return match fs::symlink_metadata(local_path(root, path)) {
+            Ok(_) => Err(ScanError::NotNormalised { path: path.clone() }),
+            Err(error) if is_absent(&error) => Ok(None),
+            Err(error) => Err(unreadable(error)),
+        };
     }
-    match examine(&local, metadata, known) {
+    examine_entry(root, path, known)
+}
+
+/// Looks at `path`, an entry of a directory just listed: stat, and the
+/// digest (from `known`, its record, when stat data match it; read
+/// otherwise). `Ok(None)` when it vanished meanwhile. Never
+/// [`ScanError::NotNormalised`]: names are the listing's business.
+pub fn examine_entry(
+    root: &Path,
+    path: &SyncPath,
+    known: Option<&SyncedFile>,
+) -> Result<Option<LocalFile>, ScanError> {
+    examine_at(&local_path(root, path), path, known)
+}
+
+/// [`examine_entry`] of `path`, found on disk at `local`.
+fn examine_at(
+    local: &Path,
+    path: &SyncPath,
+    known: Option<&SyncedFile>,
+) -> Result<Option<LocalFile>, ScanError> {
+    let metadata = match fs::symlink_metadata(local) {
+        Ok(metadata) => metadata,
+        Err(error) if is_absent(&error) => return Ok(None),
+        Err(source) => {
+            return Err(ScanError::Unreadable {
+                path: path.clone(),
+                source,
+            });
+        }
+    };
+    match examine(local, metadata, known) {
         Outcome::Found(file) => Ok(Some(file)),
         Outcome::Absent => Ok(None),
         Outcome::Skipped(reason) => Err(ScanError::Skipped {
@@ -367,10 +518,12 @@ pub fn stat_entry(
             reason,
         }),
         Outcome::Unstable => Err(ScanError::Unstable(path.clone())),
-        Outcome::Unreadable(error) => Err(unreadable(error)),
+        Outcome::Unreadable(source) => Err(ScanError::Unreadable {
+            path: path.clone(),
+            source,
+        }),
     }
 }
-
 /// What one directory entry turned out to be.
 enum Outcome {
     Found(LocalFile),
@@ -460,8 +613,8 @@ fn examine(local: &Path, metadata: Metadata, known: Option<&SyncedFile>) -> Outc
 
 /// What became of an entry whose name is not NFC.
 enum Renamed {
-    /// Renamed; its new local path.
-    Done(PathBuf),
+    /// Renamed (or, for reports, would be).
+    Done,
     /// Another entry in the directory already has the NFC name.
     Taken,
     /// Vanished meanwhile.
@@ -497,7 +650,7 @@ fn rename_to_nfc(
         Err(error) => return Renamed::Failed(error),
     }
     match fs::rename(local, &target) {
-        Ok(()) => Renamed::Done(target),
+        Ok(()) => Renamed::Done,
         Err(error) if error.kind() == ErrorKind::NotFound => Renamed::Vanished,
         Err(error) => Renamed::Failed(error),
     }
@@ -514,22 +667,15 @@ fn is_same_entry(_a: &Metadata, _b: &Metadata) -> bool {
     false
 }
 
-fn report_dir_error(result: &mut ScanResult, relative: &str, error: io::Error) {
+fn report_dir_error(result: &mut ScanResult, dir: &SyncPath, error: io::Error) {
     if is_absent(&error) {
         // The directory vanished after it was listed: so did its contents.
-        if let Ok(path) = SyncPath::parse(relative) {
-            result.files.remove(&path);
-        }
+        result.files.remove(dir);
         return;
     }
-    match SyncPath::parse(relative) {
-        Ok(path) => result
-            .unreadable
-            .push((path, format!("cannot list the directory: {error}"))),
-        Err(reason) => result
-            .skipped
-            .push((relative.to_owned(), reason.to_string())),
-    }
+    result
+        .unreadable
+        .push((dir.clone(), format!("cannot list the directory: {error}")));
 }
 
 fn join(dir: &str, name: &str) -> String {

@@ -37,8 +37,12 @@
 //!    sync". After A settles (a 2 s slice under 2 % CPU, at most 120 s), an
 //!    idle window of `SF_BENCH_IDLE_SECS` s: A's CPU time (utime + stime
 //!    from /proc/<pid>/stat), context switches summed per thread (wake-ups),
-//!    VmRSS and VmHWM. Baselines: the time to create the files, and the same
-//!    window for an agent on an empty folder.
+//!    VmRSS and VmHWM. Then A is stopped and started again (its start-up
+//!    scan finds every file unchanged), settles, and is observed for a
+//!    second window. Baselines: the time to create the files, and the same
+//!    window for an agent on an empty folder. The default window (70 s) is
+//!    longer than the agent's scan interval (60 s), so each window includes
+//!    one periodic full scan of the whole folder.
 //!
 //! Run it with (quick smoke run first):
 //!
@@ -59,7 +63,7 @@
 //! | `SF_BENCH_FILES`          | 10000                      | files in the burst                   |
 //! | `SF_BENCH_BIG_MIB`        | 1024                       | size of the large file (≥ 2)         |
 //! | `SF_BENCH_IDLE_FILES`     | 100000                     | files in the idle folder             |
-//! | `SF_BENCH_IDLE_SECS`      | 30                         | length of the idle window            |
+//! | `SF_BENCH_IDLE_SECS`      | 70                         | length of the idle window            |
 //!
 //! The binaries come from the harness ([`sf_e2e::binary`]): under `cargo
 //! bench` this executable lives in `target/release/deps`, so the harness
@@ -266,7 +270,7 @@ impl Config {
             files: env_number("SF_BENCH_FILES", 10_000)?,
             big_bytes: env_number::<u64>("SF_BENCH_BIG_MIB", 1024)? * MIB,
             idle_files: env_number("SF_BENCH_IDLE_FILES", 100_000)?,
-            idle_window: Duration::from_secs(env_number("SF_BENCH_IDLE_SECS", 30)?),
+            idle_window: Duration::from_secs(env_number("SF_BENCH_IDLE_SECS", 70)?),
         };
         if config.reps == 0
             || config.latency_samples == 0
@@ -1428,6 +1432,7 @@ async fn bench_idle(config: &Config) -> String {
     let mut settled = Vec::new();
     let mut unsettled = 0;
     let mut loaded: Vec<IdleSample> = Vec::new();
+    let mut restarted: Vec<IdleSample> = Vec::new();
     let mut empty: Vec<IdleSample> = Vec::new();
     let mut notes = LogNotes::default();
     for rep in 0..config.reps {
@@ -1501,6 +1506,24 @@ async fn bench_idle(config: &Config) -> String {
         assert!(a.is_running(), "agent A exited during the idle window");
         check_events_mode(&a);
         stop_agent(&mut a, &mut notes).await;
+
+        // A restart: the start-up scan reads every record and finds every
+        // file unchanged.
+        let mut a = Agent::start(hub.url(), &a_dir, "a", &[]).await;
+        let pid = a.pid().unwrap();
+        let (took, _) = settle(pid).await;
+        sandbox.step(&format!(
+            "rep {}: restarted, settled after {:.1} s; idle window",
+            rep + 1,
+            secs(took)
+        ));
+        restarted.push(idle_window(pid, config.idle_window).await);
+        assert!(a.is_running(), "agent A exited during the idle window");
+        assert!(
+            hub_index(hub.url()).await.is_ok_and(|i| i == want),
+            "the hub's index changed across A's restart"
+        );
+        stop_agent(&mut a, &mut notes).await;
         notes.add("hub", &hub.log());
     }
 
@@ -1543,16 +1566,19 @@ async fn bench_idle(config: &Config) -> String {
 
     let mut idle = Table::new(&[
         "idle A",
-        &format!("{n} files"),
+        &format!("{n} files, after the first sync"),
+        &format!("{n} files, after a restart"),
         "empty folder (baseline)",
         "unit",
     ]);
     let metric = |label: &str, unit: &str, prec: usize, f: &dyn Fn(&IdleSample) -> f64| {
         let l: Vec<f64> = loaded.iter().map(f).collect();
+        let r: Vec<f64> = restarted.iter().map(f).collect();
         let e: Vec<f64> = empty.iter().map(f).collect();
         [
             label.to_owned(),
             cell(&l, prec),
+            cell(&r, prec),
             cell(&e, prec),
             unit.to_owned(),
         ]
@@ -1592,8 +1618,8 @@ async fn bench_idle(config: &Config) -> String {
     write!(
         out,
         "\nCPU from utime+stime in /proc/<pid>/stat ({} ticks/s). The agent rescans its whole \
-         folder every 60 s while file events work; a window can include one such scan (see \
-         the busiest slice).\n{}\n",
+         folder every 60 s while file events work; a window longer than that includes one \
+         such scan (see the busiest slice).\n{}\n",
         clock_ticks(),
         notes.render()
     )

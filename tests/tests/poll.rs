@@ -1,5 +1,8 @@
 //! Two agents without file events (`--poll --scan-interval 1`): create,
-//! modify and delete still converge through periodic scans.
+//! modify and delete still converge through periodic scans. Every local
+//! change reaches the hub through a full scan here, so this also covers the
+//! scan's walk: a folder bigger than one window of paths, a renamed tree,
+//! and whole trees deleted (children before their folder).
 
 use std::fs;
 use std::time::Duration;
@@ -50,6 +53,35 @@ async fn polling_agents_converge() {
     assert!(!a_dir.join("from-b.txt").exists());
     assert_eq!(trashed_copies(&b_dir, "one.txt").len(), 1);
     assert_eq!(trashed_copies(&a_dir, "from-b.txt").len(), 1);
+
+    sandbox.step("a folder of 1,200 files and a nested tree");
+    for i in 0..1200 {
+        write_file(
+            &a_dir.join(format!("many/f{i:04}.txt")),
+            format!("file {i}\n"),
+        );
+    }
+    write_file(&a_dir.join("tree/x/y/z.txt"), "z\n");
+    write_file(&a_dir.join("tree/x/w.txt"), "w\n");
+    fs::create_dir_all(a_dir.join("tree/x/empty")).unwrap();
+    converge().await;
+    assert_eq!(fs::read_dir(b_dir.join("many")).unwrap().count(), 1200);
+
+    sandbox.step("rename a tree");
+    fs::rename(a_dir.join("tree"), a_dir.join("renamed")).unwrap();
+    converge().await;
+    assert!(!b_dir.join("tree").exists());
+    assert_eq!(read_file(&b_dir.join("renamed/x/y/z.txt")), b"z\n");
+    assert!(b_dir.join("renamed/x/empty").is_dir());
+    assert_eq!(trashed_copies(&b_dir, "tree/x/y/z.txt").len(), 1);
+
+    sandbox.step("delete whole trees");
+    fs::remove_dir_all(a_dir.join("many")).unwrap();
+    fs::remove_dir_all(a_dir.join("renamed")).unwrap();
+    converge().await;
+    assert!(!b_dir.join("many").exists());
+    assert!(!b_dir.join("renamed").exists());
+    assert_eq!(trashed_copies(&b_dir, "many/f1199.txt").len(), 1);
 
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());

@@ -19,6 +19,8 @@ use crate::model::{LocalFile, SyncedFile};
 use crate::progress::{self, Progress};
 use crate::reconcile::{Decision, decide_all};
 use crate::scan::{self, ScanError, local_path};
+
+mod full_scan;
 use crate::state::{STATE_DIR, State, StateError};
 
 /// Why the sync loop should run.
@@ -43,13 +45,53 @@ pub enum EngineError {
     State(#[from] StateError),
 }
 
-/// A full scan's outcome: the records it was given back, what is on disk,
-/// and the paths whose state on disk is unknown this time.
-type ScannedFolder = (
-    HashMap<SyncPath, SyncedFile>,
-    BTreeMap<SyncPath, LocalFile>,
-    BTreeSet<SyncPath>,
-);
+/// The three views of a batch of paths: on disk now, last synced, on the
+/// hub now.
+#[derive(Default)]
+struct Views {
+    local: BTreeMap<SyncPath, LocalFile>,
+    synced: HashMap<SyncPath, SyncedFile>,
+    remote: HashMap<SyncPath, Entry>,
+}
+
+impl Views {
+    fn of<'a>(
+        &'a self,
+        path: &'a SyncPath,
+    ) -> (
+        &'a SyncPath,
+        Option<&'a LocalFile>,
+        Option<&'a SyncedFile>,
+        Option<&'a Entry>,
+    ) {
+        (
+            path,
+            self.local.get(path),
+            self.synced.get(path),
+            self.remote.get(path),
+        )
+    }
+
+    /// Whether `path` is a directory, for ignore rules: as on disk, else as
+    /// on the hub, else as last synced.
+    fn is_dir(&self, path: &SyncPath) -> bool {
+        let kind = self
+            .local
+            .get(path)
+            .map(|l| l.kind)
+            .or_else(|| self.remote.get(path).map(|e| e.kind))
+            .or_else(|| self.synced.get(path).map(|s| s.kind));
+        kind == Some(EntryKind::Dir)
+    }
+
+    /// How many files `decisions` move and their bytes.
+    fn transfers(&self, decisions: &[(SyncPath, Decision)]) -> (u64, u64) {
+        decisions
+            .iter()
+            .filter_map(|(p, d)| transfer_size(d, self.local.get(p), self.remote.get(p)))
+            .fold((0, 0), |(n, total), size| (n + 1, total + size))
+    }
+}
 
 /// What a cycle's failure means for the loop.
 enum CycleError {
@@ -199,7 +241,8 @@ impl Engine {
         }
     }
 
-    /// One pass: read the feed, look at the changed paths, act.
+    /// One pass: read the feed, look at the changed paths (or the whole
+    /// folder), act.
     async fn cycle(&mut self) -> Result<(), CycleError> {
         self.check_marker().map_err(CycleError::Fatal)?;
         let remote_changed = if self.remote_news {
@@ -209,97 +252,89 @@ impl Engine {
         } else {
             BTreeSet::new()
         };
-
-        // An event cycle reads only the records of the paths it looks at, so
-        // its cost follows the change, not the size of the folder.
-        let mut targeted = None;
         if !self.full_scan {
-            let mut paths: BTreeSet<SyncPath> = std::mem::take(&mut self.dirty);
-            paths.extend(remote_changed);
-            let synced = self.state.synced_of(&paths).await?;
-            // A vanished folder: events may name only the folder, not what
-            // was inside, so this cycle looks at everything.
-            // Replaced by a new folder of the same name counts too (`rm -rf
-            // a; mkdir a` within one debounce window).
-            let folder_gone = paths.iter().any(|p| {
-                synced
-                    .get(p)
-                    .is_some_and(|s| s.kind == EntryKind::Dir && !same_folder(&self.root, p, s))
-            });
-            if folder_gone {
-                self.full_scan = true;
-            } else {
-                targeted = Some((paths, synced));
-            }
+            self.look_at(remote_changed).await?;
         }
-        let mut first_sync = false;
-        let (paths, local, synced, remote) = match targeted {
-            Some((mut paths, synced)) => {
-                let remote = self.state.remote_of(&paths).await?;
-                let (local, uncertain) = self.stat_paths(&paths, &synced).await?;
-                paths.retain(|p| !uncertain.contains(p));
-                (paths, local, synced, remote)
-            }
-            None => {
-                self.full_scan = false;
-                self.dirty.clear();
-                let synced: HashMap<SyncPath, SyncedFile> =
-                    self.state.all_synced().await?.into_iter().collect();
-                first_sync = synced.is_empty();
-                let remote: HashMap<SyncPath, Entry> = self
-                    .state
-                    .all_remote()
-                    .await?
-                    .into_iter()
-                    .map(|e| (e.path.clone(), e))
-                    .collect();
-                let (synced, local, uncertain) = self.scan_all(synced).await?;
-                let mut paths: BTreeSet<SyncPath> = local.keys().cloned().collect();
-                paths.extend(synced.keys().cloned());
-                paths.extend(remote.keys().cloned());
-                paths.retain(|p| !uncertain.contains(p));
-                (paths, local, synced, remote)
-            }
-        };
+        // Looking at paths can find that only a full scan will do.
+        if self.full_scan {
+            self.scan_everything().await?;
+        }
+        // Attempts count only while a path is still put off.
+        let deferred = &self.deferred;
+        self.attempts.retain(|path, _| deferred.contains_key(path));
+        let _ = self
+            .state
+            .set_meta("last_cycle_ms", &crate::state::now_ms().to_string())
+            .await;
+        Ok(())
+    }
 
-        let rules = &self.rules;
-        let views: Vec<_> = paths
-            .iter()
-            .filter(|p| {
-                let is_dir = local
-                    .get(*p)
-                    .map(|l| l.kind == EntryKind::Dir)
-                    .unwrap_or_else(|| remote.get(*p).is_some_and(|e| e.kind == EntryKind::Dir));
-                !rules.is_ignored(p.as_str(), is_dir)
-            })
-            .map(|p| (p, local.get(p), synced.get(p), remote.get(p)))
-            .collect();
-        let decisions = decide_all(views);
-        let (files, bytes) = decisions
-            .iter()
-            .filter_map(|(p, d)| transfer_size(d, local.get(p), remote.get(p)))
-            .fold((0, 0), |(n, total), size| (n + 1, total + size));
-        self.batch = progress::worth_showing(files, bytes).then(|| {
-            let label = if first_sync { "first sync" } else { "sync" };
-            Progress::start(label, files, bytes)
+    /// An event cycle: the dirty paths and those the feed changed. It reads
+    /// only the records of the paths it looks at, so its cost follows the
+    /// change, not the size of the folder.
+    async fn look_at(&mut self, remote_changed: BTreeSet<SyncPath>) -> Result<(), CycleError> {
+        let mut paths: BTreeSet<SyncPath> = std::mem::take(&mut self.dirty);
+        paths.extend(remote_changed);
+        let synced = self.state.synced_of(&paths).await?;
+        // A vanished folder: events may name only the folder, not what was
+        // inside, so this cycle looks at everything.
+        // Replaced by a new folder of the same name counts too (`rm -rf a;
+        // mkdir a` within one debounce window).
+        let folder_gone = paths.iter().any(|p| {
+            synced
+                .get(p)
+                .is_some_and(|s| s.kind == EntryKind::Dir && !same_folder(&self.root, p, s))
         });
+        if folder_gone {
+            self.full_scan = true;
+            return Ok(());
+        }
+        let remote = self.state.remote_of(&paths).await?;
+        let (local, uncertain) = self.stat_paths(&paths, &synced).await?;
+        paths.retain(|p| !uncertain.contains(p));
+        let views = Views {
+            local,
+            synced,
+            remote,
+        };
+        let rules = &self.rules;
+        let decisions = decide_all(
+            paths
+                .iter()
+                .filter(|p| !rules.is_ignored(p.as_str(), views.is_dir(p)))
+                .map(|p| views.of(p)),
+        );
+        let (files, bytes) = views.transfers(&decisions);
+        self.batch =
+            progress::worth_showing(files, bytes).then(|| Progress::start("sync", files, bytes));
+        self.act(decisions, &views).await?;
+        if let Some(batch) = self.batch.take() {
+            batch.finish();
+        }
+        Ok(())
+    }
+
+    /// Carries out `decisions` (in their order) on the paths whose three
+    /// views are in `views`. Returns early, with everything done so far
+    /// recorded, when the stop signal fires.
+    async fn act(
+        &mut self,
+        decisions: Vec<(SyncPath, Decision)>,
+        views: &Views,
+    ) -> Result<(), CycleError> {
         for (path, decision) in decisions {
             if *self.stop.borrow() {
                 // Each operation leaves state consistent on its own; what
                 // is left is found again by the next start's scan.
                 return Ok(());
             }
-            let moves_content =
-                transfer_size(&decision, local.get(&path), remote.get(&path)).is_some();
-            let result = self
-                .execute(
-                    &path,
-                    decision,
-                    local.get(&path),
-                    synced.get(&path),
-                    remote.get(&path),
-                )
-                .await;
+            let (local, synced, remote) = (
+                views.local.get(&path),
+                views.synced.get(&path),
+                views.remote.get(&path),
+            );
+            let moves_content = transfer_size(&decision, local, remote).is_some();
+            let result = self.execute(&path, decision, local, synced, remote).await;
             match result {
                 Ok(()) => {
                     self.attempts.remove(&path);
@@ -326,16 +361,6 @@ impl Engine {
                 }
             }
         }
-        if let Some(batch) = self.batch.take() {
-            batch.finish();
-        }
-        // Attempts count only while a path is still put off.
-        let deferred = &self.deferred;
-        self.attempts.retain(|path, _| deferred.contains_key(path));
-        let _ = self
-            .state
-            .set_meta("last_cycle_ms", &crate::state::now_ms().to_string())
-            .await;
         Ok(())
     }
 
@@ -406,49 +431,6 @@ impl Engine {
             }
         }
         Ok(changed)
-    }
-
-    /// Scans the whole folder; `synced` goes to the scan thread and back so
-    /// a large folder's records are never held twice.
-    async fn scan_all(
-        &mut self,
-        synced: HashMap<SyncPath, SyncedFile>,
-    ) -> Result<ScannedFolder, CycleError> {
-        let root = self.root.clone();
-        let rules = self.rules.clone();
-        let (synced, result) = tokio::task::spawn_blocking(move || {
-            let result = scan::scan(&root, &rules, &|p: &SyncPath| synced.get(p).cloned());
-            (synced, result)
-        })
-        .await
-        .expect("scan does not panic");
-        let result = result.map_err(|err| {
-            CycleError::Fatal(EngineError::State(StateError::Io {
-                path: self.root.clone(),
-                source: err,
-            }))
-        })?;
-        for (path, reason) in &result.skipped {
-            if self.warned.insert(path.clone()) {
-                tracing::warn!(path, reason, "not synced");
-            }
-        }
-        for (path, reason) in &result.unreadable {
-            tracing::warn!(%path, reason, "cannot read; will retry");
-            self.defer(path.clone());
-        }
-        for path in &result.unstable {
-            self.defer(path.clone());
-        }
-        // Unreadable folders' contents are unknown: never take them as deleted.
-        let mut uncertain: BTreeSet<SyncPath> = synced
-            .keys()
-            .filter(|p| result.is_uncertain(p))
-            .cloned()
-            .collect();
-        uncertain.extend(result.unstable.iter().cloned());
-        uncertain.extend(result.unreadable.iter().map(|(p, _)| p.clone()));
-        Ok((synced, result.files, uncertain))
     }
 
     async fn stat_paths(
