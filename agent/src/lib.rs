@@ -20,14 +20,15 @@ pub mod status;
 pub mod watch;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sf_protocol::v1::WsFrame;
-use tokio::sync::{mpsc, watch as signal};
+use tokio::sync::{Notify, mpsc, watch as signal};
 
 pub use config::Settings;
 
-use crate::engine::{Backoff, Engine, EngineError, Trigger};
+use crate::engine::{Backoff, Engine, EngineError};
 use crate::hub_client::{HubClient, HubError};
 use crate::state::{State, StateError};
 
@@ -90,9 +91,11 @@ pub async fn run(
         scan_every = ?interval,
         "agent started"
     );
-    let pushes = tokio::spawn(follow_hub(hub.clone(), triggers_tx, stop_rx.clone()));
+    drop(triggers_tx);
+    let doorbell = Arc::new(Notify::new());
+    let pushes = tokio::spawn(follow_hub(hub.clone(), doorbell.clone(), stop_rx.clone()));
     let engine = Engine::new(root, origin, hub, state.clone(), stop_rx);
-    let result = engine.run(triggers_rx, interval).await;
+    let result = engine.run(triggers_rx, doorbell, interval).await;
     pushes.abort();
     drop(watcher);
     state.close().await;
@@ -100,25 +103,19 @@ pub async fn run(
     Ok(result?)
 }
 
-/// Holds a WebSocket to the hub and rings the engine on every change; on
-/// any disconnect, reconnects with backoff and rings once more so the
-/// engine catches up through the change feed.
-async fn follow_hub(
-    hub: HubClient,
-    triggers: mpsc::UnboundedSender<Trigger>,
-    mut stop: signal::Receiver<bool>,
-) {
+/// Holds a WebSocket to the hub and rings the engine's doorbell on every
+/// change; on any disconnect, reconnects with backoff and rings once more so
+/// the engine catches up through the change feed. Rings while the engine is
+/// busy add up to one: it reads the whole feed each time, so a long cycle
+/// during a burst of commits does not queue one message per commit.
+async fn follow_hub(hub: HubClient, doorbell: Arc<Notify>, mut stop: signal::Receiver<bool>) {
     let mut backoff = Backoff::default();
     loop {
         let session = async {
             let mut socket = hub.connect_ws().await?;
             while let Some(frame) = HubClient::next_frame(&mut socket).await {
                 match frame? {
-                    WsFrame::Hello { .. } | WsFrame::Change(_) => {
-                        if triggers.send(Trigger::Remote).is_err() {
-                            return Ok(());
-                        }
-                    }
+                    WsFrame::Hello { .. } | WsFrame::Change(_) => doorbell.notify_one(),
                 }
             }
             Ok::<(), HubError>(())
@@ -137,7 +134,7 @@ async fn follow_hub(
                 }
             }
         }
-        let _ = triggers.send(Trigger::Remote);
+        doorbell.notify_one();
         let wait = backoff.next_delay();
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,

@@ -250,8 +250,9 @@ impl DirListing {
 /// Lists the directory `dir` (`None`: the folder itself) without reading
 /// any file: one step of a walk that goes a directory at a time, so that
 /// what it holds is one directory's names, not the whole tree. Fails when
-/// the directory cannot be listed (vanished, permission denied); a problem
-/// with one entry lands in the listing's lists.
+/// the directory cannot be listed (vanished, permission denied, not a
+/// directory or a symlink: `NotFound` / `NotADirectory`); a problem with
+/// one entry lands in the listing's lists.
 pub fn list_dir(
     root: &Path,
     dir: Option<&SyncPath>,
@@ -259,6 +260,11 @@ pub fn list_dir(
 ) -> io::Result<DirListing> {
     let dir_relative = dir.map(SyncPath::as_str).unwrap_or_default();
     let dir_local = dir.map_or_else(|| root.to_path_buf(), |d| local_path(root, d));
+    // Never through a symlink: the folder's own root may be one, nothing
+    // inside it is followed.
+    if dir.is_some() && !fs::symlink_metadata(&dir_local)?.is_dir() {
+        return Err(io::Error::from(ErrorKind::NotADirectory));
+    }
     let mut listing = DirListing::default();
     for entry in fs::read_dir(&dir_local)? {
         let entry = entry?;

@@ -337,13 +337,18 @@ impl State {
     }
 
     /// Names of the folders directly inside the folder `prefix` (see
-    /// [`folder_prefix`]) that hold synced records or hub entries further
-    /// down, whether or not the folder itself has a record (a legacy client
-    /// can create `a/b.txt` without `a`). One index seek per such folder:
-    /// their contents are skipped, not read.
+    /// [`folder_prefix`]) that hold synced records or live hub entries
+    /// further down, whether or not the folder itself has a record (a legacy
+    /// client can create `a/b.txt` without `a`). One index seek per such
+    /// folder: their contents are skipped, not read. Hub tombstones alone do
+    /// not count: a deleted tree holds nothing to do unless something of it
+    /// is synced or on disk.
     pub async fn folders_with_records(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         let mut names = Vec::new();
-        for table in ["synced", "remote"] {
+        for (table, live) in [
+            ("synced", ""),
+            ("remote", "AND json_extract(entry, '$.deleted') = 0"),
+        ] {
             // The first key strictly above `prefix`: `prefix` itself holds
             // the records directly inside, not below.
             let mut from = prefix.to_owned();
@@ -351,7 +356,7 @@ impl State {
             loop {
                 let op = if inclusive { ">=" } else { ">" };
                 let below: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT {PARENT_KEY} FROM {table} WHERE {PARENT_KEY} {op} ? \
+                    "SELECT {PARENT_KEY} FROM {table} WHERE {PARENT_KEY} {op} ? {live} \
                      ORDER BY {PARENT_KEY} LIMIT 1"
                 )))
                 .bind(&from)
@@ -373,6 +378,39 @@ impl State {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    /// The paths of `entries` that are synced at exactly that entry's
+    /// version and content (the hub telling us what we committed or
+    /// downloaded ourselves), or at a later version: nothing to look at.
+    pub async fn synced_as(&self, entries: &[Entry]) -> Result<HashSet<SyncPath>, StateError> {
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let paths =
+            serde_json::to_string(&paths).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let rows =
+            sqlx::query("SELECT * FROM synced WHERE path IN (SELECT value FROM json_each(?))")
+                .bind(paths)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut synced = HashMap::new();
+        for row in &rows {
+            let (path, file) = synced_from_row(row)?;
+            synced.insert(path, file);
+        }
+        Ok(entries
+            .iter()
+            .filter(|entry| {
+                synced.get(&entry.path).is_some_and(|s| {
+                    s.version > entry.version
+                        || (s.version == entry.version
+                            && !entry.deleted
+                            && entry.kind == s.kind
+                            && entry.sha256 == Some(s.sha256)
+                            && entry.executable == s.executable)
+                })
+            })
+            .map(|entry| entry.path.clone())
+            .collect())
     }
 
     /// Whether anything was ever synced: a folder without records gets a
@@ -924,8 +962,11 @@ mod tests {
             committed_ms: 0,
             chunks: None,
         };
+        let mut tombstone = entry("gone/x", 3);
+        tombstone.deleted = true;
+        tombstone.sha256 = None;
         state
-            .apply_changes(&[entry("h/i/j", 1), entry("a/3", 2)], 2)
+            .apply_changes(&[entry("h/i/j", 1), entry("a/3", 2), tombstone], 3)
             .await
             .unwrap();
 
@@ -959,6 +1000,21 @@ mod tests {
         assert!(state.folders_with_records("z/").await.unwrap().is_empty());
 
         assert!(state.has_synced().await.unwrap());
+
+        // The feed echoing what is synced is recognised; news is not.
+        let mut echo = entry("a.txt", 10);
+        echo.sha256 = Some(Sha256Hex::empty());
+        let mut newer = entry("top.txt", 11);
+        newer.version = 2;
+        let mut other_content = entry("z", 12);
+        other_content.sha256 = Some(Sha256Hex::of(b"other"));
+        let never_synced = entry("new.txt", 13);
+        let agreed = state
+            .synced_as(&[echo, newer, other_content, never_synced])
+            .await
+            .unwrap();
+        let agreed: Vec<&str> = agreed.iter().map(|p| p.as_str()).collect();
+        assert_eq!(agreed, ["a.txt"]);
         assert_eq!(state.live_remote_files().await.unwrap(), (2, 14));
 
         // The walk's queries read by index, not by scanning every row.

@@ -2,7 +2,8 @@
 //! modify and delete still converge through periodic scans. Every local
 //! change reaches the hub through a full scan here, so this also covers the
 //! scan's walk: a folder bigger than one window of paths, a renamed tree,
-//! and whole trees deleted (children before their folder).
+//! whole trees deleted (children before their folder), and a synced folder
+//! replaced by a symlink (never followed).
 
 use std::fs;
 use std::time::Duration;
@@ -82,6 +83,23 @@ async fn polling_agents_converge() {
     assert!(!b_dir.join("many").exists());
     assert!(!b_dir.join("renamed").exists());
     assert_eq!(trashed_copies(&b_dir, "many/f1199.txt").len(), 1);
+
+    sandbox.step("a synced folder replaced by a symlink to elsewhere");
+    write_file(&a_dir.join("linked/inside.txt"), "inside\n");
+    converge().await;
+    let outside = sandbox.dir("outside");
+    write_file(&outside.join("secret.txt"), "not in the synced folder\n");
+    fs::remove_dir_all(a_dir.join("linked")).unwrap();
+    std::os::unix::fs::symlink(&outside, a_dir.join("linked")).unwrap();
+    // The link is not followed: to the hub, the folder is gone.
+    converge().await;
+    assert!(!b_dir.join("linked").exists());
+    assert_eq!(trashed_copies(&b_dir, "linked/inside.txt").len(), 1);
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        1,
+        "nothing is written where the link points"
+    );
 
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());

@@ -41,7 +41,7 @@ const WINDOW: u32 = 512;
 enum Step {
     /// Look at everything directly inside this directory (`None`: the
     /// folder itself).
-    Visit(Option<SyncPath>),
+    Visit(Option<SyncPath>, Presence),
     /// Remove this directory, its subtree being done.
     Remove(Removal),
 }
@@ -54,9 +54,19 @@ struct Removal {
     synced: Option<SyncedFile>,
 }
 
-/// A subdirectory to visit after the current directory, and its removal
-/// if it is to be removed.
-type Subdirs = BTreeMap<SyncPath, Option<Removal>>;
+/// Whether a directory to visit was a directory in its parent's listing.
+/// Only then is it listed: a name known only from records is never looked
+/// up on disk, where a case- or normalisation-insensitive file system could
+/// answer for another name, or a symlink could lead outside the folder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    OnDisk,
+    RecordsOnly,
+}
+
+/// The subdirectories to visit after the current directory: whether each
+/// is on disk, and its removal if it is to be removed.
+type Subdirs = BTreeMap<SyncPath, (Presence, Option<Removal>)>;
 
 /// The size of a full scan's transfers, learnt as it walks.
 struct Sizing {
@@ -72,6 +82,8 @@ impl Engine {
     pub(super) async fn scan_everything(&mut self) -> Result<(), CycleError> {
         self.full_scan = false;
         self.dirty.clear();
+        // A display left over from a scan the hub interrupted.
+        self.batch = None;
         let first_sync = !self.state.has_synced().await?;
         let mut sizing = Sizing {
             estimating: false,
@@ -92,7 +104,7 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         let mut visited = 0u64;
-        let mut steps = vec![Step::Visit(None)];
+        let mut steps = vec![Step::Visit(None, Presence::OnDisk)];
         while let Some(step) = steps.pop() {
             if *self.stop.borrow() {
                 // Logs where the batch stopped.
@@ -100,18 +112,27 @@ impl Engine {
                 return Ok(());
             }
             match step {
-                Step::Visit(dir) => {
+                Step::Visit(dir, presence) => {
                     visited += 1;
-                    let subdirs = self.visit(dir.as_ref(), &mut sizing).await?;
+                    let subdirs = self.visit(dir.as_ref(), presence, &mut sizing).await?;
                     // Popped in path order, each subtree before its removal.
-                    for (path, removal) in subdirs.into_iter().rev() {
+                    for (path, (presence, removal)) in subdirs.into_iter().rev() {
                         if let Some(removal) = removal {
                             steps.push(Step::Remove(removal));
                         }
-                        steps.push(Step::Visit(Some(path)));
+                        steps.push(Step::Visit(Some(path), presence));
                     }
                 }
                 Step::Remove(removal) => {
+                    // A subtree not done (unreadable, deferred, failed)
+                    // keeps its directory on the hub.
+                    if matches!(removal.decision, Decision::DeleteRemote { .. })
+                        && self.state.has_synced_under(&removal.path).await?
+                    {
+                        tracing::debug!(path = %removal.path, "folder not empty yet; removing it later");
+                        self.defer(removal.path);
+                        continue;
+                    }
                     let mut views = Views::default();
                     if let Some(local) = removal.local {
                         views.local.insert(removal.path.clone(), local);
@@ -140,11 +161,17 @@ impl Engine {
     async fn visit(
         &mut self,
         dir: Option<&SyncPath>,
+        presence: Presence,
         sizing: &mut Sizing,
     ) -> Result<Subdirs, CycleError> {
-        let Some(listing) = self.list(dir).await? else {
-            return Ok(Subdirs::new());
+        let listing = match presence {
+            Presence::OnDisk => match self.list(dir).await? {
+                Some(listing) => listing,
+                None => return Ok(Subdirs::new()),
+            },
+            Presence::RecordsOnly => DirListing::default(),
         };
+        self.new_copies.clear();
         let mut uncertain: HashSet<SyncPath> = HashSet::new();
         for (path, reason) in &listing.unreadable {
             tracing::warn!(%path, reason, "cannot read; will retry");
@@ -214,7 +241,7 @@ impl Engine {
                 continue;
             };
             if !uncertain.contains(&path) && !self.rules.is_ignored_entry(path.as_str(), true) {
-                subdirs.entry(path).or_insert(None);
+                subdirs.entry(path).or_insert((Presence::RecordsOnly, None));
             }
         }
         Ok(subdirs)
@@ -222,7 +249,8 @@ impl Engine {
 
     /// Lists `dir` on disk, its non-NFC names renamed. `None` when nothing
     /// inside it can be decided this time (it cannot be listed); an empty
-    /// listing when it is not on disk (its records are decided as gone).
+    /// listing when it is no longer a directory (its records are decided as
+    /// gone).
     async fn list(&mut self, dir: Option<&SyncPath>) -> Result<Option<DirListing>, CycleError> {
         let (root, rules, owned_dir) = (self.root.clone(), self.rules.clone(), dir.cloned());
         let listed =
@@ -237,6 +265,7 @@ impl Engine {
                     source,
                 })));
             }
+            // Gone or replaced since its parent was listed.
             (Err(error), Some(_))
                 if matches!(
                     error.kind(),
@@ -258,13 +287,21 @@ impl Engine {
                 kept.insert(path.clone());
             }
         }
-        scan::normalise_names(
-            &self.root,
-            &mut listing,
-            &self.rules,
-            &|p| kept.contains(p),
-            Names::Normalise,
-        );
+        if listing.not_normalised().next().is_some() {
+            let (root, rules) = (self.root.clone(), self.rules.clone());
+            listing = tokio::task::spawn_blocking(move || {
+                scan::normalise_names(
+                    &root,
+                    &mut listing,
+                    &rules,
+                    &|p| kept.contains(p),
+                    Names::Normalise,
+                );
+                listing
+            })
+            .await
+            .expect("renaming does not panic");
+        }
         Ok(Some(listing))
     }
 
@@ -332,14 +369,24 @@ impl Engine {
             .keys()
             .chain(views.synced.keys())
             .chain(views.remote.keys())
-            .filter(|p| !uncertain.contains(*p))
+            .filter(|p| !uncertain.contains(*p) && !self.new_copies.contains(*p))
             .filter(|p| !self.rules.is_ignored_entry(p.as_str(), views.is_dir(p)))
             .collect();
         paths.sort();
         paths.dedup();
         for path in &paths {
-            if descends(&views, path) {
-                subdirs.insert((*path).clone(), None);
+            // Entered as a directory, so ignored as one (`build/` rules).
+            if descends(&views, path) && !self.rules.is_ignored_entry(path.as_str(), true) {
+                let on_disk = views
+                    .local
+                    .get(*path)
+                    .is_some_and(|l| l.kind == EntryKind::Dir);
+                let presence = if on_disk {
+                    Presence::OnDisk
+                } else {
+                    Presence::RecordsOnly
+                };
+                subdirs.insert((*path).clone(), (presence, None));
             }
         }
         let decisions = decide_all(paths.into_iter().map(|p| views.of(p)));
@@ -353,7 +400,16 @@ impl Engine {
                 path: path.clone(),
                 decision,
             };
-            subdirs.insert(path, Some(removal));
+            let presence = if removal
+                .local
+                .as_ref()
+                .is_some_and(|l| l.kind == EntryKind::Dir)
+            {
+                Presence::OnDisk
+            } else {
+                Presence::RecordsOnly
+            };
+            subdirs.entry(path).or_insert((presence, None)).1 = Some(removal);
         }
         self.size_window(&views, &now, sizing);
         self.act(now, &views).await

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
 
 use crate::apply::{self, ApplyError};
 use crate::hub_client::{CommitOutcome, DeleteOutcome, HubClient, HubError};
@@ -30,8 +32,6 @@ pub enum Trigger {
     Paths(Vec<SyncPath>),
     /// File events can no longer be trusted (overflow, watcher error): scan.
     FullScan,
-    /// The hub has news: read the change feed.
-    Remote,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,11 @@ impl Views {
     }
 }
 
+/// Paths an event cycle takes from the change feed at most: beyond, the
+/// full scan looks at them, a window at a time, so a burst of remote
+/// changes does not hold every path in memory at once.
+const MAX_LOOKED_AT: usize = 10_000;
+
 /// What a cycle's failure means for the loop.
 enum CycleError {
     /// The hub is unreachable: keep the work and retry later.
@@ -129,6 +134,9 @@ pub struct Engine {
     /// The progress display of a big batch; per-file lines drop to debug
     /// while there is one.
     batch: Option<Progress>,
+    /// Conflict copies made since the full scan listed the directory it is
+    /// at: absent from its listing, but not deleted.
+    new_copies: HashSet<SyncPath>,
 }
 
 impl Engine {
@@ -154,15 +162,20 @@ impl Engine {
             warned: HashSet::new(),
             stop,
             batch: None,
+            new_copies: HashSet::new(),
         }
     }
 
     /// Runs until the stop signal fires or the folder marker vanishes.
+    /// `triggers` carries file events (it may close: polling has none);
+    /// `doorbell` rings when the hub has news.
     pub async fn run(
         mut self,
         mut triggers: mpsc::UnboundedReceiver<Trigger>,
+        doorbell: Arc<Notify>,
         scan_interval: Duration,
     ) -> Result<(), EngineError> {
+        let mut events_open = true;
         let mut shutdown = self.stop.clone();
         let mut scan_timer = tokio::time::interval(scan_interval);
         scan_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -192,7 +205,7 @@ impl Engine {
             let deferred = sleep_until(self.deferred.values().min().copied());
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                trigger = triggers.recv() => match trigger {
+                trigger = triggers.recv(), if events_open => match trigger {
                     Some(trigger) => {
                         self.note(trigger);
                         // Take whatever else is queued: one cycle for a burst.
@@ -200,8 +213,9 @@ impl Engine {
                             self.note(more);
                         }
                     }
-                    None => return Ok(()),
+                    None => events_open = false,
                 },
+                () = doorbell.notified() => self.remote_news = true,
                 _ = scan_timer.tick() => self.full_scan = true,
                 () = retry => retry_at = None,
                 () = deferred => {
@@ -237,7 +251,6 @@ impl Engine {
                 }
             }
             Trigger::FullScan => self.full_scan = true,
-            Trigger::Remote => self.remote_news = true,
         }
     }
 
@@ -423,7 +436,22 @@ impl Engine {
             let Some(last) = page.changes.last().map(|e| e.seq) else {
                 break;
             };
-            changed.extend(page.changes.iter().map(|e| e.path.clone()));
+            if !self.full_scan {
+                // Our own commits coming back hold nothing new.
+                let agreed = self.state.synced_as(&page.changes).await?;
+                changed.extend(
+                    page.changes
+                        .iter()
+                        .filter(|e| !agreed.contains(&e.path))
+                        .map(|e| e.path.clone()),
+                );
+                if changed.len() > MAX_LOOKED_AT {
+                    // A big burst from elsewhere: a full scan takes it in
+                    // windows instead of one batch of every path.
+                    self.full_scan = true;
+                    changed.clear();
+                }
+            }
             self.state.apply_changes(&page.changes, last).await?;
             since = last;
             if last >= page.head {
@@ -527,6 +555,7 @@ impl Engine {
                         taken.contains(c)
                     })?;
                 tracing::warn!(%path, copy = %copy, "conflict: both sides changed; kept the local version as a copy");
+                self.new_copies.insert(copy.clone());
                 self.state
                     .set_problem(
                         copy.as_str(),
