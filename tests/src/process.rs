@@ -570,3 +570,30 @@ impl Drop for Agent {
         keep_if_asked(&mut self.home);
     }
 }
+
+/// One hub and two agents, `a` and `b`, each on a fresh folder of the
+/// sandbox and started with `agent_args`: where most scenarios begin.
+pub struct TwoAgents {
+    pub hub: Hub,
+    pub a_dir: PathBuf,
+    pub b_dir: PathBuf,
+    pub a: Agent,
+    pub b: Agent,
+}
+
+impl TwoAgents {
+    pub async fn start(sandbox: &Sandbox, agent_args: &[&str]) -> TwoAgents {
+        let hub = Hub::start(&sandbox.dir("hub")).await;
+        let a_dir = sandbox.dir("a");
+        let b_dir = sandbox.dir("b");
+        let a = Agent::start(hub.url(), &a_dir, "a", agent_args).await;
+        let b = Agent::start(hub.url(), &b_dir, "b", agent_args).await;
+        TwoAgents {
+            hub,
+            a_dir,
+            b_dir,
+            a,
+            b,
+        }
+    }
+}

@@ -23,11 +23,13 @@ async fn burst_of_small_files() {
     // Generous: at least 10 files/s end to end, never under 5 minutes.
     let converge = Duration::from_secs(300).max(Duration::from_millis(100) * files as u32);
     let sandbox = Sandbox::new("burst");
-    let hub = Hub::start(&sandbox.dir("hub")).await;
-    let a_dir = sandbox.dir("a");
-    let b_dir = sandbox.dir("b");
-    let mut a = Agent::start(hub.url(), &a_dir, "a", &[]).await;
-    let mut b = Agent::start(hub.url(), &b_dir, "b", &[]).await;
+    let TwoAgents {
+        hub,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = TwoAgents::start(&sandbox, &[]).await;
 
     sandbox.step(&format!("A writes {files} files in {FOLDERS} folders"));
     {

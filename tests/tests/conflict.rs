@@ -10,11 +10,13 @@ const CONVERGE: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_edits_become_a_conflict_copy() {
     let sandbox = Sandbox::new("conflict");
-    let hub = Hub::start(&sandbox.dir("hub")).await;
-    let a_dir = sandbox.dir("a");
-    let b_dir = sandbox.dir("b");
-    let mut a = Agent::start(hub.url(), &a_dir, "a", &[]).await;
-    let mut b = Agent::start(hub.url(), &b_dir, "b", &[]).await;
+    let TwoAgents {
+        hub,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = TwoAgents::start(&sandbox, &[]).await;
     let both = [a_dir.as_path(), b_dir.as_path()];
 
     sandbox.step("shared file");

@@ -16,11 +16,13 @@ const POLL: &[&str] = &["--poll", "--scan-interval", "1"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_agents_converge() {
     let sandbox = Sandbox::new("poll");
-    let hub = Hub::start(&sandbox.dir("hub")).await;
-    let a_dir = sandbox.dir("a");
-    let b_dir = sandbox.dir("b");
-    let mut a = Agent::start(hub.url(), &a_dir, "a", POLL).await;
-    let mut b = Agent::start(hub.url(), &b_dir, "b", POLL).await;
+    let TwoAgents {
+        hub,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = TwoAgents::start(&sandbox, POLL).await;
     assert!(a.log_of_run().contains("polling"), "A runs in polling mode");
     let both = [a_dir.as_path(), b_dir.as_path()];
     let converge = async || {

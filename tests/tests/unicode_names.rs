@@ -110,11 +110,13 @@ async fn nfd_names_found_at_start_are_synced_as_nfc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nfd_names_created_while_running_are_synced_as_nfc() {
     let sandbox = Sandbox::new("unicode-names");
-    let hub = Hub::start(&sandbox.dir("hub")).await;
-    let a_dir = sandbox.dir("a");
-    let b_dir = sandbox.dir("b");
-    let mut a = Agent::start(hub.url(), &a_dir, "a", &[]).await;
-    let mut b = Agent::start(hub.url(), &b_dir, "b", &[]).await;
+    let TwoAgents {
+        hub,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = TwoAgents::start(&sandbox, &[]).await;
     let both = [a_dir.as_path(), b_dir.as_path()];
 
     sandbox.step("NFD names in A while it runs");
