@@ -2,6 +2,14 @@
 //! `.sf/tmp`, fsynced, checked against their sha256 and renamed into place;
 //! removals are moves into `.sf/trash/<date>/`; conflicts are renames. A file
 //! the user changed since it was last looked at is never replaced.
+//!
+//! Every change goes through [`confined`]: relative to directories opened
+//! from the folder's root one name at a time, links never followed. A path
+//! that leads through a symlink, a file or a FIFO is refused
+//! ([`ApplyError::Blocked`]), so nothing a hub names is written, renamed or
+//! removed outside the folder.
+
+mod confined;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -12,10 +20,13 @@ use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sha2::{Digest, Sha256};
 
+pub use confined::Kind;
+use confined::{Dir, WalkError};
+
 use crate::hub_client::{HubClient, HubError};
+use crate::ignore::IgnoreRules;
 use crate::model::{LocalFile, SyncedFile};
 use crate::progress::Progress;
-use crate::scan::local_path;
 use crate::state::{STATE_DIR, State, StateError};
 
 /// How long trashed files are kept.
@@ -31,6 +42,22 @@ pub enum ApplyError {
         expected: Sha256Hex,
         actual: Sha256Hex,
     },
+    /// `path` leads through (or is) `at`, which is not a real directory
+    /// (or file) of the folder; nothing was done.
+    #[error("not applied: {at} is {}", what.describe())]
+    Blocked {
+        path: SyncPath,
+        at: String,
+        what: Kind,
+    },
+    /// `.sf`, `.sf/tmp` or `.sf/trash` is not a real directory.
+    #[error(
+        "{at} is {}: the agent keeps its temporary files and its trash only in real \
+         directories inside the folder; replace it with a directory", what.describe()
+    )]
+    StateDirBlocked { at: String, what: Kind },
+    #[error("the hub's entry for {path} is a live file without a sha256")]
+    NoDigest { path: SyncPath },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -43,59 +70,131 @@ pub enum ApplyError {
     State(#[from] StateError),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
-    move |source| ApplyError::Io {
-        path: path.to_owned(),
-        source,
-    }
+fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ApplyError {
+    let path = path.into();
+    move |source| ApplyError::Io { path, source }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn temp_path(root: &Path) -> PathBuf {
+/// A fresh name for a download in `.sf/tmp`.
+fn temp_name() -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    root.join(STATE_DIR)
-        .join("tmp")
-        .join(format!("{}-{n}.part", std::process::id()))
+    format!("{}-{n}.part", std::process::id())
+}
+
+/// Files in `.sf/tmp` that may hold the user's bytes (see [`put_in_place`]).
+const SWAP_EXTENSION: &str = "swap";
+
+/// The folder's root, opened once per operation: every directory below is
+/// reached from it.
+struct Folder {
+    root: Dir,
+}
+
+impl Folder {
+    fn open(root: &Path) -> Result<Self, ApplyError> {
+        Ok(Folder {
+            root: Dir::open_root(root).map_err(io(root))?,
+        })
+    }
+
+    /// `.sf/<names…>`, made if missing; refused if any of it is a link.
+    fn state_dir(&self, names: &[&str]) -> Result<Dir, ApplyError> {
+        let all = std::iter::once(STATE_DIR).chain(names.iter().copied());
+        self.root.walk(all, true).map_err(|err| match err {
+            WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
+            WalkError::Io { path, source } => ApplyError::Io { path, source },
+        })
+    }
+
+    /// The directory that holds `path`, and `path`'s name in it. Missing
+    /// folders are made when `create`; otherwise a missing one means the
+    /// path changed since it was looked at.
+    fn parent_of<'p>(
+        &self,
+        path: &'p SyncPath,
+        create: bool,
+    ) -> Result<(Dir, &'p str), ApplyError> {
+        let parents = path.parent().into_iter().flat_map(|p| p.split('/'));
+        match self.root.walk(parents, create) {
+            Ok(dir) => Ok((dir, path.file_name())),
+            Err(WalkError::Blocked { at, what }) => Err(ApplyError::Blocked {
+                path: path.clone(),
+                at,
+                what,
+            }),
+            Err(WalkError::Io { source, .. })
+                if !create && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(ApplyError::ChangedMeanwhile { path: path.clone() })
+            }
+            Err(WalkError::Io { path, source }) => Err(ApplyError::Io { path, source }),
+        }
+    }
+}
+
+/// What is at `name` in `dir` (the place of `path`): refused when it is a
+/// symlink or a special file, which the agent never replaces.
+fn occupant(
+    dir: &Dir,
+    name: &str,
+    path: &SyncPath,
+) -> Result<Option<confined::Found>, ApplyError> {
+    let found = dir.stat(name).map_err(io(dir.path().join(name)))?;
+    match found {
+        Some(f) if matches!(f.kind, Kind::Symlink | Kind::Special) => Err(ApplyError::Blocked {
+            path: path.clone(),
+            at: path.to_string(),
+            what: f.kind,
+        }),
+        found => Ok(found),
+    }
 }
 
 /// Removes the partial downloads a crash left behind. A `.swap` file may
 /// hold a version the user saved at the moment of the crash: it goes to the
-/// trash instead.
+/// trash instead. Fails when `.sf`, `.sf/tmp` or `.sf/trash` is a link.
 pub fn clear_temp(root: &Path) -> std::io::Result<()> {
-    let tmp = root.join(STATE_DIR).join("tmp");
-    std::fs::create_dir_all(&tmp)?;
-    for entry in std::fs::read_dir(&tmp)? {
-        let entry = entry?;
-        let file = entry.path();
-        if file.extension().is_some_and(|e| e == SWAP_EXTENSION) {
-            let name = format!("rescued-{}", entry.file_name().to_string_lossy());
-            let path = SyncPath::parse(name).map_err(std::io::Error::other)?;
-            match keep_in_trash(root, &file, &path) {
-                Ok(kept) => {
-                    tracing::warn!(kept = %kept.display(), "a file from an interrupted download may be a version saved at that moment; moved to the trash")
-                }
-                Err(err) => return Err(std::io::Error::other(err)),
+    let clear = || -> Result<(), ApplyError> {
+        let folder = Folder::open(root)?;
+        let tmp = folder.state_dir(&["tmp"])?;
+        // Checked at start, not at the first delete.
+        folder.state_dir(&["trash"])?;
+        for (name, _) in tmp.names().map_err(io(tmp.path()))? {
+            let Some(name) = name.to_str() else {
+                tracing::warn!(dir = %tmp.path().display(), ?name, "a name the agent never makes; left alone");
+                continue;
+            };
+            if name.ends_with(&format!(".{SWAP_EXTENSION}")) {
+                let rescued = SyncPath::parse(format!("rescued-{name}"))
+                    .map_err(|e| io(tmp.path().join(name))(std::io::Error::other(e)))?;
+                let kept = keep_in_trash(&folder, &tmp, name, &rescued)?;
+                tracing::warn!(kept = %kept.display(), "a file from an interrupted download may be a version saved at that moment; moved to the trash");
+            } else {
+                tmp.remove_tree(name).map_err(io(tmp.path().join(name)))?;
             }
-        } else if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(&file)?;
-        } else {
-            std::fs::remove_file(&file)?;
         }
-    }
-    Ok(())
+        Ok(())
+    };
+    clear().map_err(std::io::Error::other)
 }
 
-/// Whether the file at `path` is still what the decision was made on: absent
-/// when `expected` is `None`, else same size, mtime and inode.
-fn unchanged_since(disk: &Path, expected: Option<&LocalFile>) -> bool {
-    match (std::fs::symlink_metadata(disk), expected) {
-        (Err(err), None) => err.kind() == std::io::ErrorKind::NotFound,
-        (Ok(meta), Some(local)) => {
-            let (size, mtime_ns, inode) = stat_triplet(&meta);
-            local.size == size && local.mtime_ns == mtime_ns && local.inode == inode
-                || local.kind == EntryKind::Dir && meta.is_dir()
-        }
+/// Whether `name` in `dir` is still what the decision was made on: absent
+/// when `expected` is `None`, else the same kind and, for a file, the same
+/// size, mtime and inode.
+fn unchanged_since(dir: &Dir, name: &str, expected: Option<&LocalFile>) -> bool {
+    match (dir.stat(name), expected) {
+        (Ok(None), None) => true,
+        (Ok(Some(found)), Some(local)) => match (local.kind, found.kind) {
+            (EntryKind::Dir, Kind::Dir) => true,
+            (EntryKind::File, Kind::File) => {
+                local.size == found.size
+                    && local.mtime_ns == found.mtime_ns
+                    && local.inode == found.inode
+            }
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -124,79 +223,89 @@ pub async fn download(
     expected: Option<&LocalFile>,
     progress: Option<&Progress>,
 ) -> Result<(SyncedFile, Vec<ChunkRef>), ApplyError> {
-    let target = local_path(root, &entry.path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
+    let path = &entry.path;
+    let folder = Folder::open(root)?;
+    let (parent, name) = folder.parent_of(path, true)?;
+    let there = occupant(&parent, name, path)?;
     if entry.kind == EntryKind::Dir {
-        if !target.is_dir() {
-            if !unchanged_since(&target, expected) {
-                return Err(ApplyError::ChangedMeanwhile {
-                    path: entry.path.clone(),
-                });
+        if there.is_none_or(|f| f.kind != Kind::Dir) {
+            if !unchanged_since(&parent, name, expected) {
+                return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
             }
             // A file the hub turned into a folder: its bytes are on the hub
             // (it was unchanged), keep a copy in the trash all the same.
             if let Some(file) = expected.filter(|l| l.kind == EntryKind::File) {
-                move_to_trash(
-                    root,
-                    &entry.path,
-                    file,
-                    &crate::ignore::IgnoreRules::defaults(),
-                )?;
+                trash_from(&folder, &parent, name, path, file, &IgnoreRules::defaults())?;
             }
-            std::fs::create_dir_all(&target).map_err(io(&target))?;
+            match parent.mkdir(name) {
+                Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(io(parent.path().join(name))(err));
+                }
+                _ => {}
+            }
         }
-        let meta = std::fs::metadata(&target).map_err(io(&target))?;
-        let (_, mtime_ns, inode) = stat_triplet(&meta);
+        let Some(found) = occupant(&parent, name, path)?.filter(|f| f.kind == Kind::Dir) else {
+            return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+        };
         return Ok((
             SyncedFile {
                 kind: EntryKind::Dir,
                 sha256: Sha256Hex::empty(),
                 size: 0,
-                mtime_ns,
-                inode,
+                mtime_ns: found.mtime_ns,
+                inode: found.inode,
                 executable: false,
                 version: entry.version,
             },
             vec![],
         ));
     }
+    drop(parent);
 
-    let expected_sha = entry.sha256.expect("live file entries have content");
+    let expected_sha = entry
+        .sha256
+        .ok_or_else(|| ApplyError::NoDigest { path: path.clone() })?;
     let chunks = entry.chunks.clone().unwrap_or_default();
-    let temp = temp_path(root);
-    let result = assemble(root, hub, state, &temp, &chunks, progress).await;
-    let actual = match result {
-        Ok(actual) => actual,
+    let tmp = folder.state_dir(&["tmp"])?;
+    let temp = temp_name();
+    let temp_shown = tmp.path().join(&temp);
+    let mut out = tmp.create_new(&temp).map_err(io(&temp_shown))?;
+    let result = async {
+        let actual = assemble(&folder, hub, state, &mut out, &temp_shown, &chunks, progress).await?;
+        if actual != expected_sha {
+            return Err(ApplyError::Corrupt {
+                path: path.clone(),
+                expected: expected_sha,
+                actual,
+            });
+        }
+        set_file_metadata(&out, &temp_shown, entry.mtime_ns, entry.executable)?;
+        out.sync_all().map_err(io(&temp_shown))?;
+        drop(out);
+        // Walked again: the folder may have changed during the download.
+        let (parent, name) = folder.parent_of(path, true)?;
+        occupant(&parent, name, path)?;
+        put_in_place(&folder, &tmp, &temp, &parent, name, expected, path)?;
+        parent.sync().map_err(io(parent.path()))?;
+        occupant(&parent, name, path)?
+            .filter(|f| f.kind == Kind::File)
+            .ok_or_else(|| ApplyError::ChangedMeanwhile { path: path.clone() })
+    }
+    .await;
+    let found = match result {
+        Ok(found) => found,
         Err(err) => {
-            let _ = std::fs::remove_file(&temp);
+            let _ = tmp.unlink(&temp);
             return Err(err);
         }
     };
-    if actual != expected_sha {
-        let _ = std::fs::remove_file(&temp);
-        return Err(ApplyError::Corrupt {
-            path: entry.path.clone(),
-            expected: expected_sha,
-            actual,
-        });
-    }
-    set_file_metadata(&temp, entry.mtime_ns, entry.executable)?;
-    if let Err(err) = put_in_place(root, &temp, &target, expected, &entry.path) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(err);
-    }
-    sync_parent(&target)?;
-    let meta = std::fs::metadata(&target).map_err(io(&target))?;
-    let (size, mtime_ns, inode) = stat_triplet(&meta);
     Ok((
         SyncedFile {
             kind: EntryKind::File,
             sha256: expected_sha,
-            size,
-            mtime_ns,
-            inode,
+            size: found.size,
+            mtime_ns: found.mtime_ns,
+            inode: found.inode,
             executable: entry.executable,
             version: entry.version,
         },
@@ -204,22 +313,26 @@ pub async fn download(
     ))
 }
 
-/// Moves the finished download `temp` to `target`, unless what is at
-/// `target` is no longer `expected` (the user changed it since the decision).
+/// Moves the finished download `temp` (in `tmp`) to `name` in `parent`,
+/// unless what is there is no longer `expected` (the user changed it since
+/// the decision).
 ///
 /// A check followed by a rename leaves a gap in which the user's save could
 /// be overwritten. Where the OS allows, the switch itself is the check: an
 /// exchange (then a look at what came out) or a rename that refuses to
 /// replace anything. The caller removes `temp` on error.
 fn put_in_place(
-    root: &Path,
-    temp: &Path,
-    target: &Path,
+    folder: &Folder,
+    tmp: &Dir,
+    temp: &str,
+    parent: &Dir,
+    name: &str,
     expected: Option<&LocalFile>,
     path: &SyncPath,
 ) -> Result<(), ApplyError> {
     let changed = || ApplyError::ChangedMeanwhile { path: path.clone() };
-    if !unchanged_since(target, expected) {
+    let target = parent.path().join(name);
+    if !unchanged_since(parent, name, expected) {
         return Err(changed());
     }
     match expected {
@@ -227,33 +340,34 @@ fn put_in_place(
             // What an exchange brings out may be the user's: it lands under
             // a `.swap` name, which is never deleted unexamined, not even by
             // the clean-up after a crash.
-            let swap = temp.with_extension(SWAP_EXTENSION);
-            std::fs::rename(temp, &swap).map_err(io(&swap))?;
-            let ours = inode_of(&swap);
-            match atomic::exchange(&swap, target) {
-                Ok(true) if unchanged_since(&swap, expected) => {
+            let swap = format!("{}.{SWAP_EXTENSION}", temp.trim_end_matches(".part"));
+            tmp.rename(temp, tmp, &swap)
+                .map_err(io(tmp.path().join(&swap)))?;
+            let ours = inode_of(tmp, &swap);
+            match tmp.exchange(&swap, parent, name) {
+                Ok(true) if unchanged_since(tmp, &swap, expected) => {
                     // The old version: its bytes are on the hub.
-                    let _ = std::fs::remove_file(&swap);
+                    let _ = tmp.unlink(&swap);
                     Ok(())
                 }
                 Ok(true) => {
                     // Written at the last moment: give it back, untouched.
-                    let back = atomic::exchange(&swap, target);
-                    if back.is_ok_and(|done| done) && inode_of(&swap) == ours {
-                        let _ = std::fs::remove_file(&swap);
+                    let back = tmp.exchange(&swap, parent, name);
+                    if back.is_ok_and(|done| done) && inode_of(tmp, &swap) == ours {
+                        let _ = tmp.unlink(&swap);
                     } else {
                         // Saved yet again meanwhile, or the exchange back
                         // failed: what is at `swap` now is the user's.
-                        let kept = keep_in_trash(root, &swap, path)?;
+                        let kept = keep_in_trash(folder, tmp, &swap, path)?;
                         tracing::warn!(%path, kept = %kept.display(), "the file was saved while a download replaced it; one of the versions was moved to the trash");
                     }
                     Err(changed())
                 }
-                Ok(false) => std::fs::rename(&swap, target).map_err(io(target)),
+                Ok(false) => tmp.rename(&swap, parent, name).map_err(io(target)),
                 Err(source) => {
-                    let _ = std::fs::remove_file(&swap);
+                    let _ = tmp.unlink(&swap);
                     Err(ApplyError::Io {
-                        path: target.to_owned(),
+                        path: target,
                         source,
                     })
                 }
@@ -262,15 +376,15 @@ fn put_in_place(
         _ => {
             // A folder the hub turned into a file: only an empty one gives
             // way; one with contents waits until they are synced away.
-            if target.is_dir() {
-                std::fs::remove_dir(target).map_err(io(target))?;
+            if parent.stat(name).ok().flatten().map(|f| f.kind) == Some(Kind::Dir) {
+                parent.rmdir(name).map_err(io(&target))?;
             }
-            match atomic::rename_no_replace(temp, target) {
+            match tmp.rename_no_replace(temp, parent, name) {
                 Ok(true) => Ok(()),
-                Ok(false) => std::fs::rename(temp, target).map_err(io(target)),
+                Ok(false) => tmp.rename(temp, parent, name).map_err(io(target)),
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(changed()),
                 Err(source) => Err(ApplyError::Io {
-                    path: target.to_owned(),
+                    path: target,
                     source,
                 }),
             }
@@ -278,163 +392,108 @@ fn put_in_place(
     }
 }
 
-/// Files in `.sf/tmp` that may hold the user's bytes (see [`put_in_place`]).
-const SWAP_EXTENSION: &str = "swap";
-
-fn inode_of(path: &Path) -> Option<u64> {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|meta| stat_triplet(&meta).2)
+fn inode_of(dir: &Dir, name: &str) -> Option<u64> {
+    dir.stat(name).ok().flatten().map(|found| found.inode)
 }
 
-/// Moves `file` into today's trash as `path`; returns where it went.
-fn keep_in_trash(root: &Path, file: &Path, path: &SyncPath) -> Result<PathBuf, ApplyError> {
-    let dest = trash_destination(root, path)?;
-    std::fs::rename(file, &dest).map_err(io(file))?;
-    Ok(dest)
+/// Moves `name` in `dir` into today's trash as `path`; returns where it went.
+fn keep_in_trash(
+    folder: &Folder,
+    dir: &Dir,
+    name: &str,
+    path: &SyncPath,
+) -> Result<PathBuf, ApplyError> {
+    let (dest, shown) = trash_destination(folder, path)?;
+    dir.rename(name, &dest, path.file_name())
+        .map_err(io(dir.path().join(name)))?;
+    Ok(shown)
 }
 
-/// Renames that check and switch in one step. Each returns `Ok(false)` when
-/// the OS or file system cannot do it, and the caller falls back to a plain
-/// rename after its own check.
-mod atomic {
-    use std::io;
-    use std::path::Path;
-
-    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-    fn rename_with(from: &Path, to: &Path, flags: rustix::fs::RenameFlags) -> io::Result<bool> {
-        use rustix::io::Errno;
-        match rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, flags) {
-            Ok(()) => Ok(true),
-            // Not supported by this OS or file system (FUSE, NFS, SMB,
-            // exFAT; macOS says ENOTSUP, which differs from EOPNOTSUPP
-            // there).
-            Err(errno)
-                if [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP, Errno::NOTSUP]
-                    .contains(&errno) =>
-            {
-                Ok(false)
-            }
-            Err(errno) => Err(errno.into()),
-        }
-    }
-
-    /// Swaps the two paths' entries.
-    pub fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
-        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-        return rename_with(a, b, rustix::fs::RenameFlags::EXCHANGE);
-        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
-        {
-            let _ = (a, b);
-            Ok(false)
-        }
-    }
-
-    /// Renames `from` to `to`; `AlreadyExists` if `to` exists.
-    pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
-        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-        return rename_with(from, to, rustix::fs::RenameFlags::NOREPLACE);
-        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
-        {
-            let _ = (from, to);
-            Ok(false)
-        }
-    }
-}
-
-/// Builds the content from chunks into `temp`: each chunk is copied from a
+/// Builds the content from chunks into `out`: each chunk is copied from a
 /// synced local file that still holds it, or fetched from the hub.
 async fn assemble(
-    root: &Path,
+    folder: &Folder,
     hub: &HubClient,
     state: &State,
-    temp: &Path,
+    out: &mut std::fs::File,
+    shown: &Path,
     chunks: &[ChunkRef],
     progress: Option<&Progress>,
 ) -> Result<Sha256Hex, ApplyError> {
-    let mut out = std::fs::File::create(temp).map_err(io(temp))?;
     let mut whole = Sha256::new();
     for chunk in chunks {
-        let bytes = match local_chunk(root, state, chunk).await? {
+        let bytes = match local_chunk(folder, state, chunk).await? {
             Some(bytes) => bytes,
             None => hub.fetch_chunk(&chunk.hash).await?.to_vec(),
         };
         whole.update(&bytes);
-        out.write_all(&bytes).map_err(io(temp))?;
+        out.write_all(&bytes).map_err(io(shown))?;
         if let Some(progress) = progress {
             progress.add_bytes(chunk.len);
         }
     }
-    out.sync_all().map_err(io(temp))?;
     Ok(whole.into())
 }
 
 /// A chunk read from a synced file that still matches its record.
 async fn local_chunk(
-    root: &Path,
+    folder: &Folder,
     state: &State,
     chunk: &ChunkRef,
 ) -> Result<Option<Vec<u8>>, ApplyError> {
     for (path, synced, offset) in state.find_local_chunk(&chunk.hash).await? {
-        if let Some(bytes) = read_chunk_at(&local_path(root, &path), &synced, offset, chunk) {
+        if let Some(bytes) = read_chunk_at(folder, &path, &synced, offset, chunk) {
             return Ok(Some(bytes));
         }
     }
     Ok(None)
 }
 
-/// The chunk at `offset` in `disk`, if the file is still as recorded and the
-/// bytes there still hash to the chunk's name.
+/// The chunk at `offset` in the file at `path`, if the file is still as
+/// recorded and the bytes there still hash to the chunk's name.
 fn read_chunk_at(
-    disk: &Path,
+    folder: &Folder,
+    path: &SyncPath,
     synced: &SyncedFile,
     offset: u64,
     chunk: &ChunkRef,
 ) -> Option<Vec<u8>> {
-    let mut file = std::fs::File::open(disk).ok()?;
-    let (size, mtime_ns, inode) = stat_triplet(&file.metadata().ok()?);
-    if !synced.stat_unchanged(size, mtime_ns, inode) {
+    let (parent, name) = folder.parent_of(path, false).ok()?;
+    let mut file = parent.open_file(name).ok()?;
+    let found = confined::found_of_file(&file).ok()?;
+    if !synced.stat_unchanged(found.size, found.mtime_ns, found.inode) {
         return None;
     }
-    let mut bytes = vec![0u8; chunk.len as usize];
+    let mut bytes = vec![0u8; usize::try_from(chunk.len).ok()?];
     file.seek(SeekFrom::Start(offset)).ok()?;
     file.read_exact(&mut bytes).ok()?;
     (Sha256Hex::of(&bytes) == chunk.hash).then_some(bytes)
 }
 
-fn set_file_metadata(path: &Path, mtime_ns: i64, executable: bool) -> Result<(), ApplyError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io(path))?;
+fn set_file_metadata(
+    file: &std::fs::File,
+    shown: &Path,
+    mtime_ns: i64,
+    executable: bool,
+) -> Result<(), ApplyError> {
     if mtime_ns > 0 {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns as u64);
-        file.set_modified(at).map_err(io(path))?;
+        file.set_modified(at).map_err(io(shown))?;
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mut perms = file.metadata().map_err(io(path))?.permissions();
+        let mut perms = file.metadata().map_err(io(shown))?.permissions();
         let mode = perms.mode();
         perms.set_mode(if executable {
             mode | ((mode & 0o444) >> 2)
         } else {
             mode & !0o111
         });
-        file.set_permissions(perms).map_err(io(path))?;
+        file.set_permissions(perms).map_err(io(shown))?;
     }
     #[cfg(not(unix))]
     let _ = executable;
-    Ok(())
-}
-
-fn sync_parent(path: &Path) -> Result<(), ApplyError> {
-    #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(parent))?;
-    }
     Ok(())
 }
 
@@ -444,76 +503,88 @@ pub fn move_to_trash(
     root: &Path,
     path: &SyncPath,
     expected: &LocalFile,
-    rules: &crate::ignore::IgnoreRules,
+    rules: &IgnoreRules,
 ) -> Result<Option<PathBuf>, ApplyError> {
-    let disk = local_path(root, path);
-    if !unchanged_since(&disk, Some(expected)) {
+    let folder = Folder::open(root)?;
+    let (parent, name) = folder.parent_of(path, false)?;
+    trash_from(&folder, &parent, name, path, expected, rules)
+}
+
+/// [`move_to_trash`] of `name` in `parent`, the place of `path`.
+fn trash_from(
+    folder: &Folder,
+    parent: &Dir,
+    name: &str,
+    path: &SyncPath,
+    expected: &LocalFile,
+    rules: &IgnoreRules,
+) -> Result<Option<PathBuf>, ApplyError> {
+    if !unchanged_since(parent, name, Some(expected)) {
         return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
     }
     if expected.kind == EntryKind::Dir {
         // A folder left with only ignored files (.DS_Store, *.swp) counts as
         // empty: it goes to the trash whole, ignored files included.
-        for entry in std::fs::read_dir(&disk).map_err(io(&disk))? {
-            let entry = entry.map_err(io(&disk))?;
-            let name = entry.file_name();
-            let relative = format!("{path}/{}", name.to_string_lossy());
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let dir = parent
+            .walk([name], false)
+            .map_err(|_| ApplyError::ChangedMeanwhile { path: path.clone() })?;
+        for (child, is_dir) in dir.names().map_err(io(dir.path()))? {
+            let relative = format!("{path}/{}", child.to_string_lossy());
             if !rules.is_ignored(&relative, is_dir) {
                 return Ok(None);
             }
         }
     }
-    let dest = trash_destination(root, path)?;
-    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
-    sync_parent(&disk)?;
-    Ok(Some(dest))
+    let (dest, shown) = trash_destination(folder, path)?;
+    parent
+        .rename(name, &dest, path.file_name())
+        .map_err(io(parent.path().join(name)))?;
+    parent.sync().map_err(io(parent.path()))?;
+    Ok(Some(shown))
 }
 
 /// A free place for `path` in today's trash, `.sf/trash/<date>/<path>`,
-/// with its parent folders made.
-fn trash_destination(root: &Path, path: &SyncPath) -> Result<PathBuf, ApplyError> {
-    let day = root
-        .join(STATE_DIR)
-        .join("trash")
-        .join(time::OffsetDateTime::now_utc().date().to_string());
-    let mut dest = day.join(path.as_str());
-    if occupied(&day, &dest) {
-        // Something of that name was trashed today already: keep both.
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        dest = day
-            .join(format!("{}-{n}", crate::state::now_ms()))
-            .join(path.as_str());
+/// with its parent folders made: the directory, and the whole path for
+/// messages.
+fn trash_destination(folder: &Folder, path: &SyncPath) -> Result<(Dir, PathBuf), ApplyError> {
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let day = folder.state_dir(&["trash", &today])?;
+    let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
+    let name = path.file_name();
+    if let Ok(dir) = day.walk(parents(), true)
+        && matches!(dir.stat(name), Ok(None))
+    {
+        let shown = dir.path().join(name);
+        return Ok((dir, shown));
     }
-    let parent = dest.parent().expect("trash paths have a parent");
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    Ok(dest)
-}
-
-/// Whether `dest` (under `day`) or one of its parents is already taken by
-/// something that would block a rename to it.
-fn occupied(day: &Path, dest: &Path) -> bool {
-    if dest.symlink_metadata().is_ok() {
-        return true;
-    }
-    dest.ancestors()
-        .skip(1)
-        .take_while(|a| a.starts_with(day) && *a != day)
-        .any(|a| a.symlink_metadata().is_ok_and(|m| !m.is_dir()))
+    // Something of that name (or a file where a folder of it would go) was
+    // trashed today already: keep both.
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let unique = format!("{}-{n}", crate::state::now_ms());
+    let dir = day
+        .walk(std::iter::once(unique.as_str()).chain(parents()), true)
+        .map_err(|err| match err {
+            WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
+            WalkError::Io { path, source } => ApplyError::Io { path, source },
+        })?;
+    let shown = dir.path().join(name);
+    Ok((dir, shown))
 }
 
 /// Deletes trash folders older than [`TRASH_DAYS`].
 pub fn purge_trash(root: &Path) -> std::io::Result<usize> {
-    let trash = root.join(STATE_DIR).join("trash");
+    let trash = Folder::open(root)
+        .and_then(|folder| folder.state_dir(&["trash"]))
+        .map_err(std::io::Error::other)?;
     let cutoff = time::OffsetDateTime::now_utc().date() - time::Duration::days(TRASH_DAYS);
     let mut purged = 0;
-    for day in std::fs::read_dir(&trash)? {
-        let day = day?;
-        let name = day.file_name();
-        let Some(date) = name.to_str().and_then(parse_date) else {
+    for (name, _) in trash.names()? {
+        let Some(name) = name.to_str() else { continue };
+        let Some(date) = parse_date(name) else {
             continue;
         };
         if date < cutoff {
-            std::fs::remove_dir_all(day.path())?;
+            trash.remove_tree(name)?;
             purged += 1;
         }
     }
@@ -534,118 +605,32 @@ pub fn rename_to_conflict_copy(
     expected: &LocalFile,
     taken: impl Fn(&SyncPath) -> bool,
 ) -> Result<SyncPath, ApplyError> {
-    let disk = local_path(root, path);
-    if !unchanged_since(&disk, Some(expected)) {
+    let folder = Folder::open(root)?;
+    let (parent, name) = folder.parent_of(path, false)?;
+    if !unchanged_since(&parent, name, Some(expected)) {
         return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
     }
+    // A copy's name differs from the original's only in its last segment.
     let copy = sf_protocol::conflict::conflict_copy_path(
         path,
         origin,
         time::OffsetDateTime::now_utc(),
-        |c| taken(c) || local_path(root, c).exists(),
+        |c| taken(c) || !matches!(parent.stat(c.file_name()), Ok(None)),
     )
-    .map_err(|e| ApplyError::Io {
-        path: disk.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    let dest = local_path(root, &copy);
-    std::fs::rename(&disk, &dest).map_err(io(&disk))?;
-    sync_parent(&dest)?;
+    .map_err(|e| io(parent.path().join(name))(std::io::Error::other(e)))?;
+    let copy_name = copy.file_name();
+    let shown = parent.path().join(name);
+    match parent.rename_no_replace(name, &parent, copy_name) {
+        Ok(true) => {}
+        Ok(false) => parent.rename(name, &parent, copy_name).map_err(io(&shown))?,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+        }
+        Err(source) => return Err(ApplyError::Io { path: shown, source }),
+    }
+    parent.sync().map_err(io(parent.path()))?;
     Ok(copy)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(path: &Path) -> LocalFile {
-        let meta = std::fs::metadata(path).unwrap();
-        let (size, mtime_ns, inode) = stat_triplet(&meta);
-        LocalFile {
-            kind: EntryKind::File,
-            sha256: Sha256Hex::empty(),
-            size,
-            mtime_ns,
-            inode,
-            executable: false,
-        }
-    }
-
-    fn folder() -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        std::fs::create_dir_all(root.join(STATE_DIR).join("tmp")).unwrap();
-        (dir, root)
-    }
-
-    fn trash_files(root: &Path) -> Vec<Vec<u8>> {
-        let mut found = Vec::new();
-        let mut pending = vec![root.join(STATE_DIR).join("trash")];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if entry.file_type().unwrap().is_dir() {
-                    pending.push(entry.path());
-                } else {
-                    found.push(std::fs::read(entry.path()).unwrap());
-                }
-            }
-        }
-        found
-    }
-
-    #[test]
-    fn a_download_replaces_only_the_version_it_was_decided_on() {
-        let (_dir, root) = folder();
-        let path = SyncPath::parse("doc.txt").unwrap();
-        let target = root.join("doc.txt");
-        std::fs::write(&target, "synced version").unwrap();
-        let decided_on = seen(&target);
-
-        // Unchanged: replaced, and nothing is left in .sf/tmp.
-        let temp = temp_path(&root);
-        std::fs::write(&temp, "hub version").unwrap();
-        put_in_place(&root, &temp, &target, Some(&decided_on), &path).unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"hub version");
-        assert_eq!(
-            std::fs::read_dir(root.join(STATE_DIR).join("tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
-
-        // Saved by the user since the decision: left alone.
-        let decided_on = seen(&target);
-        std::fs::write(&target, "the user's newer save").unwrap();
-        let temp = temp_path(&root);
-        std::fs::write(&temp, "hub version 2").unwrap();
-        let err = put_in_place(&root, &temp, &target, Some(&decided_on), &path).unwrap_err();
-        assert!(matches!(err, ApplyError::ChangedMeanwhile { .. }), "{err}");
-        assert_eq!(std::fs::read(&target).unwrap(), b"the user's newer save");
-        assert!(trash_files(&root).is_empty());
-    }
-
-    #[test]
-    fn a_new_file_never_replaces_one_that_appeared_meanwhile() {
-        let (_dir, root) = folder();
-        let path = SyncPath::parse("new.txt").unwrap();
-        let target = root.join("new.txt");
-        let temp = temp_path(&root);
-        std::fs::write(&temp, "hub version").unwrap();
-        // Decided on "nothing there", but the user created it since.
-        std::fs::write(&target, "created by the user").unwrap();
-        let err = put_in_place(&root, &temp, &target, None, &path).unwrap_err();
-        assert!(matches!(err, ApplyError::ChangedMeanwhile { .. }), "{err}");
-        assert_eq!(std::fs::read(&target).unwrap(), b"created by the user");
-    }
-
-    #[test]
-    fn after_a_crash_partial_downloads_go_and_swapped_out_files_are_kept() {
-        let (_dir, root) = folder();
-        let tmp = root.join(STATE_DIR).join("tmp");
-        std::fs::write(tmp.join("1-0.part"), "half a download").unwrap();
-        std::fs::write(tmp.join("1-1.swap"), "maybe the user's save").unwrap();
-        clear_temp(&root).unwrap();
-        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
-        assert_eq!(trash_files(&root), [b"maybe the user's save".to_vec()]);
-    }
-}
+#[cfg(all(test, unix))]
+mod tests;

@@ -1,10 +1,16 @@
 //! Command line and environment, including the original client's variable
 //! names (`SERVER_URL`, `SYNC_DIR`, `SCAN_INTERVAL`).
+//!
+//! The hub's token is taken from a file (`--token-file`, `SF_TOKEN_FILE`) or
+//! from `SF_TOKEN`, never as a command-line value: `ps` shows arguments to
+//! every user of the machine.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::credentials::{self, CredentialsError, HubAccess, Token};
 
 /// synced-folder agent: keeps one local folder in sync with a hub.
 #[derive(Debug, Parser)]
@@ -61,9 +67,67 @@ pub struct Settings {
     /// ~/.local/state/sf-agent.
     #[arg(long, env = "SF_AGENT_HOME")]
     pub state_home: Option<PathBuf>,
+
+    /// A file holding the hub's access token: one made with `sf-hub token
+    /// create NAME`, or the hub's <data-dir>/agent-token. Read once at start.
+    /// The token itself may instead be given in the SF_TOKEN environment
+    /// variable; it is never accepted as an argument, where `ps` would show
+    /// it. Without a token the agent works only with a hub run with
+    /// --no-auth.
+    #[arg(long, env = "SF_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// The value of SF_TOKEN, read when the command line is parsed.
+    #[arg(skip = EnvToken::read())]
+    pub token_env: EnvToken,
+
+    /// A PEM file of CA certificates to trust for an https:// hub, in
+    /// addition to the system's trust store (a private or self-signed CA).
+    #[arg(long, env = "SF_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The `SF_TOKEN` environment variable's value; `Debug` never shows it.
+#[derive(Clone, Default)]
+pub struct EnvToken(Option<String>);
+
+impl EnvToken {
+    /// `SF_TOKEN`, if set and not blank (compose passes unset variables
+    /// as empty strings).
+    pub fn read() -> Self {
+        Self::new(std::env::var("SF_TOKEN").ok())
+    }
+
+    pub fn new(value: Option<String>) -> Self {
+        Self(value.filter(|v| !v.trim().is_empty()))
+    }
+}
+
+impl std::fmt::Debug for EnvToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("EnvToken(…(redacted))"),
+            None => f.write_str("EnvToken(None)"),
+        }
+    }
 }
 
 impl Settings {
+    /// The token and the extra CA certificates, read from their files.
+    pub fn access(&self) -> Result<HubAccess, CredentialsError> {
+        let token = match (&self.token_file, &self.token_env.0) {
+            (Some(_), Some(_)) => return Err(CredentialsError::TwoTokens),
+            (Some(path), None) => Some(Token::from_file(path)?),
+            (None, Some(value)) => Some(Token::from_env_value(value)?),
+            (None, None) => None,
+        };
+        let extra_roots = match &self.ca_cert {
+            Some(path) => credentials::load_ca_certs(path)?,
+            None => Vec::new(),
+        };
+        Ok(HubAccess { token, extra_roots })
+    }
+
     pub fn name(&self) -> String {
         self.name.clone().unwrap_or_else(host_name)
     }
@@ -93,4 +157,68 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "agent".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
+        let mut all = vec!["sf-agent"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).map(|cli| cli.run)
+    }
+
+    #[test]
+    fn a_token_is_never_taken_from_the_command_line() {
+        for args in [
+            &["--token", "sft_x"][..],
+            &["--sf-token", "sft_x"],
+            &["--token-env", "sft_x"],
+            &["sft_x"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn access_reads_the_token_from_one_place_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "sft_from_file\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+
+        let mut settings = parse(&["--token-file", file_arg]).unwrap();
+        settings.token_env = EnvToken::new(None);
+        let access = settings.access().unwrap();
+        let token = access.token.expect("a token");
+        assert_eq!(
+            token.source(),
+            &credentials::TokenSource::File(file.clone())
+        );
+        assert_eq!(
+            token.header_value().to_str().unwrap(),
+            "Bearer sft_from_file"
+        );
+
+        settings.token_env = EnvToken::new(Some("sft_from_env".into()));
+        assert!(matches!(
+            settings.access(),
+            Err(CredentialsError::TwoTokens)
+        ));
+
+        settings.token_file = None;
+        let token = settings.access().unwrap().token.expect("a token");
+        assert_eq!(token.source(), &credentials::TokenSource::Env);
+        assert!(!format!("{settings:?}").contains("sft_from_env"));
+
+        // Blank SF_TOKEN (compose passes unset variables as "") is no token.
+        settings.token_env = EnvToken::new(Some("  ".into()));
+        assert!(settings.access().unwrap().token.is_none());
+
+        // A missing CA file is an error that names it.
+        settings.ca_cert = Some(dir.path().join("ca.pem"));
+        let err = settings.access().unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+    }
 }

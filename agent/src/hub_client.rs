@@ -6,6 +6,11 @@
 //! and hands them over a small bounded channel; the async side asks the hub
 //! which chunks of a batch it lacks, uploads only those and keeps just the
 //! chunk list for the commit.
+//!
+//! Every request and the WebSocket upgrade carry the agent's token
+//! ([`crate::credentials`]); a 401, or a socket the hub closes because the
+//! token was revoked, becomes [`HubError::Unauthorized`], which names the
+//! token that was refused.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -18,14 +23,16 @@ use serde::de::DeserializeOwned;
 use sf_protocol::chunking::{Chunk, ChunkRef, Chunker, MAX_CHUNK_SIZE};
 use sf_protocol::v1::{
     ChangesQuery, ChangesResponse, CommitRequest, DeleteRequest, Entry, EntryKind, ErrorBody,
-    ErrorCode, MissingChunksRequest, MissingChunksResponse, WsFrame,
+    ErrorCode, MissingChunksRequest, MissingChunksResponse, WS_CLOSE_REVOKED, WhoAmI, WsFrame,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
 
+use crate::credentials::{HubAccess, TokenRefused, TokenSource};
 use crate::progress::Progress;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// How long establishing a TCP connection to the hub may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,6 +90,10 @@ pub enum HubError {
     /// The hub URL or the client set-up is unusable; retrying cannot help.
     #[error("invalid hub client configuration: {0}")]
     Config(String),
+    /// The hub refused the token (401, or a WebSocket closed because the
+    /// token was revoked): retrying with the same token cannot help.
+    #[error(transparent)]
+    Unauthorized(TokenRefused),
 }
 
 impl HubError {
@@ -92,8 +103,17 @@ impl HubError {
         match self {
             HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
             HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            HubError::Protocol(_) | HubError::Io(_) | HubError::Config(_) => false,
+            HubError::Protocol(_)
+            | HubError::Io(_)
+            | HubError::Config(_)
+            | HubError::Unauthorized(_) => false,
         }
+    }
+
+    /// True for a 403 `forbidden`: the token may not change anything (a
+    /// read-only token).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, HubError::Refused { status: 403, body } if body.error == ErrorCode::Forbidden)
     }
 
     /// The hub's error code, when it answered with an error body.
@@ -131,6 +151,7 @@ pub enum DeleteOutcome {
 }
 
 /// A client for one hub. Cheap to clone: clones share connection pools.
+/// `Debug` never shows the token: its header value is marked sensitive.
 #[derive(Debug, Clone)]
 pub struct HubClient {
     /// `http(s)://host[:port]`, without a trailing slash.
@@ -141,24 +162,39 @@ pub struct HubClient {
     patient: reqwest::Client,
     /// TLS for `wss://`, present for `https://` hubs.
     ws_tls: Option<Arc<rustls::ClientConfig>>,
+    /// `Authorization: Bearer …` for the WebSocket upgrade (the reqwest
+    /// clients send it as a default header).
+    auth: Option<header::HeaderValue>,
+    /// Where the token came from, for the message of a refusal.
+    token_source: TokenSource,
 }
 
 impl HubClient {
+    /// A client without a token or extra CA certificates; see
+    /// [`HubClient::with_access`].
+    pub fn new(base_url: &str) -> Result<Self, HubError> {
+        Self::with_access(base_url, &HubAccess::default())
+    }
+
     /// A client for the hub at `base_url`, which must be `http://host[:port]`
     /// or `https://host[:port]` (a trailing slash is tolerated; a path, query,
-    /// fragment or credentials are not).
-    pub fn new(base_url: &str) -> Result<Self, HubError> {
+    /// fragment or credentials are not), presenting `access.token` and
+    /// trusting `access.extra_roots` besides the system's CAs.
+    pub fn with_access(base_url: &str, access: &HubAccess) -> Result<Self, HubError> {
         let base = normalize_base_url(base_url)?;
         let ws_tls = if base.starts_with("https://") {
-            Some(ws_tls_config()?)
+            Some(ws_tls_config(&access.extra_roots)?)
         } else {
             None
         };
+        let auth = access.token.as_ref().map(|token| token.header_value());
         Ok(Self {
             base,
-            http: build_http(READ_TIMEOUT)?,
-            patient: build_http(PATIENT_READ_TIMEOUT)?,
+            http: build_http(READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
+            patient: build_http(PATIENT_READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
             ws_tls,
+            auth,
+            token_source: access.token_source(),
         })
     }
 
@@ -171,6 +207,19 @@ impl HubClient {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /v1/whoami`: the token's name and scope. `None` from a hub that
+    /// predates the route (404): such a hub lets every client write.
+    pub async fn whoami(&self) -> Result<Option<WhoAmI>, HubError> {
+        let resp = self.send(self.http.get(self.url("/v1/whoami"))).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp).await);
+        }
+        json_body(resp, "GET /v1/whoami").await.map(Some)
+    }
+
     /// `GET /v1/changes?since=SEQ&limit=N&chunks=true`: committed versions with
     /// `seq > since`, in seq order, each with its chunk list.
     pub async fn changes(&self, since: u64, limit: u32) -> Result<ChangesResponse, HubError> {
@@ -179,11 +228,22 @@ impl HubClient {
             limit: Some(limit),
             chunks: true,
         };
-        let resp = send(self.http.get(self.url("/v1/changes")).query(&query)).await?;
+        let resp = self
+            .send(self.http.get(self.url("/v1/changes")).query(&query))
+            .await?;
         if !resp.status().is_success() {
-            return Err(refusal(resp).await);
+            return Err(self.refusal(resp).await);
         }
-        json_body(resp, "GET /v1/changes").await
+        let body = resp.bytes().await.map_err(HubError::Unreachable)?;
+        // Entries are validated one by one by the engine (engine/trust.rs):
+        // one unusable entry is skipped and reported, and must not stop the
+        // rest of the feed (`decode_changes` would refuse the whole page).
+        serde_json::from_slice::<ChangesResponse>(&body).map_err(|err| {
+            HubError::Protocol(format!(
+                "GET /v1/changes: {err} in answer {}",
+                snippet(&body)
+            ))
+        })
     }
 
     /// Uploads the file at `disk_path` as the next version of `path` and
@@ -278,13 +338,15 @@ impl HubClient {
             base_version,
             origin: origin.to_owned(),
         };
-        let resp = send(self.http.post(self.url("/v1/delete")).json(&request)).await?;
+        let resp = self
+            .send(self.http.post(self.url("/v1/delete")).json(&request))
+            .await?;
         if resp.status().is_success() {
             return Ok(DeleteOutcome::Deleted(
                 json_body(resp, "POST /v1/delete").await?,
             ));
         }
-        match refusal(resp).await {
+        match self.refusal(resp).await {
             HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
                 Ok(DeleteOutcome::Conflict(body.current))
             }
@@ -297,9 +359,11 @@ impl HubClient {
 
     /// `GET /v1/chunks/{hash}`: one chunk's bytes, checked against `hash`.
     pub async fn fetch_chunk(&self, hash: &Sha256Hex) -> Result<bytes::Bytes, HubError> {
-        let mut resp = send(self.http.get(self.url(&format!("/v1/chunks/{hash}")))).await?;
+        let mut resp = self
+            .send(self.http.get(self.url(&format!("/v1/chunks/{hash}"))))
+            .await?;
         if !resp.status().is_success() {
-            return Err(refusal(resp).await);
+            return Err(self.refusal(resp).await);
         }
         let too_big = || {
             HubError::Protocol(format!(
@@ -334,22 +398,28 @@ impl HubClient {
     }
 
     /// Opens `/v1/ws` (`wss://` with certificate verification for an
-    /// `https://` hub). The first frame will be `hello`.
+    /// `https://` hub), presenting the token. The first frame will be
+    /// `hello`.
     pub async fn connect_ws(&self) -> Result<WsStream, HubError> {
         let url = self.ws_url();
         let connector = match &self.ws_tls {
             Some(config) => Connector::Rustls(Arc::clone(config)),
             None => Connector::Plain,
         };
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            url.as_str(),
-            None,
-            false,
-            Some(connector),
-        );
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|err| self.ws_error(err))?;
+        if let Some(auth) = &self.auth {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+        }
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
         match tokio::time::timeout(WS_CONNECT_TIMEOUT, connect).await {
             Ok(Ok((ws, _response))) => Ok(ws),
-            Ok(Err(err)) => Err(tls_failure(&err, &url).unwrap_or_else(|| ws_error(err))),
+            Ok(Err(err)) => Err(tls_failure(&err, &url).unwrap_or_else(|| self.ws_error(err))),
             Err(_) => Err(ws_timeout(format!(
                 "opening {url} took longer than {WS_CONNECT_TIMEOUT:?}"
             ))),
@@ -359,8 +429,10 @@ impl HubClient {
     /// The next frame from the hub. Skips ping, pong and binary messages
     /// (pongs are sent automatically). `None` once the socket is closed; the
     /// close code and reason are logged. A socket silent for longer than
-    /// [`WS_IDLE_TIMEOUT`] (the hub pings every 30 s) gives a retryable error.
-    pub async fn next_frame(ws: &mut WsStream) -> Option<Result<WsFrame, HubError>> {
+    /// [`WS_IDLE_TIMEOUT`] (the hub pings every 30 s) gives a retryable error;
+    /// one the hub closes because the token was revoked gives
+    /// [`HubError::Unauthorized`].
+    pub async fn next_frame(&self, ws: &mut WsStream) -> Option<Result<WsFrame, HubError>> {
         loop {
             let message = match tokio::time::timeout(WS_IDLE_TIMEOUT, ws.next()).await {
                 Err(_) => {
@@ -378,20 +450,35 @@ impl HubClient {
                     tracing::info!("hub WebSocket closed");
                     return None;
                 }
-                Ok(Some(Err(err))) => return Some(Err(ws_error(err))),
+                Ok(Some(Err(err))) => return Some(Err(self.ws_error(err))),
                 Ok(Some(Ok(message))) => message,
             };
             match message {
                 Message::Text(text) => {
-                    return Some(serde_json::from_str(text.as_str()).map_err(|err| {
-                        HubError::Protocol(format!(
-                            "WebSocket frame is not a hub frame ({err}): {}",
-                            snippet(text.as_bytes())
-                        ))
-                    }));
+                    return Some(
+                        sf_protocol::v1::decode_ws_frame(text.as_str()).map_err(|err| {
+                            HubError::Protocol(format!(
+                                "WebSocket frame is not a hub frame ({err}): {}",
+                                snippet(text.as_bytes())
+                            ))
+                        }),
+                    );
                 }
                 Message::Close(frame) => {
                     match frame {
+                        Some(frame) if u16::from(frame.code) == WS_CLOSE_REVOKED => {
+                            let reason = match frame.reason.as_str() {
+                                "" => "token revoked",
+                                reason => reason,
+                            };
+                            return Some(Err(HubError::Unauthorized(TokenRefused {
+                                token: self.token_source.clone(),
+                                detail: format!(
+                                    "the hub closed the WebSocket with code \
+                                     {WS_CLOSE_REVOKED}: {reason}"
+                                ),
+                            })));
+                        }
                         Some(frame) => tracing::info!(
                             code = u16::from(frame.code),
                             reason = %frame.reason,
@@ -408,13 +495,15 @@ impl HubClient {
 
     /// `POST /v1/commit`, with `409 conflict` mapped to an outcome.
     async fn commit(&self, request: &CommitRequest) -> Result<CommitOutcome, HubError> {
-        let resp = send(self.patient.post(self.url("/v1/commit")).json(request)).await?;
+        let resp = self
+            .send(self.patient.post(self.url("/v1/commit")).json(request))
+            .await?;
         if resp.status().is_success() {
             return Ok(CommitOutcome::Committed(
                 json_body(resp, "POST /v1/commit").await?,
             ));
         }
-        match refusal(resp).await {
+        match self.refusal(resp).await {
             HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
                 Ok(CommitOutcome::Conflict(body.current))
             }
@@ -506,14 +595,15 @@ impl HubClient {
     /// `POST /v1/chunks/missing`.
     async fn missing_chunks(&self, chunks: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, HubError> {
         let request = MissingChunksRequest { chunks };
-        let resp = send(
-            self.http
-                .post(self.url("/v1/chunks/missing"))
-                .json(&request),
-        )
-        .await?;
+        let resp = self
+            .send(
+                self.http
+                    .post(self.url("/v1/chunks/missing"))
+                    .json(&request),
+            )
+            .await?;
         if !resp.status().is_success() {
-            return Err(refusal(resp).await);
+            return Err(self.refusal(resp).await);
         }
         let answer: MissingChunksResponse = json_body(resp, "POST /v1/chunks/missing").await?;
         Ok(answer.missing)
@@ -526,11 +616,11 @@ impl HubClient {
             .put(self.url(&format!("/v1/chunks/{}", chunk.hash)))
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(chunk.data);
-        let resp = send(request).await?;
+        let resp = self.send(request).await?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(refusal(resp).await)
+            Err(self.refusal(resp).await)
         }
     }
 }
@@ -541,8 +631,25 @@ struct UploadStats {
     sent_bytes: usize,
 }
 
-fn build_http(read_timeout: Duration) -> Result<reqwest::Client, HubError> {
+fn build_http(
+    read_timeout: Duration,
+    auth: Option<&header::HeaderValue>,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<reqwest::Client, HubError> {
+    let mut headers = header::HeaderMap::new();
+    if let Some(auth) = auth {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    let roots = extra_roots
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| HubError::Config(format!("cannot use a --ca-cert certificate: {err}")))?;
     reqwest::Client::builder()
+        .default_headers(headers)
+        // The system's CAs and these: reqwest hands both to the platform
+        // verifier, as `ws_tls_config` does for the WebSocket.
+        .tls_certs_merge(roots)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(read_timeout)
         .tcp_keepalive(Duration::from_secs(30))
@@ -557,16 +664,23 @@ fn build_http(read_timeout: Duration) -> Result<reqwest::Client, HubError> {
 /// The rustls set-up for `wss://`, the same as reqwest's `rustls` feature
 /// builds for HTTP: the same crypto provider and rustls-platform-verifier
 /// over the system's CA certificates, so requests and the WebSocket trust
-/// the same hubs.
-fn ws_tls_config() -> Result<Arc<rustls::ClientConfig>, HubError> {
+/// the same hubs. `extra_roots` (from `--ca-cert`) are trusted besides the
+/// system's CAs.
+fn ws_tls_config(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, HubError> {
     let provider = crypto_provider();
-    let verifier =
-        rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).map_err(|err| {
-            HubError::Config(format!(
-                "cannot load this machine's CA certificates for TLS to the hub ({err}): \
-                 install them (the ca-certificates package on Debian and Ubuntu)"
-            ))
-        })?;
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra_roots.iter().cloned(),
+        Arc::clone(&provider),
+    )
+    .map_err(|err| {
+        HubError::Config(format!(
+            "cannot load this machine's CA certificates for TLS to the hub ({err}): \
+             install them (the ca-certificates package on Debian and Ubuntu), or pass \
+             the hub's CA with --ca-cert"
+        ))
+    })?;
     ws_tls_config_with(provider, verifier)
 }
 
@@ -641,18 +755,62 @@ fn ws_url_for(base: &str) -> String {
     format!("{rest}/v1/ws")
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, HubError> {
-    request
-        .send()
-        .await
-        .map_err(|err| match rustls_error_in(&err) {
-            // reqwest's own message would only say "error sending request".
-            Some(tls) => {
-                let url = err.url().map_or("the hub", reqwest::Url::as_str);
-                HubError::Tls(tls_message(url, tls))
-            }
-            None => HubError::Unreachable(err),
+impl HubClient {
+    /// Sends `request`; a 401 answer becomes [`HubError::Unauthorized`].
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, HubError> {
+        let resp = request
+            .send()
+            .await
+            .map_err(|err| match rustls_error_in(&err) {
+                // reqwest's own message would only say "error sending request".
+                Some(tls) => {
+                    let url = err.url().map_or("the hub", reqwest::Url::as_str);
+                    HubError::Tls(tls_message(url, tls))
+                }
+                None => HubError::Unreachable(err),
+            })?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.refusal(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Reads a non-success answer into the error it stands for.
+    async fn refusal(&self, resp: reqwest::Response) -> HubError {
+        let status = resp.status();
+        match resp.bytes().await {
+            Ok(body) => self.token_refused(status, &body),
+            Err(err) => HubError::Unreachable(err),
+        }
+    }
+
+    /// [`refusal_from`], with a 401 (whatever its body) as the refusal of
+    /// this client's token.
+    fn token_refused(&self, status: StatusCode, body: &[u8]) -> HubError {
+        if status != StatusCode::UNAUTHORIZED {
+            return refusal_from(status, body);
+        }
+        let detail = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(parsed) if !parsed.detail.is_empty() => format!("HTTP 401: {}", parsed.detail),
+            _ => "HTTP 401".to_owned(),
+        };
+        HubError::Unauthorized(TokenRefused {
+            token: self.token_source.clone(),
+            detail,
         })
+    }
+
+    /// A failed WebSocket upgrade or session as a [`HubError`].
+    fn ws_error(&self, err: tungstenite::Error) -> HubError {
+        match err {
+            // The upgrade was refused with an HTTP answer, e.g. `401 unauthorized`.
+            tungstenite::Error::Http(response) => {
+                let status = response.status();
+                self.token_refused(status, response.body().as_deref().unwrap_or_default())
+            }
+            other => ws_error(other),
+        }
+    }
 }
 
 /// The rustls error somewhere in `err`'s chain of causes, if any.
@@ -681,15 +839,6 @@ async fn json_body<T: DeserializeOwned>(
     let body = resp.bytes().await.map_err(HubError::Unreachable)?;
     serde_json::from_slice(&body)
         .map_err(|err| HubError::Protocol(format!("{what}: {err} in answer {}", snippet(&body))))
-}
-
-/// Reads a non-success answer into the error it stands for.
-async fn refusal(resp: reqwest::Response) -> HubError {
-    let status = resp.status();
-    match resp.bytes().await {
-        Ok(body) => refusal_from(status, &body),
-        Err(err) => HubError::Unreachable(err),
-    }
 }
 
 fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
@@ -768,10 +917,10 @@ fn tls_message(url: &str, tls: &rustls::Error) -> String {
     let advice = match tls {
         rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => {
             "the hub's certificate is not trusted by this machine: if the hub uses a \
-             private or self-signed CA, install that CA certificate in the system \
-             trust store (on Debian and Ubuntu: copy it into \
-             /usr/local/share/ca-certificates/ and run update-ca-certificates), \
-             then restart the agent"
+             private or self-signed CA, pass that CA certificate with --ca-cert FILE \
+             (or SF_CA_CERT), or install it in the system trust store (on Debian and \
+             Ubuntu: copy it into /usr/local/share/ca-certificates/ and run \
+             update-ca-certificates), then restart the agent"
         }
         rustls::Error::InvalidCertificate(
             Cert::NotValidForName | Cert::NotValidForNameContext { .. },
@@ -829,7 +978,7 @@ fn snippet(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn base(raw: &str) -> Result<String, HubError> {
@@ -973,7 +1122,11 @@ D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
             let Ok(mut ws) = tungstenite::accept(stream) else {
                 return;
             };
-            let hello = serde_json::to_string(&WsFrame::Hello { head: 7 }).unwrap();
+            let hello = serde_json::to_string(&WsFrame::Hello {
+                head: 7,
+                hub_id: String::new(),
+            })
+            .unwrap();
             if ws.send(Message::text(hello)).is_ok() && ws.close(None).is_ok() {
                 // Until the client answers the close, or goes quiet.
                 while ws.read().is_ok() {}
@@ -1020,28 +1173,26 @@ D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
         port
     }
 
-    /// A client for `base` whose WebSocket also trusts the test CA, built
-    /// the way [`ws_tls_config`] builds the real one.
+    /// A client for `base` that also trusts the test CA, as `--ca-cert`
+    /// gives it.
     fn client_trusting_test_ca(base: &str) -> HubClient {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
-        let mut client = HubClient::new(base).unwrap();
-        let provider = crypto_provider();
         let ca = CertificateDer::from_pem_slice(TEST_CA_PEM.as_bytes()).unwrap();
-        let verifier =
-            rustls_platform_verifier::Verifier::new_with_extra_roots([ca], Arc::clone(&provider))
-                .unwrap();
-        client.ws_tls = Some(ws_tls_config_with(provider, verifier).unwrap());
-        client
+        let access = HubAccess {
+            token: None,
+            extra_roots: vec![ca],
+        };
+        HubClient::with_access(base, &access).unwrap()
     }
 
     async fn expect_hello(client: &HubClient) {
         let mut ws = client.connect_ws().await.unwrap();
-        match HubClient::next_frame(&mut ws).await {
-            Some(Ok(WsFrame::Hello { head: 7 })) => {}
+        match client.next_frame(&mut ws).await {
+            Some(Ok(WsFrame::Hello { head: 7, .. })) => {}
             other => panic!("expected hello, got {other:?}"),
         }
-        assert!(HubClient::next_frame(&mut ws).await.is_none());
+        assert!(client.next_frame(&mut ws).await.is_none());
     }
 
     #[tokio::test]
@@ -1060,8 +1211,8 @@ D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
             matches!(ws.get_ref(), tokio_tungstenite::MaybeTlsStream::Rustls(_)),
             "the socket is not TLS"
         );
-        match HubClient::next_frame(&mut ws).await {
-            Some(Ok(WsFrame::Hello { head: 7 })) => {}
+        match client.next_frame(&mut ws).await {
+            Some(Ok(WsFrame::Hello { head: 7, .. })) => {}
             other => panic!("expected hello, got {other:?}"),
         }
     }
@@ -1171,4 +1322,8 @@ D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
         let long = vec![b'a'; 1000];
         assert_eq!(snippet(&long).chars().count(), 201);
     }
+
+    /// Tokens on requests and the WebSocket, refusals, `/v1/whoami` and
+    /// `--ca-cert`, against stand-in hubs.
+    pub(crate) mod auth;
 }

@@ -5,9 +5,14 @@
 //! change feed via [`hub_client`]). [`engine`] runs the loop, [`apply`]
 //! changes the folder safely, [`watch`] turns file events into hints, and a
 //! WebSocket task turns hub pushes into hints.
+//!
+//! [`credentials`] holds the token and extra CAs. A refused token stops the
+//! agent ([`AgentError::Unauthorized`]) wherever it shows, in the sync loop
+//! or on the WebSocket; a read-only one makes it receive-only.
 
 pub mod apply;
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod hub_client;
 pub mod ignore;
@@ -28,6 +33,7 @@ use tokio::sync::{Notify, mpsc, watch as signal};
 
 pub use config::Settings;
 
+use crate::credentials::{CredentialsError, TokenRefused};
 use crate::engine::{Backoff, Engine, EngineError};
 use crate::hub_client::{HubClient, HubError};
 use crate::state::{State, StateError};
@@ -37,11 +43,25 @@ pub enum AgentError {
     #[error("no folder given: pass --dir or set SYNC_DIR")]
     NoFolder,
     #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The hub refused the token: the message names it and says what to do.
+    #[error(transparent)]
+    Unauthorized(TokenRefused),
+    #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
     Hub(#[from] HubError),
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
+}
+
+impl From<EngineError> for AgentError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Unauthorized(refused) => AgentError::Unauthorized(refused),
+            other => AgentError::Engine(other),
+        }
+    }
 }
 
 /// Syncs the folder until `shutdown` completes; state stays consistent at
@@ -51,6 +71,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     let dir = settings.dir.clone().ok_or(AgentError::NoFolder)?;
+    // Before anything else: a bad token file is a mistake to fix first.
+    let access = settings.access()?;
     let state = State::open(&dir, &settings.state_home()).await?;
     let root = dir.canonicalize().map_err(|source| StateError::Io {
         path: dir.clone(),
@@ -63,14 +85,24 @@ pub async fn run(
     if let Err(err) = apply::purge_trash(&root) {
         tracing::warn!(error = %err, "could not purge old trash");
     }
-    let hub = HubClient::new(&settings.hub)?;
+    let hub = HubClient::with_access(&settings.hub, &access)?;
+    if !access.extra_roots.is_empty() && !hub.base_url().starts_with("https://") {
+        tracing::warn!("--ca-cert is used only with an https:// hub");
+    }
+    if access.token.is_none() {
+        tracing::info!(
+            "no token given (--token-file): only a hub run with --no-auth lets this agent in"
+        );
+    }
     state.set_meta("hub", hub.base_url()).await?;
     let origin = settings.name();
 
     let (stop_tx, stop_rx) = signal::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_shutdown = Arc::clone(&stop_tx);
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = on_shutdown.send(true);
     });
     let (triggers_tx, triggers_rx) = mpsc::unbounded_channel();
     let watcher = if settings.poll {
@@ -93,14 +125,31 @@ pub async fn run(
     );
     drop(triggers_tx);
     let doorbell = Arc::new(Notify::new());
-    let pushes = tokio::spawn(follow_hub(hub.clone(), doorbell.clone(), stop_rx.clone()));
+    let pushes = tokio::spawn(follow_hub(
+        hub.clone(),
+        doorbell.clone(),
+        stop_rx.clone(),
+        Arc::clone(&stop_tx),
+    ));
     let engine = Engine::new(root, origin, hub, state.clone(), stop_rx);
     let result = engine.run(triggers_rx, doorbell, interval).await;
-    pushes.abort();
+    // The WebSocket task ends at the stop signal; it may also be what
+    // stopped the engine, when the hub refused the token.
+    let _ = stop_tx.send(true);
+    let refused = pushes.await.ok().flatten();
     drop(watcher);
+    let outcome = match (result, refused) {
+        (Err(err), _) => Err(AgentError::from(err)),
+        (Ok(()), Some(refused)) => Err(AgentError::Unauthorized(refused)),
+        (Ok(()), None) => Ok(()),
+    };
+    if let Err(err @ AgentError::Unauthorized(_)) = &outcome {
+        // For `sf-agent status`, which the user may run next.
+        let _ = state.set_meta("last_error", &err.to_string()).await;
+    }
     state.close().await;
     tracing::info!("agent stopped");
-    Ok(result?)
+    outcome
 }
 
 /// Holds a WebSocket to the hub and rings the engine's doorbell on every
@@ -108,12 +157,21 @@ pub async fn run(
 /// the engine catches up through the change feed. Rings while the engine is
 /// busy add up to one: it reads the whole feed each time, so a long cycle
 /// during a burst of commits does not queue one message per commit.
-async fn follow_hub(hub: HubClient, doorbell: Arc<Notify>, mut stop: signal::Receiver<bool>) {
+///
+/// When the hub refuses the token (a 401 on the upgrade, or the socket
+/// closed because the token was revoked), stops the agent through
+/// `stop_all` and returns the refusal.
+async fn follow_hub(
+    hub: HubClient,
+    doorbell: Arc<Notify>,
+    mut stop: signal::Receiver<bool>,
+    stop_all: Arc<signal::Sender<bool>>,
+) -> Option<TokenRefused> {
     let mut backoff = Backoff::default();
     loop {
         let session = async {
             let mut socket = hub.connect_ws().await?;
-            while let Some(frame) = HubClient::next_frame(&mut socket).await {
+            while let Some(frame) = hub.next_frame(&mut socket).await {
                 match frame? {
                     WsFrame::Hello { .. } | WsFrame::Change(_) => doorbell.notify_one(),
                 }
@@ -121,9 +179,14 @@ async fn follow_hub(hub: HubClient, doorbell: Arc<Notify>, mut stop: signal::Rec
             Ok::<(), HubError>(())
         };
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return None,
             result = session => {
                 match result {
+                    Err(HubError::Unauthorized(refused)) => {
+                        tracing::error!("{refused}");
+                        let _ = stop_all.send(true);
+                        return Some(refused);
+                    }
                     // A certificate problem does not go away by retrying:
                     // say so where the user looks.
                     Err(err @ HubError::Tls(_)) => {
@@ -137,8 +200,101 @@ async fn follow_hub(hub: HubClient, doorbell: Arc<Notify>, mut stop: signal::Rec
         doorbell.notify_one();
         let wait = backoff.next_delay();
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return None,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::{Cli, EnvToken};
+    use crate::credentials::TokenSource;
+    use crate::hub_client::tests::auth::{Upgrade, empty_hub, refuse_everything, spawn_stand_in};
+
+    /// A hang guard, not a speed check.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    fn settings(hub: &str, dir: &Path, home: &Path, token_file: &Path) -> Settings {
+        let args = [
+            "sf-agent".as_ref(),
+            "--hub".as_ref(),
+            hub.as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+            "--state-home".as_ref(),
+            home.as_os_str(),
+            "--token-file".as_ref(),
+            token_file.as_os_str(),
+            "--poll".as_ref(),
+        ];
+        let mut settings = Cli::try_parse_from::<_, &std::ffi::OsStr>(args)
+            .unwrap()
+            .run;
+        settings.token_env = EnvToken::new(None);
+        settings
+    }
+
+    /// Runs an agent with a token file against the stand-in hub at `port`
+    /// until it stops by itself; returns its error and its status report.
+    async fn run_until_refused(port: u16) -> (AgentError, String, std::path::PathBuf) {
+        let sandbox = tempfile::tempdir().unwrap();
+        let dir = sandbox.path().join("folder");
+        std::fs::create_dir(&dir).unwrap();
+        let token_file = sandbox.path().join("token");
+        std::fs::write(&token_file, "sft_test\n").unwrap();
+        let settings = settings(
+            &format!("http://127.0.0.1:{port}"),
+            &dir,
+            &sandbox.path().join("home"),
+            &token_file,
+        );
+        let outcome = tokio::time::timeout(DEADLINE, run(settings, std::future::pending()))
+            .await
+            .expect("the agent stops by itself");
+        let err = outcome.expect_err("a refused token is an error");
+        let status = status::report(&dir).await.unwrap();
+        (err, status, token_file)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_token_stops_the_agent_with_its_message() {
+        let (port, _) = spawn_stand_in(None, 100, Upgrade::Refuse, refuse_everything);
+        let (err, status, token_file) = run_until_refused(port).await;
+        let AgentError::Unauthorized(refused) = &err else {
+            panic!("expected a refused token, got {err:?}");
+        };
+        assert_eq!(refused.token, TokenSource::File(token_file.clone()));
+        let message = err.to_string();
+        assert!(
+            message.contains(&token_file.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("sf-hub token list"), "{message}");
+        assert!(
+            status.contains("last error: the hub refused the token in"),
+            "{status}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_websocket_closed_for_revocation_stops_the_agent() {
+        let (port, _) = spawn_stand_in(
+            None,
+            100,
+            Upgrade::Accept(Some((4001, "token revoked"))),
+            empty_hub,
+        );
+        let (err, status, _) = run_until_refused(port).await;
+        let AgentError::Unauthorized(refused) = &err else {
+            panic!("expected a refused token, got {err:?}");
+        };
+        assert!(refused.detail.contains("token revoked"), "{refused:?}");
+        assert!(status.contains("token revoked"), "{status}");
     }
 }

@@ -59,6 +59,23 @@
 //!
 //! A kind change (file on one side, directory on the other) is a content
 //! difference like any other. An mtime-only change is no change.
+//!
+//! # Receive-only
+//!
+//! With a read-only token ([`Direction::ReceiveOnly`], as Syncthing's
+//! receive-only folders) the hub's changes are applied as above, but nothing
+//! is ever sent: no decision uploads, commits or deletes on the hub
+//! ([`Decision::writes_to_hub`] is false for all of them), and local changes
+//! stay on disk:
+//!
+//! | send-receive decision      | receive-only decision                                  |
+//! |----------------------------|--------------------------------------------------------|
+//! | `Upload`, hub live         | `Nothing` (the local change stays, not sent)           |
+//! | `Upload`, hub tomb / none, synced | `Forget` (the file is now one the hub lacks)    |
+//! | `Upload`, never synced     | `Nothing`                                              |
+//! | `DeleteRemote`             | `Nothing` (the local delete stays, not sent)           |
+//! | `ConflictCopyThenDownload` | `SetAsideThenDownload` (the copy stays local)          |
+//! | anything else              | the same                                               |
 
 use std::cmp::Ordering;
 
@@ -87,9 +104,33 @@ pub enum Decision {
     Record,
     /// Gone on both sides: forget the synced record.
     Forget,
+    /// Receive-only: the hub's new version meets a local change. Rename
+    /// the local file to a conflict copy that stays local (never
+    /// uploaded), then download the hub's version to the path.
+    SetAsideThenDownload,
+}
+
+/// Whether local changes are sent to the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Both ways (a token that may write).
+    SendReceive,
+    /// Only the hub's changes are applied; local ones stay local (a
+    /// read-only token).
+    ReceiveOnly,
 }
 
 impl Decision {
+    /// Whether carrying it out changes anything on the hub.
+    pub fn writes_to_hub(self) -> bool {
+        matches!(
+            self,
+            Decision::Upload { .. }
+                | Decision::DeleteRemote { .. }
+                | Decision::ConflictCopyThenDownload
+        )
+    }
+
     /// Whether this decision removes something (on the hub or on disk), so
     /// that it must run children first.
     pub fn is_removal(self) -> bool {
@@ -243,11 +284,50 @@ pub fn decide(
     }
 }
 
+/// [`decide`] for a receive-only agent: the same, except that a local change
+/// is never sent (see "Receive-only" in the module documentation).
+pub fn decide_receive_only(
+    local: Option<&LocalFile>,
+    synced: Option<&SyncedFile>,
+    remote: Option<&Entry>,
+) -> Decision {
+    match decide(local, synced, remote) {
+        Decision::ConflictCopyThenDownload => Decision::SetAsideThenDownload,
+        Decision::Upload { .. } => {
+            let hub_live = remote.is_some_and(|entry| !entry.deleted);
+            if synced.is_some() && !hub_live {
+                // The hub deleted or forgot what was synced; the local
+                // version stays, as a file the hub does not have. Keeping
+                // the record would show a hub change that never applies.
+                Decision::Forget
+            } else {
+                Decision::Nothing
+            }
+        }
+        Decision::DeleteRemote { .. } => Decision::Nothing,
+        other => other,
+    }
+}
+
+/// The decision for one path in `direction`.
+pub fn decide_in(
+    direction: Direction,
+    local: Option<&LocalFile>,
+    synced: Option<&SyncedFile>,
+    remote: Option<&Entry>,
+) -> Decision {
+    match direction {
+        Direction::SendReceive => decide(local, synced, remote),
+        Direction::ReceiveOnly => decide_receive_only(local, synced, remote),
+    }
+}
+
 /// Decides every path and returns the decisions that do something, in the
 /// order they should run:
 ///
 /// 1. everything except removals (`Upload`, `Download`,
-///    `ConflictCopyThenDownload`, `Record`, `Forget`), by path ascending, so
+///    `ConflictCopyThenDownload`, `SetAsideThenDownload`, `Record`,
+///    `Forget`), by path ascending, so
 ///    a parent directory is created before its children;
 /// 2. then removals (`DeleteRemote`, `TrashLocal`), by path descending, so
 ///    children are deleted or trashed before their parent directory.
@@ -263,15 +343,16 @@ pub fn decide_all<'a>(
             Option<&'a Entry>,
         ),
     >,
+    direction: Direction,
 ) -> Vec<(SyncPath, Decision)> {
     let mut decisions: Vec<(SyncPath, Decision)> = paths
         .into_iter()
-        .filter_map(
-            |(path, local, synced, remote)| match decide(local, synced, remote) {
+        .filter_map(|(path, local, synced, remote)| {
+            match decide_in(direction, local, synced, remote) {
                 Decision::Nothing => None,
                 decision => Some((path.clone(), decision)),
-            },
-        )
+            }
+        })
         .collect();
     decisions.sort_by(|(a_path, a), (b_path, b)| order(a_path, *a, b_path, *b));
     decisions
@@ -533,6 +614,7 @@ mod tests {
         let decided = decide_all(
             rows.iter()
                 .map(|(p, l, s, r)| (p, l.as_ref(), s.as_ref(), r.as_ref())),
+            Direction::SendReceive,
         );
         let got: Vec<(&str, Decision)> = decided.iter().map(|(p, d)| (p.as_str(), *d)).collect();
         assert_eq!(
@@ -558,6 +640,132 @@ mod tests {
     fn decide_all_drops_everything_when_in_sync() {
         let p = path("a");
         let (l, s, r) = (lfile("a"), sfile("a", 1), rfile("a", 1));
-        assert!(decide_all([(&p, l.as_ref(), s.as_ref(), r.as_ref())]).is_empty());
+        for direction in [Direction::SendReceive, Direction::ReceiveOnly] {
+            assert!(decide_all([(&p, l.as_ref(), s.as_ref(), r.as_ref())], direction).is_empty());
+        }
+    }
+
+    /// Every row of the send-receive table where receive-only decides
+    /// otherwise, by name, with the receive-only decision.
+    #[rustfmt::skip]
+    fn receive_only_changes() -> Vec<(&'static str, Decision)> {
+        use Decision::*;
+        vec![
+            ("only local changed", Nothing),
+            ("only local exec bit changed", Nothing),
+            ("local file became a dir", Nothing),
+            ("both changed, different content", SetAsideThenDownload),
+            ("both changed, exec bit vs content", SetAsideThenDownload),
+            ("both changed, local dir vs hub file", SetAsideThenDownload),
+            ("local delete, hub unchanged", Nothing),
+            ("hub delete, local modified", Forget),
+            ("hub delete, local exec bit changed", Forget),
+            ("new local file", Nothing),
+            ("new local dir", Nothing),
+            ("new on both sides, different content", SetAsideThenDownload),
+            ("new on both sides, file vs dir", SetAsideThenDownload),
+            ("new local file over hub tombstone", Nothing),
+            ("hub forgot, local unchanged", Forget),
+            ("hub forgot, local modified", Forget),
+            ("hub forgot a synced dir", Forget),
+            ("hub regressed to older version", Nothing),
+            ("hub regressed, same version other content", Nothing),
+            ("hub regressed to older tombstone", Forget),
+        ]
+    }
+
+    #[test]
+    fn receive_only_table() {
+        let changes: std::collections::HashMap<_, _> = receive_only_changes().into_iter().collect();
+        let cases = cases();
+        for name in changes.keys() {
+            assert!(cases.iter().any(|c| c.0 == *name), "no case named {name:?}");
+        }
+        let mut failures = Vec::new();
+        for (name, local, synced, remote, send_receive) in cases {
+            let expected = changes.get(name).copied().unwrap_or(send_receive);
+            let got = decide_receive_only(local.as_ref(), synced.as_ref(), remote.as_ref());
+            if got != expected {
+                failures.push(format!("{name}: expected {expected:?}, got {got:?}"));
+            }
+            if got.writes_to_hub() {
+                failures.push(format!(
+                    "{name}: receive-only would write to the hub: {got:?}"
+                ));
+            }
+            let same = decide_in(
+                Direction::ReceiveOnly,
+                local.as_ref(),
+                synced.as_ref(),
+                remote.as_ref(),
+            );
+            assert_eq!(same, got, "{name}");
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn receive_only_never_writes_to_the_hub_in_any_combination() {
+        // Every combination of these sides, beyond the named cases.
+        let locals = [None, lfile("a"), lfile("b"), lexec("a"), ldir()];
+        let synceds = [None, sfile("a", 3), sfile("b", 3), sdir(3), sfile("a", 5)];
+        let remotes = [
+            None,
+            rfile("a", 3),
+            rfile("b", 4),
+            rfile("c", 2),
+            rexec("a", 4),
+            rdir(3),
+            rdir(4),
+            tomb(2),
+            tomb(3),
+            tomb(4),
+        ];
+        let mut checked = 0;
+        for local in &locals {
+            for synced in &synceds {
+                for remote in &remotes {
+                    let (l, s, r) = (local.as_ref(), synced.as_ref(), remote.as_ref());
+                    let got = decide_receive_only(l, s, r);
+                    assert!(!got.writes_to_hub(), "{l:?} {s:?} {r:?}: {got:?}");
+                    // The hub's side is still applied wherever it changed.
+                    let both_ways = decide(l, s, r);
+                    if !both_ways.writes_to_hub() {
+                        assert_eq!(got, both_ways, "{l:?} {s:?} {r:?}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 5 * 5 * 10);
+    }
+
+    #[test]
+    fn receive_only_decide_all_sends_nothing() {
+        let rows = [
+            (path("new.txt"), lfile("n"), None, None),
+            (path("edited.txt"), lfile("x"), sfile("a", 1), rfile("a", 1)),
+            (path("deleted.txt"), None, sfile("d", 1), rfile("d", 1)),
+            (
+                path("both.txt"),
+                lfile("mine"),
+                sfile("a", 1),
+                rfile("theirs", 2),
+            ),
+            (path("incoming.txt"), None, None, rfile("i", 1)),
+        ];
+        let decided = decide_all(
+            rows.iter()
+                .map(|(p, l, s, r)| (p, l.as_ref(), s.as_ref(), r.as_ref())),
+            Direction::ReceiveOnly,
+        );
+        let got: Vec<(&str, Decision)> = decided.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("both.txt", Decision::SetAsideThenDownload),
+                ("incoming.txt", Decision::Download),
+            ]
+        );
     }
 }

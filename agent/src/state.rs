@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sf_protocol::chunking::ChunkRef;
+use sf_protocol::platform::fold_case;
 use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sqlx::Row;
@@ -20,6 +21,9 @@ use crate::model::SyncedFile;
 
 /// The folder marker and state directory inside the synced folder.
 pub const STATE_DIR: &str = ".sf";
+
+/// Meta key of the identity of the hub the folder was last synced with.
+pub const HUB_ID: &str = "hub_id";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -149,7 +153,30 @@ impl State {
     async fn open_database(marker: &Path) -> Result<Self, StateError> {
         let state = Self::connect(marker).await?;
         MIGRATOR.run(&state.pool).await?;
+        state.fill_folds().await?;
         Ok(state)
+    }
+
+    /// Gives hub entries stored before migration 0004 their case-folded key.
+    async fn fill_folds(&self) -> Result<(), StateError> {
+        loop {
+            let paths: Vec<String> =
+                sqlx::query_scalar("SELECT path FROM remote WHERE fold IS NULL LIMIT 1000")
+                    .fetch_all(&self.pool)
+                    .await?;
+            if paths.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            for path in &paths {
+                sqlx::query("UPDATE remote SET fold = ? WHERE path = ?")
+                    .bind(fold_case(path))
+                    .bind(path)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
 
     async fn connect(marker: &Path) -> Result<Self, StateError> {
@@ -226,6 +253,45 @@ impl State {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
+    }
+
+    /// Starts over with another hub (`hub_id`, a different identity at the
+    /// hub's URL): forgets every hub entry, every synced record and the
+    /// applied seq, in one transaction, so the next scan merges the folder
+    /// with that hub as at a first sync.
+    pub async fn adopt_hub(&self, hub_id: &str) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["remote", "synced", "chunk_index"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM meta WHERE key = 'last_seq'")
+            .execute(&mut *tx)
+            .await?;
+        upsert_meta(&mut tx, HUB_ID, hub_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A live hub path other than `path` that is the same name on a
+    /// case-insensitive file system, for `path` or a folder above it.
+    pub async fn case_twin(&self, path: &SyncPath) -> Result<Option<String>, StateError> {
+        let mut conn = self.pool.acquire().await?;
+        for name in path.ancestors().chain([path.as_str()]) {
+            let twin: Option<String> = sqlx::query_scalar(
+                "SELECT path FROM remote WHERE fold = ? AND path <> ? \
+                 AND json_extract(entry, '$.deleted') = 0 LIMIT 1",
+            )
+            .bind(fold_case(name))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if twin.is_some() {
+                return Ok(twin);
+            }
+        }
+        Ok(None)
     }
 
     /// Drops every hub entry and the applied seq, to re-read the feed from
@@ -424,8 +490,9 @@ impl State {
 
     /// How many live files the hub holds and their total size, as last read.
     pub async fn live_remote_files(&self) -> Result<(u64, u64), StateError> {
-        let (files, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(json_extract(entry, '$.size')), 0) FROM remote \
+        // TOTAL, not SUM: sizes a broken hub sends must not overflow.
+        let (files, bytes): (i64, f64) = sqlx::query_as(
+            "SELECT COUNT(*), TOTAL(json_extract(entry, '$.size')) FROM remote \
              WHERE json_extract(entry, '$.deleted') = 0 AND json_extract(entry, '$.kind') = 'file'",
         )
         .fetch_one(&self.pool)
@@ -588,12 +655,14 @@ impl State {
 /// Stores the hub's `entry` for its path unless a newer one is stored.
 async fn upsert_remote(conn: &mut SqliteConnection, entry: &Entry) -> Result<(), StateError> {
     sqlx::query(
-        "INSERT INTO remote (path, seq, entry) VALUES (?, ?, ?) ON CONFLICT (path) \
-         DO UPDATE SET seq = excluded.seq, entry = excluded.entry WHERE excluded.seq > remote.seq",
+        "INSERT INTO remote (path, seq, entry, fold) VALUES (?, ?, ?, ?) ON CONFLICT (path) \
+         DO UPDATE SET seq = excluded.seq, entry = excluded.entry, fold = excluded.fold \
+         WHERE excluded.seq > remote.seq",
     )
     .bind(entry.path.as_str())
     .bind(entry.seq as i64)
     .bind(serde_json::to_string(entry).expect("entries serialise"))
+    .bind(fold_case(entry.path.as_str()))
     .execute(conn)
     .await?;
     Ok(())
@@ -1025,6 +1094,90 @@ mod tests {
                 "{table}: {plan}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn another_hub_starts_the_folder_afresh() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let a = SyncPath::parse("a").unwrap();
+        state.record(&a, &file(3), &[chunk(1, 30)]).await.unwrap();
+        state.set_meta(HUB_ID, "one").await.unwrap();
+        state.set_meta("scope", "write").await.unwrap();
+        let entry = Entry {
+            path: a.clone(),
+            kind: EntryKind::File,
+            version: 3,
+            seq: 9,
+            sha256: Some(Sha256Hex::empty()),
+            size: 30,
+            mtime_ns: 0,
+            executable: false,
+            deleted: false,
+            origin: "x".into(),
+            committed_ms: 0,
+            chunks: None,
+        };
+        state.apply_changes(&[entry], 9).await.unwrap();
+
+        state.adopt_hub("two").await.unwrap();
+        assert!(!state.has_synced().await.unwrap(), "a first sync again");
+        assert!(state.all_remote().await.unwrap().is_empty());
+        assert_eq!(state.last_seq().await.unwrap(), 0);
+        assert!(state.find_local_chunk(&chunk(1, 30).hash).await.unwrap().is_empty());
+        assert_eq!(state.meta(HUB_ID).await.unwrap().as_deref(), Some("two"));
+        assert_eq!(state.meta("scope").await.unwrap().as_deref(), Some("write"));
+    }
+
+    #[tokio::test]
+    async fn names_that_differ_only_in_case_are_found_even_in_entries_from_before_the_fold() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let entry = |path: &str, seq: u64, deleted: bool| Entry {
+            path: SyncPath::parse(path).unwrap(),
+            kind: EntryKind::File,
+            version: 1,
+            seq,
+            sha256: (!deleted).then(Sha256Hex::empty),
+            size: 0,
+            mtime_ns: 0,
+            executable: false,
+            deleted,
+            origin: "x".into(),
+            committed_ms: 0,
+            chunks: None,
+        };
+        let changes = [
+            entry("Notes.txt", 1, false),
+            entry("notes.txt", 2, false),
+            entry("dir", 3, false),
+            entry("Dir/x", 4, false),
+            entry("gone.TXT", 5, true),
+            entry("gone.txt", 6, false),
+            entry("Ärger.md", 7, false),
+            entry("ärger.md", 8, false),
+            entry("alone.txt", 9, false),
+        ];
+        state.apply_changes(&changes, 9).await.unwrap();
+        // As stored by an agent from before migration 0004.
+        sqlx::query("UPDATE remote SET fold = NULL")
+            .execute(&state.pool)
+            .await
+            .unwrap();
+        state.close().await;
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let twin = async |path: &str| state.case_twin(&SyncPath::parse(path).unwrap()).await.unwrap();
+        assert_eq!(twin("notes.txt").await.as_deref(), Some("Notes.txt"));
+        assert_eq!(twin("Notes.txt").await.as_deref(), Some("notes.txt"));
+        // A folder above meets another spelling.
+        assert_eq!(twin("Dir/x").await.as_deref(), Some("dir"));
+        assert_eq!(twin("ärger.md").await.as_deref(), Some("Ärger.md"));
+        // A tombstone holds no name on disk; the live one meets nothing.
+        assert_eq!(twin("gone.txt").await, None);
+        assert_eq!(twin("gone.TXT").await.as_deref(), Some("gone.txt"));
+        assert_eq!(twin("alone.txt").await, None);
     }
 
     async fn explain(state: &State, table: &str) -> String {

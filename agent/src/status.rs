@@ -1,5 +1,9 @@
 //! `sf-agent status`: what is synced, pending, in conflict, and the last
 //! error, from the folder and its state database alone.
+//!
+//! A receive-only agent (read-only token) never sends local changes: they
+//! are listed as "local changes not sent (read-only token)" instead of
+//! "pending upload".
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,15 +52,28 @@ pub async fn report(dir: &Path) -> Result<String, StateError> {
             .map(|p| format!("{p} (deleted)")),
     );
     to_upload.sort();
+    let problems = state.problems().await?;
+    // Hub entries the agent skips (invalid, a name this system cannot hold,
+    // a path through a symlink): reported on their own, not as pending.
+    let skipped: Vec<&crate::state::Problem> = problems
+        .iter()
+        .filter(|p| p.kind == "error" && is_skipped_entry(&p.detail))
+        .collect();
+    let skipped_entries: Vec<String> = skipped
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.detail))
+        .collect();
+    let skipped_paths: std::collections::HashSet<&str> =
+        skipped.iter().map(|p| p.path.as_str()).collect();
     let to_download: Vec<String> = remote
         .iter()
+        .filter(|e| !skipped_paths.contains(e.path.as_str()))
         .filter(|e| match synced.get(&e.path) {
             Some(s) => s.version != e.version,
             None => !e.deleted,
         })
         .map(|e| e.path.to_string())
         .collect();
-    let problems = state.problems().await?;
 
     let mut out = String::new();
     let hub = state
@@ -74,8 +91,23 @@ pub async fn report(dir: &Path) -> Result<String, StateError> {
         "synced:   {files} files, {folders} folders (hub seq {})",
         state.last_seq().await?
     );
-    list(&mut out, "pending upload", &to_upload);
+    // The scope the agent last learnt from the hub.
+    let read_only = state.meta("scope").await?.as_deref() == Some("read");
+    if read_only {
+        let _ = writeln!(
+            out,
+            "access:   read-only token (receive-only: the hub's changes are applied, local ones are kept here)"
+        );
+        list(
+            &mut out,
+            "local changes not sent (read-only token)",
+            &to_upload,
+        );
+    } else {
+        list(&mut out, "pending upload", &to_upload);
+    }
     list(&mut out, "pending download", &to_download);
+    list(&mut out, "hub changes not applied", &skipped_entries);
     let conflicts: Vec<String> = problems
         .iter()
         .filter(|p| p.kind == "conflict")
@@ -84,7 +116,7 @@ pub async fn report(dir: &Path) -> Result<String, StateError> {
     list(&mut out, "conflict copies", &conflicts);
     let errors: Vec<String> = problems
         .iter()
-        .filter(|p| p.kind == "error")
+        .filter(|p| p.kind == "error" && !is_skipped_entry(&p.detail))
         .map(|p| format!("{}: {}", p.path, p.detail))
         .collect();
     list(&mut out, "errors", &errors);
@@ -114,4 +146,10 @@ fn list(out: &mut String, title: &str, items: &[String]) {
     if items.len() > 20 {
         let _ = writeln!(out, "  … and {} more", items.len() - 20);
     }
+}
+
+/// Whether a problem's detail is a hub entry the agent skips (see
+/// `engine/trust.rs`): those start "not applied:" or "refused:".
+fn is_skipped_entry(detail: &str) -> bool {
+    detail.starts_with("not applied:") || detail.starts_with("refused:")
 }

@@ -72,7 +72,8 @@ use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{Chunk, ChunkRef, Chunker};
 use sf_protocol::legacy::{META_LENGTH_HEADER, UploadResponse};
 use sf_protocol::v1::{
-    CommitRequest, Entry, EntryKind, HealthResponse, MissingChunksRequest, MissingChunksResponse,
+    ChangesResponse, CommitRequest, Entry, EntryKind, HealthResponse, MissingChunksRequest,
+    MissingChunksResponse,
 };
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
@@ -224,6 +225,8 @@ struct HubProcess {
     pid: u32,
     base: String,
     log_path: PathBuf,
+    /// The first-start write token (`<data-dir>/agent-token`).
+    token: String,
 }
 
 /// What a hub's log said, once it stopped.
@@ -275,13 +278,14 @@ impl HubProcess {
             pid,
             base: format!("http://127.0.0.1:{api_port}"),
             log_path: log_path.to_owned(),
+            token: String::new(),
         };
-        hub.wait_ready(backend).await?;
+        hub.wait_ready(backend, &data_dir.join("agent-token")).await?;
         Ok(hub)
     }
 
     /// Polls `/readyz` until the hub answers, on the back end asked for.
-    async fn wait_ready(&mut self, backend: &str) -> Result<()> {
+    async fn wait_ready(&mut self, backend: &str, token_file: &Path) -> Result<()> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -294,6 +298,10 @@ impl HubProcess {
                     "hub runs on {:?}, not on {backend}",
                     health.database
                 );
+                self.token = std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("reading {}", token_file.display()))?
+                    .trim()
+                    .to_owned();
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -310,6 +318,19 @@ impl HubProcess {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// A client that authenticates as agents do, with a bearer token.
+    fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .expect("a token is a valid header value");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
     }
 
     fn url(&self, path: &str) -> String {
@@ -616,11 +637,17 @@ async fn commit_runs(
         }
     }
     // Every commit must have landed: the head seq counts them.
-    let health: HealthResponse = reqwest::get(hub.url("/readyz")).await?.json().await?;
+    let feed: ChangesResponse = hub
+        .client()
+        .get(hub.url("/v1/changes?since=0&limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
     ensure!(
-        health.head == Some(committed as u64),
-        "hub head is {:?} after {committed} commits",
-        health.head
+        feed.head == committed as u64,
+        "hub head is {} after {committed} commits",
+        feed.head
     );
     Ok(rows)
 }
@@ -640,7 +667,7 @@ async fn run_clients(
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let count = total / clients + usize::from(client < total % clients);
-            let http = reqwest::Client::new();
+            let http = hub.client();
             let base: Arc<str> = hub.base.clone().into();
             let prefix = format!("bench/{tag}/client{client}");
             let seed = nonce ^ ((client as u64) << 32);
@@ -880,7 +907,6 @@ async fn bench_big(config: &Config, exe: &Path, work: &Path) -> Result<BigReport
             .collect(),
         logs: Vec::new(),
     };
-    let http = reqwest::Client::new();
     for rep in 0..config.reps {
         let legacy_dir = tempfile::tempdir_in(work)?;
         let v1_dir = tempfile::tempdir_in(work)?;
@@ -909,6 +935,7 @@ async fn bench_big(config: &Config, exe: &Path, work: &Path) -> Result<BigReport
             let hub =
                 HubProcess::start(exe, data_dir, &sqlite_url(data_dir), "sqlite", &log).await?;
             let idle = hub.peak_rss_kib()?;
+            let http = hub.client();
             let started = Instant::now();
             let outcome = match phase {
                 BigPhase::LegacyUpload => {

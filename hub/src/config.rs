@@ -5,12 +5,49 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// synced-folder hub: holds every file, its history and the audit log, and
 /// serves agents (v1 API, WebSocket) and the original REST clients.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "sf-hub", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage access tokens (on the same --database-url / --data-dir as the
+    /// server; works while the hub runs).
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: the hub keeps only its hash).
+    Create {
+        /// A name to recognise it by, e.g. the device it is for.
+        name: String,
+        /// Read-only: the agent using it receives changes but sends none.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Show every token: name, scope, created, last used, revoked.
+    List,
+    /// Revoke the token called NAME, at once (open connections too).
+    Revoke { name: String },
+    /// Print a new random token without storing it, e.g. for
+    /// SF_HUB_BOOTSTRAP_TOKEN.
+    Generate,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// Address for the API. Default 127.0.0.1:8080; when unset, SERVER_HOST
     /// and SERVER_PORT (the original deployment's variables) are honoured.
@@ -24,14 +61,53 @@ pub struct Settings {
 
     /// Where chunks (and, by default, the SQLite database) are kept.
     /// Default ./data; when unset, STORAGE_DIR is honoured.
-    #[arg(long, env = "SF_DATA_DIR")]
+    #[arg(long, env = "SF_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// sqlite://… or postgres://…. Default: SQLite at <data-dir>/hub.db, or
     /// PostgreSQL when POSTGRES_HOST is set (with POSTGRES_PORT, POSTGRES_DB,
     /// POSTGRES_USER, POSTGRES_PASSWORD).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+
+    /// Serve without authentication: anyone who can connect may read and
+    /// change everything. Accepted only when --listen is a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// A token value (sft_…) added as the write token `bootstrap` if the hub
+    /// does not know it: for deployments that provision without a shell.
+    /// Only from the environment (SF_HUB_BOOTSTRAP_TOKEN), never a flag, so
+    /// it does not show in `ps`.
+    #[arg(skip)]
+    pub bootstrap_token: Option<String>,
+
+    /// Serve HTTPS and wss:// with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "SF_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "SF_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A client must send a request's headers within this time, and a TLS
+    /// handshake must finish within it; a keep-alive connection idle for
+    /// this long is closed.
+    #[arg(long, env = "SF_HEADER_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Slowest accepted request body, in bytes per second (after a grace
+    /// period of --header-timeout); a slower upload is cut off. 0 turns it off.
+    #[arg(long, env = "SF_MIN_BODY_RATE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_body_rate: u64,
+
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "SF_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most WebSocket clients at once; more get 503.
+    #[arg(long, env = "SF_MAX_WEBSOCKETS", default_value_t = 512)]
+    pub max_websockets: usize,
 
     /// Largest file accepted, e.g. 500MiB, 20GiB or a byte count; larger
     /// uploads and commits get 413.
@@ -41,6 +117,21 @@ pub struct Settings {
     /// How long to keep retrying the database at start-up before giving up.
     #[arg(long, env = "SF_DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub database_timeout: Duration,
+
+    /// Stored chunks that no version references (uploads never committed)
+    /// are removed once their last upload or use is this old, e.g. 24h.
+    #[arg(long, env = "SF_CHUNK_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub chunk_grace: Duration,
+
+    /// How often unreferenced chunks are looked for (see --chunk-grace);
+    /// 0 turns garbage collection off.
+    #[arg(long, env = "SF_GC_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub gc_interval: Duration,
+
+    /// Most bytes the chunk store may hold, e.g. 500GiB; a new chunk or a
+    /// legacy upload that does not fit gets 507. Unset: no limit.
+    #[arg(long, env = "SF_MAX_STORE_BYTES", value_parser = parse_size)]
+    pub max_store_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -53,6 +144,17 @@ impl Settings {
             database_url: None,
             max_file_size: parse_size("16GiB").expect("valid default"),
             database_timeout: Duration::from_secs(30),
+            chunk_grace: Duration::from_secs(24 * 3600),
+            gc_interval: Duration::from_secs(3600),
+            max_store_bytes: None,
+            no_auth: false,
+            bootstrap_token: None,
+            tls_cert: None,
+            tls_key: None,
+            header_timeout: Duration::from_secs(15),
+            min_body_rate: 1024,
+            max_connections: 1024,
+            max_websockets: 512,
         }
     }
 
@@ -168,7 +270,7 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
 /// Parses `30s`, `2m`, `500ms` or plain seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
-    let bad = || format!("{raw:?} is not a duration such as 30s, 2m or 500ms");
+    let bad = || format!("{raw:?} is not a duration such as 30s, 2m, 24h or 500ms");
     if let Some(ms) = raw.strip_suffix("ms") {
         return ms
             .trim()
@@ -182,6 +284,15 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             .parse::<u64>()
             .map(|m| Duration::from_secs(m * 60))
             .map_err(|_| bad());
+    }
+    if let Some(h) = raw.strip_suffix('h') {
+        return h
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|h| h.checked_mul(3600))
+            .map(Duration::from_secs)
+            .ok_or_else(bad);
     }
     let secs = raw.strip_suffix('s').unwrap_or(raw);
     secs.trim()
@@ -210,6 +321,7 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert!(parse_duration("soon").is_err());
     }
 

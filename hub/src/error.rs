@@ -9,7 +9,7 @@ use sf_protocol::v1::{Entry, ErrorBody, ErrorCode};
 
 use crate::db::{DbError, WriteError};
 use crate::ingest::IngestError;
-use crate::store::{PutError, VerifyError};
+use crate::store::{PutError, StoreFull, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -35,6 +35,15 @@ pub enum ApiError {
     RangeNotSatisfiable(u64),
     #[error("{0}")]
     NotReady(String),
+    /// The chunk store reached `--max-store-bytes`.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("database error: {0}")]
     Database(#[from] DbError),
     #[error("storage error: {0}")]
@@ -62,6 +71,13 @@ impl ApiError {
                 ErrorCode::RangeNotSatisfiable,
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady),
+            ApiError::InsufficientStorage(_) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::InsufficientStorage,
+            ),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
             ApiError::Database(_) | ApiError::Storage(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
             }
@@ -80,6 +96,15 @@ impl IntoResponse for ApiError {
             ApiError::RangeNotSatisfiable(size) => Some(*size),
             _ => None,
         };
+        let extra_header = match &self {
+            // RFC 6750: tell the client which scheme to use.
+            ApiError::Unauthorized(_) => Some((
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="synced-folder""#.to_owned(),
+            )),
+            ApiError::Busy(_) => Some((header::RETRY_AFTER, "1".to_owned())),
+            _ => None,
+        };
         let (current, missing) = match self {
             ApiError::Conflict(current) => (current.map(|c| *c), None),
             ApiError::MissingChunks(missing) => (None, Some(missing)),
@@ -91,14 +116,15 @@ impl IntoResponse for ApiError {
             current,
             missing,
         });
-        match range_size {
-            Some(size) => (
+        match (range_size, extra_header) {
+            (Some(size), _) => (
                 status,
                 [(header::CONTENT_RANGE, format!("bytes */{size}"))],
                 body,
             )
                 .into_response(),
-            None => (status, body).into_response(),
+            (None, Some(extra)) => (status, [extra], body).into_response(),
+            (None, None) => (status, body).into_response(),
         }
     }
 }
@@ -154,8 +180,15 @@ impl From<PutError> for ApiError {
             PutError::HashMismatch { .. } => ApiError::ContentMismatch(err.to_string()),
             PutError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
             PutError::Body(_) | PutError::Empty => ApiError::InvalidRequest(err.to_string()),
+            PutError::Full(_) => ApiError::InsufficientStorage(err.to_string()),
             PutError::Io(io) => ApiError::Storage(io),
         }
+    }
+}
+
+impl From<StoreFull> for ApiError {
+    fn from(err: StoreFull) -> Self {
+        ApiError::InsufficientStorage(err.to_string())
     }
 }
 
@@ -164,6 +197,7 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
             IngestError::Read(_) => ApiError::InvalidRequest(err.to_string()),
+            IngestError::Full(_) => ApiError::InsufficientStorage(err.to_string()),
             IngestError::Store(io) => ApiError::Storage(io),
         }
     }

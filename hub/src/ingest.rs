@@ -1,6 +1,7 @@
 //! Turning a byte stream into stored chunks: used by the legacy upload, whose
 //! clients send whole files. The stream is cut and stored as it arrives, so
-//! memory stays at one chunk however large the file.
+//! memory stays at one chunk however large the file. A failed ingest names
+//! the chunks it newly stored, so the caller can remove them again.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use sf_protocol::chunking::{ChunkRef, Chunker};
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
 
-use crate::store::{ChunkStore, Stored};
+use crate::store::{ChunkStore, PutError, StoreFull, Stored};
 
 /// A stream stored as chunks.
 #[derive(Debug)]
@@ -23,6 +24,9 @@ pub struct Ingested {
     /// Chunks newly written, and their bytes.
     pub new_chunks: u64,
     pub new_bytes: u64,
+    /// [`ChunkStore::removals`] when the ingest started: the commit re-checks
+    /// the chunks if garbage collection removed any since.
+    pub removals: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +35,29 @@ pub enum IngestError {
     TooLarge { limit: u64 },
     #[error("reading the upload failed: {0}")]
     Read(io::Error),
+    #[error(transparent)]
+    Full(StoreFull),
     #[error("storing the upload failed: {0}")]
     Store(io::Error),
+}
+
+impl From<PutError> for IngestError {
+    fn from(err: PutError) -> Self {
+        match err {
+            PutError::Full(full) => IngestError::Full(full),
+            PutError::Io(io) => IngestError::Store(io),
+            // The hub's own chunker makes neither bad hashes nor odd sizes.
+            other => IngestError::Store(io::Error::other(other.to_string())),
+        }
+    }
+}
+
+/// An ingest that stopped, and the chunks it had newly stored by then.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct IngestFailed {
+    pub reason: IngestError,
+    pub created: Vec<ChunkRef>,
 }
 
 /// Reads `source` to its end, storing its chunks.
@@ -40,44 +65,57 @@ pub async fn ingest<R>(
     store: Arc<ChunkStore>,
     source: R,
     limit: u64,
-) -> Result<Ingested, IngestError>
+) -> Result<Ingested, IngestFailed>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let bridge = SyncIoBridge::new(source);
-    tokio::task::spawn_blocking(move || ingest_blocking(&store, bridge, limit))
+    let removals = store.removals();
+    tokio::task::spawn_blocking(move || ingest_blocking(&store, bridge, limit, removals))
         .await
-        .map_err(|e| IngestError::Store(io::Error::other(e)))?
+        .map_err(|e| IngestFailed {
+            reason: IngestError::Store(io::Error::other(e)),
+            created: Vec::new(),
+        })?
 }
 
 fn ingest_blocking(
     store: &ChunkStore,
     source: impl Read,
     limit: u64,
-) -> Result<Ingested, IngestError> {
+    removals: u64,
+) -> Result<Ingested, IngestFailed> {
     let mut chunker = Chunker::new(Limited {
         inner: source,
         remaining: limit,
     });
     let mut chunks = Vec::new();
-    let (mut deduplicated_bytes, mut new_chunks, mut new_bytes) = (0, 0, 0);
+    let mut created = Vec::new();
+    let (mut deduplicated_bytes, mut new_bytes) = (0, 0);
     for chunk in chunker.by_ref() {
-        let chunk = chunk.map_err(|err| {
-            if err.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
-                IngestError::TooLarge { limit }
-            } else {
-                IngestError::Read(err)
-            }
-        })?;
-        match store.put_blocking(&chunk).map_err(IngestError::Store)? {
+        let stored = chunk
+            .map_err(|err| {
+                if err.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
+                    IngestError::TooLarge { limit }
+                } else {
+                    IngestError::Read(err)
+                }
+            })
+            .and_then(|chunk| Ok((store.put_blocking(&chunk)?, chunk)));
+        let (stored, chunk) = match stored {
+            Ok(stored) => stored,
+            Err(reason) => return Err(IngestFailed { reason, created }),
+        };
+        match stored {
             Stored::New => {
-                new_chunks += 1;
+                created.push(chunk.to_ref());
                 new_bytes += chunk.data.len() as u64;
             }
             Stored::AlreadyPresent => deduplicated_bytes += chunk.data.len() as u64,
         }
         chunks.push(chunk.to_ref());
     }
+    let new_chunks = created.len() as u64;
     let (sha256, size) = chunker.finish();
     Ok(Ingested {
         sha256,
@@ -86,6 +124,7 @@ fn ingest_blocking(
         deduplicated_bytes,
         new_chunks,
         new_bytes,
+        removals,
     })
 }
 

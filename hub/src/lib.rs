@@ -1,36 +1,46 @@
 //! The synced-folder hub: the server that holds every file, its version
 //! history and the audit log, and serves agents and the original clients.
 //!
-//! It owns the HTTP API ([`routes`]), the state-changing operations and their
-//! broadcast ([`service`]), the database ([`db`]: SQLite or PostgreSQL), the
-//! chunk store on disk ([`store`]) and the metrics listener ([`metrics`]).
-//! [`launch`] runs it all on listeners the caller binds, so tests start the
-//! real server on port 0.
+//! It owns the HTTP API ([`routes`]), who may use it ([`auth`]: tokens), the
+//! listener loop with TLS and slow-client limits ([`serve`]), the
+//! state-changing operations and their broadcast ([`service`]), the database
+//! ([`db`]: SQLite or PostgreSQL), the chunk store on disk ([`store`]), the
+//! metrics listener ([`metrics`]) and the `sf-hub token` commands
+//! ([`token_cli`]). [`launch`] runs it all on listeners the caller binds, so
+//! tests start the real server on port 0.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gc;
 pub mod ingest;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod store;
+pub mod token_cli;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 pub use config::Settings;
 
+use crate::auth::Auth;
+use crate::auth::provision::{self, ProvisionError};
 use crate::db::{Database, DbError};
 use crate::metrics::Metrics;
-use crate::service::Hub;
+use crate::service::{Access, Hub};
 use crate::store::ChunkStore;
+
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -44,6 +54,16 @@ pub enum LaunchError {
     Database(#[from] DbError),
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
+    #[error(
+        "--no-auth lets anyone who can connect read and change every file, so it is only \
+         accepted on a loopback address; {0} is not one: use --listen 127.0.0.1:PORT, or \
+         drop --no-auth and give agents a token (sf-hub token create NAME)"
+    )]
+    NoAuthOnNetwork(std::net::SocketAddr),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Tls(#[from] serve::tls::TlsError),
     #[error("serving failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -62,20 +82,59 @@ pub async fn launch(
         path: data_dir.clone(),
         source,
     };
+    let api_addr = api.local_addr().map_err(LaunchError::Serve)?;
+    if settings.no_auth && !api_addr.ip().is_loopback() {
+        return Err(LaunchError::NoAuthOnNetwork(api_addr));
+    }
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     std::fs::create_dir_all(&data_dir).map_err(data_dir_error)?;
-    let store = Arc::new(ChunkStore::open(&data_dir).map_err(data_dir_error)?);
+    let store = Arc::new(
+        ChunkStore::open(&data_dir)
+            .map_err(data_dir_error)?
+            .with_capacity(settings.max_store_bytes),
+    );
     let db = Database::connect(&settings.database_url(), settings.database_timeout).await?;
+    let hub_id = db.hub_id().await?;
+    if settings.no_auth {
+        tracing::warn!(
+            "authentication is OFF (--no-auth): anyone who can connect to {api_addr} can read \
+             and change every file"
+        );
+    } else {
+        if let Some(token) = &settings.bootstrap_token {
+            provision::bootstrap(&db, token).await?;
+        }
+        if let Some(path) = provision::first_token(&db, &data_dir).await? {
+            tracing::info!(
+                file = %path.display(),
+                "no token existed: made the token \"default\"; give agents --token-file {}",
+                path.display()
+            );
+        }
+    }
     let meters = Arc::new(Metrics::new().map_err(|e| LaunchError::Metrics(e.to_string()))?);
     count_stored_chunks(Arc::clone(&store), Arc::clone(&meters));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let auth = Arc::new(Auth::new(db.clone(), !settings.no_auth));
+    auth.start(stop_rx.clone()).await?;
+    let access = Access {
+        auth,
+        hub_id,
+        websockets: Arc::new(Semaphore::new(settings.max_websockets.max(1))),
+    };
     let hub = Arc::new(Hub::new(
         db.clone(),
         store,
         Arc::clone(&meters),
         settings.max_file_size,
+        access,
         stop_rx.clone(),
     ));
+    gc::spawn(Arc::clone(&hub), settings.chunk_grace, settings.gc_interval);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -88,21 +147,20 @@ pub async fn launch(
         .route("/metrics", get(metrics::serve_metrics))
         .with_state(Arc::clone(&meters));
     tracing::info!(
-        api = %api.local_addr().map_err(LaunchError::Serve)?,
+        api = %api_addr,
+        tls = tls.is_some(),
         metrics = %metrics.local_addr().map_err(LaunchError::Serve)?,
         data_dir = %data_dir.display(),
         database = db.backend().name(),
         "hub listening"
     );
-    // Without TCP_NODELAY, small responses on a reused connection wait for
-    // the peer's delayed ACK (~40 ms each): agents fetch many small chunks.
-    let api = api.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let api_server =
-        axum::serve(api, routes::router(hub)).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let limits = serve::Limits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let app = routes::router(hub, settings.min_body_rate, settings.header_timeout);
+    let api_server = serve::serve(api, tls, app, limits, stop_rx.clone());
     let metrics_server = axum::serve(metrics, metrics_app).with_graceful_shutdown(stopped(stop_rx));
     let (api_result, metrics_result) =
         tokio::join!(async { api_server.await }, async { metrics_server.await });

@@ -1,11 +1,11 @@
 //! `sf-hub`: parses settings, binds listeners, runs the hub until SIGINT or
-//! SIGTERM.
+//! SIGTERM; or runs a `token` command.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::Parser;
-use sf_hub::Settings;
+use sf_hub::config::{Cli, Command};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +18,18 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let settings = Settings::parse();
+    let Cli { command, mut settings } = Cli::parse();
+    if let Some(Command::Token { action }) = command {
+        let output = sf_hub::token_cli::run(&settings, action)
+            .await
+            .context("sf-hub token failed")?;
+        print!("{output}");
+        return Ok(());
+    }
+    // From the environment only, so the secret never shows in `ps`.
+    settings.bootstrap_token = std::env::var("SF_HUB_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let api_addr = settings.listen_addr().map_err(anyhow::Error::msg)?;
     let metrics_addr = settings.metrics_addr().map_err(anyhow::Error::msg)?;
     let api = TcpListener::bind(api_addr).await.with_context(|| {

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub chunk_bytes_stored: UpDownCounter<i64>,
     pub dedup_saved_bytes: Counter<u64>,
     pub commit_duration: Histogram<f64>,
+    /// Garbage collection passes over the chunk store, and what they removed.
+    pub gc_runs: Counter<u64>,
+    pub gc_removed_chunks: Counter<u64>,
+    pub gc_removed_bytes: Counter<u64>,
 }
 
 impl Metrics {
@@ -118,6 +122,21 @@ impl Metrics {
                 .with_description("Time to commit a change, waiting for the commit lock included")
                 .with_boundaries(SECONDS_BUCKETS.to_vec())
                 .build(),
+            gc_runs: counter(
+                &meter,
+                "sync_gc_runs",
+                "Completed passes looking for chunks no version references",
+            ),
+            gc_removed_chunks: counter(
+                &meter,
+                "sync_gc_removed_chunks",
+                "Unreferenced chunks removed after the grace period, or after a failed upload",
+            ),
+            gc_removed_bytes: counter(
+                &meter,
+                "sync_gc_removed_bytes",
+                "Bytes of the chunks counted in sync_gc_removed_chunks",
+            ),
             registry,
             _provider: provider,
         };
@@ -131,6 +150,9 @@ impl Metrics {
             &metrics.bytes_sent,
             &metrics.websocket_lagged,
             &metrics.dedup_saved_bytes,
+            &metrics.gc_runs,
+            &metrics.gc_removed_chunks,
+            &metrics.gc_removed_bytes,
         ] {
             c.add(0, &[]);
         }

@@ -6,19 +6,25 @@
 //! current entry (conflict naming, stale detection) and the write that
 //! follows see the same state, and changes are broadcast in seq order. The
 //! database transaction re-checks the base version, so the lock is about
-//! ordering, not correctness.
+//! ordering, not correctness. Garbage collection removes chunks under the same
+//! lock, so a commit re-checks its chunks there if any were removed while it
+//! was being verified.
+//!
+//! A commit costs at most what its declared size allows: the chunk list is
+//! checked against the size before anything is read, each distinct chunk is
+//! looked up once, and content is verified by a bounded number of workers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use opentelemetry::KeyValue;
-use sf_protocol::chunking::MAX_CHUNK_SIZE;
+use sf_protocol::chunking::{ChunkListError, ChunkRef, check_chunk_list};
 use sf_protocol::conflict::conflict_copy_path;
 use sf_protocol::legacy::{LEGACY_ORIGIN, UploadMeta, UploadResponse};
 use sf_protocol::v1::{CommitRequest, DeleteRequest, Entry, EntryKind, RestoreRequest, WS_MAX_LAG};
 use sf_protocol::{Sha256Hex, SyncPath};
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, Semaphore, broadcast, watch};
 
 use crate::db::{Action, Database, NewVersion, WriteError};
 use crate::error::ApiError;
@@ -29,14 +35,37 @@ use crate::store::ChunkStore;
 /// The longest origin name kept, in bytes.
 const MAX_ORIGIN_BYTES: usize = 64;
 
+/// Who may use the hub, and what it tells them about itself.
+pub struct Access {
+    pub auth: Arc<crate::auth::Auth>,
+    /// This hub's identity (see `sf_protocol::v1::ChangesResponse::hub_id`).
+    pub hub_id: String,
+    /// One permit per open WebSocket (`--max-websockets`).
+    pub websockets: Arc<tokio::sync::Semaphore>,
+}
+
 pub struct Hub {
     pub db: Database,
     pub store: Arc<ChunkStore>,
     pub metrics: Arc<Metrics>,
     pub max_file_size: u64,
+    /// Who may ask, and the hub's identity and client caps.
+    pub access: Access,
     changes: broadcast::Sender<Entry>,
     commit_lock: Mutex<()>,
+    /// One permit per content verification running (reading and hashing a
+    /// whole file): at most one per CPU, so commits cannot crowd out the rest.
+    verify_permits: Semaphore,
     shutdown: watch::Receiver<bool>,
+}
+
+/// A commit that passed its checks, ready to write.
+struct Checked {
+    new: NewVersion,
+    /// Its chunks, each once.
+    distinct: Vec<ChunkRef>,
+    /// [`ChunkStore::removals`] before the chunks were looked up.
+    removals: u64,
 }
 
 impl Hub {
@@ -45,6 +74,7 @@ impl Hub {
         store: Arc<ChunkStore>,
         metrics: Arc<Metrics>,
         max_file_size: u64,
+        access: Access,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let (changes, _) = broadcast::channel(WS_MAX_LAG);
@@ -53,8 +83,12 @@ impl Hub {
             store,
             metrics,
             max_file_size,
+            access,
             changes,
             commit_lock: Mutex::new(()),
+            verify_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
             shutdown,
         }
     }
@@ -72,9 +106,14 @@ impl Hub {
     /// `POST /v1/commit`: a new version of a file or directory whose chunks
     /// the hub already holds.
     pub async fn commit(&self, request: CommitRequest) -> Result<Entry, ApiError> {
-        let new = self.checked_commit(request.clone()).await?;
+        let Checked {
+            new,
+            distinct,
+            removals,
+        } = self.checked_commit(request.clone()).await?;
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
+        self.recheck_chunks(removals, &distinct).await?;
         if let Some(current) = self.db.current(&request.path).await?
             && !current.deleted
             && current.version == request.base_version
@@ -95,14 +134,15 @@ impl Hub {
 
     /// Validates a commit and verifies its content against the store, before
     /// any lock is taken: hashing a large file must not stall other commits.
-    async fn checked_commit(&self, request: CommitRequest) -> Result<NewVersion, ApiError> {
+    async fn checked_commit(&self, request: CommitRequest) -> Result<Checked, ApiError> {
         if request.size > self.max_file_size {
             return Err(ApiError::PayloadTooLarge(format!(
                 "{} is {} bytes; this hub accepts files up to {} bytes (--max-file-size)",
                 request.path, request.size, self.max_file_size
             )));
         }
-        match request.kind {
+        let removals = self.store.removals();
+        let distinct = match request.kind {
             EntryKind::Dir => {
                 if request.size != 0
                     || !request.chunks.is_empty()
@@ -114,10 +154,11 @@ impl Hub {
                             .into(),
                     ));
                 }
+                Vec::new()
             }
             EntryKind::File => self.verify_content(&request).await?,
-        }
-        Ok(NewVersion {
+        };
+        let new = NewVersion {
             path: request.path,
             kind: request.kind,
             sha256: Some(request.sha256),
@@ -127,46 +168,94 @@ impl Hub {
             origin: clean_origin(&request.origin)?,
             chunks: request.chunks,
             action: Action::Upload,
+        };
+        Ok(Checked {
+            new,
+            distinct,
+            removals,
         })
     }
 
-    async fn verify_content(&self, request: &CommitRequest) -> Result<(), ApiError> {
-        let listed: u64 = request.chunks.iter().map(|c| c.len).sum();
-        if listed != request.size {
-            return Err(ApiError::ContentMismatch(format!(
-                "the chunk lengths add up to {listed} bytes, not to the size {} given",
-                request.size
-            )));
-        }
-        if let Some(chunk) = request
-            .chunks
-            .iter()
-            .find(|c| c.len == 0 || c.len > MAX_CHUNK_SIZE as u64)
-        {
-            return Err(ApiError::InvalidRequest(format!(
-                "chunk {} has length {}; chunks are 1 to {MAX_CHUNK_SIZE} bytes",
-                chunk.hash, chunk.len
-            )));
-        }
-        let (missing, _) = self
-            .store
-            .missing(&request.chunks.iter().map(|c| c.hash).collect::<Vec<_>>())
-            .await?;
-        if !missing.is_empty() {
-            return Err(ApiError::MissingChunks(missing));
-        }
+    /// Checks a file commit's content against the store; returns its chunks,
+    /// each once. Nothing is looked up before the list is known to fit the
+    /// size, and nothing is read before every chunk is known to be stored.
+    async fn verify_content(&self, request: &CommitRequest) -> Result<Vec<ChunkRef>, ApiError> {
+        check_chunk_list(&request.chunks, request.size).map_err(|err| {
+            let detail = format!("{}: {err}", request.path);
+            match err {
+                ChunkListError::SizeMismatch { .. } => ApiError::ContentMismatch(detail),
+                _ => ApiError::InvalidRequest(detail),
+            }
+        })?;
+        let distinct = distinct_chunks(&request.chunks)?;
+        let store = Arc::clone(&self.store);
+        let lookup = distinct.clone();
+        tokio::task::spawn_blocking(move || store.check_present_blocking(&lookup))
+            .await
+            .map_err(|e| ApiError::Storage(std::io::Error::other(e)))??;
         // The same chunk list for the same content was verified before (a
         // rename, a restore, a copy): the chunks are immutable, skip re-reading.
         if self.db.verified_chunks(&request.sha256).await?.as_ref() == Some(&request.chunks) {
-            return Ok(());
+            return Ok(distinct);
         }
+        let _permit = self
+            .verify_permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::NotReady("the hub is shutting down".into()))?;
         let store = Arc::clone(&self.store);
         let chunks = request.chunks.clone();
         let sha256 = request.sha256;
         tokio::task::spawn_blocking(move || store.verify_blocking(&chunks, &sha256))
             .await
             .map_err(|e| ApiError::Storage(std::io::Error::other(e)))??;
+        Ok(distinct)
+    }
+
+    /// Called with the commit lock held: if chunks were removed since
+    /// `removals` was read, makes sure none of `distinct` was among them.
+    async fn recheck_chunks(&self, removals: u64, distinct: &[ChunkRef]) -> Result<(), ApiError> {
+        if self.store.removals() == removals || distinct.is_empty() {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.store);
+        let distinct = distinct.to_vec();
+        tokio::task::spawn_blocking(move || store.check_present_blocking(&distinct))
+            .await
+            .map_err(|e| ApiError::Storage(std::io::Error::other(e)))??;
         Ok(())
+    }
+
+    /// Removes those of `hashes` that no version references (and, given
+    /// `older_than`, whose mtime is older): stale uploads for garbage
+    /// collection, or what a failed legacy upload stored. Runs under the
+    /// commit lock, so no commit can come to reference a chunk meanwhile.
+    /// Returns the chunks and bytes removed.
+    pub async fn remove_unreferenced(
+        &self,
+        hashes: &[Sha256Hex],
+        older_than: Option<SystemTime>,
+    ) -> Result<(u64, u64), ApiError> {
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let result = async {
+            let _order = self.commit_lock.lock().await;
+            let referenced = self.db.referenced_chunks(hashes).await?;
+            for hash in hashes.iter().filter(|h| !referenced.contains(h)) {
+                if let Some(len) = self.store.remove(hash, older_than).await? {
+                    count += 1;
+                    bytes += len;
+                }
+            }
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if count > 0 {
+            self.metrics.chunks_stored.add(-(count as i64), &[]);
+            self.metrics.chunk_bytes_stored.add(-(bytes as i64), &[]);
+            self.metrics.gc_removed_chunks.add(count, &[]);
+            self.metrics.gc_removed_bytes.add(bytes, &[]);
+        }
+        result.map(|()| (count, bytes))
     }
 
     /// `POST /v1/delete`: a tombstone, if `base_version` is current.
@@ -246,6 +335,19 @@ impl Hub {
         }
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
+        if let Err(err) = self
+            .recheck_chunks(content.removals, &distinct_chunks(&content.chunks)?)
+            .await
+        {
+            return Err(match err {
+                ApiError::MissingChunks(_) => ApiError::NotReady(
+                    "part of the upload was removed by garbage collection while it was \
+                     stored; send it again"
+                        .into(),
+                ),
+                other => other,
+            });
+        }
         let path = meta.path;
         let current = self.db.current(&path).await?;
         let accepted = |entry: &Entry| UploadResponse {
@@ -401,6 +503,26 @@ fn legacy_version(path: SyncPath, content: Ingested, action: Action) -> NewVersi
         chunks: content.chunks,
         action,
     }
+}
+
+/// Each chunk of `chunks` once, in first-listed order. A hash listed with two
+/// lengths cannot be right.
+fn distinct_chunks(chunks: &[ChunkRef]) -> Result<Vec<ChunkRef>, ApiError> {
+    let mut lengths: HashMap<Sha256Hex, u64> = HashMap::with_capacity(chunks.len());
+    let mut distinct = Vec::new();
+    for chunk in chunks {
+        match lengths.insert(chunk.hash, chunk.len) {
+            None => distinct.push(*chunk),
+            Some(len) if len == chunk.len => {}
+            Some(len) => {
+                return Err(ApiError::ContentMismatch(format!(
+                    "chunk {} is listed with two lengths, {len} and {}; one chunk has one length",
+                    chunk.hash, chunk.len
+                )));
+            }
+        }
+    }
+    Ok(distinct)
 }
 
 fn clean_origin(origin: &str) -> Result<String, ApiError> {

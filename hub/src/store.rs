@@ -1,10 +1,18 @@
 //! The content store: chunks on disk under `<data-dir>/chunks/ab/cd/<sha256>`,
-//! each written to a temp file, fsynced and renamed into place, so a chunk
+//! each written to a temp file, fsynced and linked into place, so a chunk
 //! file either holds exactly the bytes its name promises or does not exist.
+//!
+//! The store also keeps what garbage collection and `--max-store-bytes` need:
+//! the bytes it holds, a count of removals (commits re-check their chunks when
+//! it moved), and chunk mtimes refreshed whenever a client is told a chunk is
+//! present, so a chunk about to be committed outlives the grace period.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
@@ -12,7 +20,28 @@ use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{Chunk, ChunkRef};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
 use tokio_util::io::ReaderStream;
+
+mod verify;
+
+pub use verify::VerifyError;
+
+/// A present chunk whose mtime is older than this gets a fresh one when a
+/// client is told the hub holds it (see [`ChunkStore::missing`]): the client
+/// is about to commit it, and garbage collection goes by mtime.
+const REFRESH_AFTER: Duration = Duration::from_secs(3600);
+
+/// The store reached `--max-store-bytes`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the hub's chunk store is full: {used} of the {capacity} bytes --max-store-bytes allows are \
+     in use, so nothing was stored; the hub's operator must free space or raise the limit"
+)]
+pub struct StoreFull {
+    pub used: u64,
+    pub capacity: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -27,26 +56,9 @@ pub enum PutError {
     Empty,
     #[error("reading the request body failed: {0}")]
     Body(String),
+    #[error(transparent)]
+    Full(#[from] StoreFull),
     #[error("writing the chunk failed: {0}")]
-    Io(#[from] io::Error),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the hub does not hold {} of the listed chunks; upload them first", .0.len())]
-    Missing(Vec<Sha256Hex>),
-    #[error("chunk {hash} is {actual} bytes, not {listed} as listed")]
-    LengthMismatch {
-        hash: Sha256Hex,
-        listed: u64,
-        actual: u64,
-    },
-    #[error("the chunks concatenate to {actual}, not to the sha256 {expected} given")]
-    HashMismatch {
-        expected: Sha256Hex,
-        actual: Sha256Hex,
-    },
-    #[error("reading chunks failed: {0}")]
     Io(#[from] io::Error),
 }
 
@@ -61,11 +73,22 @@ pub struct ChunkStore {
     chunks_dir: PathBuf,
     tmp_dir: PathBuf,
     next_tmp: AtomicU64,
+    /// `--max-store-bytes`, if set.
+    capacity: Option<u64>,
+    /// Bytes in chunk files: the start-up census plus every change since.
+    used: AtomicU64,
+    /// Chunks removed since start. A commit verified while this moved
+    /// re-checks that its chunks are still there before it is written.
+    removals: AtomicU64,
+    /// Until the start-up census is done: chunks stored since open, which
+    /// are counted already and which the census therefore skips.
+    uncounted: Mutex<Option<HashSet<Sha256Hex>>>,
+    counted: watch::Sender<bool>,
 }
 
 impl ChunkStore {
     /// Opens (creating if needed) the store under `data_dir`, clearing temp
-    /// files a crash may have left behind.
+    /// files a crash or a cut-off upload may have left behind.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let chunks_dir = data_dir.join("chunks");
         let tmp_dir = data_dir.join("tmp");
@@ -78,7 +101,40 @@ impl ChunkStore {
             chunks_dir,
             tmp_dir,
             next_tmp: AtomicU64::new(0),
+            capacity: None,
+            used: AtomicU64::new(0),
+            removals: AtomicU64::new(0),
+            uncounted: Mutex::new(Some(HashSet::new())),
+            counted: watch::Sender::new(false),
         })
+    }
+
+    /// Resolves once [`Self::census_blocking`] has counted the store.
+    pub async fn counted(&self) {
+        let _ = self.counted.subscribe().wait_for(|done| *done).await;
+    }
+
+    /// Before a new chunk's name appears: the census must not count it too.
+    fn note_new(&self, hash: &Sha256Hex) {
+        if let Some(set) = self
+            .uncounted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            set.insert(*hash);
+        }
+    }
+
+    /// Refuses new chunks once `capacity` bytes are stored (`None`: no limit).
+    pub fn with_capacity(mut self, capacity: Option<u64>) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Where temp files live while a chunk is written (cleared at open).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
     }
 
     fn chunk_path(&self, hash: &Sha256Hex) -> PathBuf {
@@ -92,6 +148,49 @@ impl ChunkStore {
             .join(format!("{}-{n}.part", std::process::id()))
     }
 
+    /// How many chunks were removed since start; see [`Self::removals`] users.
+    pub fn removals(&self) -> u64 {
+        self.removals.load(Ordering::SeqCst)
+    }
+
+    /// Bytes currently stored (approximate until the start-up census is done).
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Refuses when the store is full already (a new chunk cannot fit).
+    pub fn ensure_room(&self) -> Result<(), StoreFull> {
+        match self.capacity {
+            Some(capacity) if self.used_bytes() >= capacity => Err(StoreFull {
+                used: self.used_bytes(),
+                capacity,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts `len` new bytes against the capacity, or refuses them.
+    fn reserve(&self, len: u64) -> Result<(), StoreFull> {
+        let Some(capacity) = self.capacity else {
+            self.used.fetch_add(len, Ordering::Relaxed);
+            return Ok(());
+        };
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(len).filter(|&total| total <= capacity)
+            })
+            .map(|_| ())
+            .map_err(|used| StoreFull { used, capacity })
+    }
+
+    fn release(&self, len: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(len))
+            });
+    }
+
     /// The stored length of `hash`, or `None` when the hub lacks it.
     pub async fn len_of(&self, hash: &Sha256Hex) -> io::Result<Option<u64>> {
         match tokio::fs::metadata(self.chunk_path(hash)).await {
@@ -102,7 +201,9 @@ impl ChunkStore {
     }
 
     /// Stores a chunk streamed from a request body after checking that its
-    /// bytes hash to `expected`. Memory stays at one body frame.
+    /// bytes hash to `expected`. Memory stays at one body frame. A chunk
+    /// already stored gets a fresh mtime, so garbage collection keeps it
+    /// while the commit that lists it is on its way.
     pub async fn put_stream<S, E>(
         &self,
         expected: Sha256Hex,
@@ -115,140 +216,160 @@ impl ChunkStore {
     {
         let mut body = body;
         let final_path = self.chunk_path(&expected);
-        let already = tokio::fs::try_exists(&final_path).await?;
-        let temp = self.temp_path();
+        let already = {
+            let path = final_path.clone();
+            tokio::task::spawn_blocking(move || refresh_blocking(&path))
+                .await
+                .map_err(io::Error::other)??
+        };
+        if !already {
+            // Full already: refuse before reading (or writing) anything.
+            self.ensure_room()?;
+        }
+        // Removed on every way out, a dropped future (client gone) included.
+        let temp = TempFile::new(self.temp_path());
         let mut file = if already {
             None
         } else {
-            Some(tokio::fs::File::create(&temp).await?)
+            Some(tokio::fs::File::create(&temp.path).await?)
         };
-        let result: Result<u64, PutError> = async {
-            let mut hasher = Sha256::new();
-            let mut len = 0u64;
-            while let Some(frame) = body.next().await {
-                let frame = frame.map_err(|e| PutError::Body(e.to_string()))?;
-                len += frame.len() as u64;
-                if len > limit {
-                    return Err(PutError::TooLarge { limit });
-                }
-                hasher.update(&frame);
-                if let Some(file) = file.as_mut() {
-                    file.write_all(&frame).await?;
-                }
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        while let Some(frame) = body.next().await {
+            let frame = frame.map_err(|e| PutError::Body(e.to_string()))?;
+            len += frame.len() as u64;
+            if len > limit {
+                return Err(PutError::TooLarge { limit });
             }
-            if len == 0 {
-                return Err(PutError::Empty);
-            }
-            let actual = Sha256Hex::from(hasher);
-            if actual != expected {
-                return Err(PutError::HashMismatch { expected, actual });
-            }
+            hasher.update(&frame);
             if let Some(file) = file.as_mut() {
-                file.sync_all().await?;
+                file.write_all(&frame).await?;
             }
-            Ok(len)
         }
-        .await;
+        if len == 0 {
+            return Err(PutError::Empty);
+        }
+        let actual = Sha256Hex::from(hasher);
+        if actual != expected {
+            return Err(PutError::HashMismatch { expected, actual });
+        }
+        let Some(file) = file else {
+            return Ok((Stored::AlreadyPresent, len));
+        };
+        file.sync_all().await?;
         drop(file);
-        match result {
-            Ok(len) if already => Ok((Stored::AlreadyPresent, len)),
-            Ok(len) => {
-                self.publish(&temp, &final_path).await?;
-                Ok((Stored::New, len))
+        self.reserve(len)?;
+        self.note_new(&expected);
+        let published = {
+            let (temp, final_path) = (temp.path.clone(), final_path.clone());
+            tokio::task::spawn_blocking(move || publish_blocking(&temp, &final_path))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r)
+        };
+        match published {
+            Ok(Stored::New) => Ok((Stored::New, len)),
+            Ok(Stored::AlreadyPresent) => {
+                // A concurrent put of the same chunk won the race.
+                self.release(len);
+                Ok((Stored::AlreadyPresent, len))
             }
             Err(err) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                Err(err)
+                self.release(len);
+                Err(err.into())
             }
         }
     }
 
-    /// Moves a complete temp file into place and makes the rename durable.
-    async fn publish(&self, temp: &Path, final_path: &Path) -> io::Result<()> {
-        let temp = temp.to_owned();
-        let final_path = final_path.to_owned();
-        tokio::task::spawn_blocking(move || publish_blocking(&temp, &final_path))
-            .await
-            .map_err(io::Error::other)?
-    }
-
-    /// Stores a chunk already in memory (from the hub's own chunker).
+    /// Stores a chunk already in memory (from the hub's own chunker), or
+    /// refreshes the mtime of the identical one already stored.
     /// Blocking: call from a blocking thread.
-    pub fn put_blocking(&self, chunk: &Chunk) -> io::Result<Stored> {
+    pub fn put_blocking(&self, chunk: &Chunk) -> Result<Stored, PutError> {
         let final_path = self.chunk_path(&chunk.hash);
-        if final_path.exists() {
+        if refresh_blocking(&final_path)? {
             return Ok(Stored::AlreadyPresent);
         }
-        let temp = self.temp_path();
+        let len = chunk.data.len() as u64;
+        self.reserve(len)?;
+        self.note_new(&chunk.hash);
+        let temp = TempFile::new(self.temp_path());
         let written = (|| {
-            let mut file = std::fs::File::create(&temp)?;
+            let mut file = std::fs::File::create(&temp.path)?;
             file.write_all(&chunk.data)?;
             file.sync_all()?;
-            publish_blocking(&temp, &final_path)
+            drop(file);
+            publish_blocking(&temp.path, &final_path)
         })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
+        if !matches!(written, Ok(Stored::New)) {
+            self.release(len);
         }
-        written.map(|()| Stored::New)
+        Ok(written?)
     }
 
-    /// Chunks among `hashes` that the hub lacks, and the bytes of those it holds.
+    /// Chunks among `hashes` that the hub lacks (each once, in first-listed
+    /// order), and the bytes of those it holds. Present chunks get a fresh
+    /// mtime if theirs is old: the client will not upload them again.
     pub async fn missing(&self, hashes: &[Sha256Hex]) -> io::Result<(Vec<Sha256Hex>, u64)> {
-        let mut missing = Vec::new();
-        let mut present_bytes = 0;
-        for hash in hashes {
-            match self.len_of(hash).await? {
-                Some(len) => present_bytes += len,
-                None => missing.push(*hash),
+        let mut seen = std::collections::HashSet::with_capacity(hashes.len());
+        let paths: Vec<(Sha256Hex, PathBuf)> = hashes
+            .iter()
+            .filter(|hash| seen.insert(**hash))
+            .map(|hash| (*hash, self.chunk_path(hash)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut missing = Vec::new();
+            let mut present_bytes = 0;
+            let stale = SystemTime::now() - REFRESH_AFTER;
+            for (hash, path) in paths {
+                match std::fs::metadata(&path) {
+                    Ok(meta) => {
+                        present_bytes += meta.len();
+                        if meta.modified()? < stale && !refresh_blocking(&path)? {
+                            missing.push(hash);
+                        }
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(hash),
+                    Err(err) => return Err(err),
+                }
             }
-        }
-        Ok((missing, present_bytes))
+            Ok((missing, present_bytes))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
-    /// Checks that `chunks` are all stored, have their listed lengths and
-    /// concatenate to `sha256`. Reads every byte; blocking.
-    pub fn verify_blocking(
-        &self,
-        chunks: &[ChunkRef],
-        sha256: &Sha256Hex,
-    ) -> Result<(), VerifyError> {
-        let missing: Vec<Sha256Hex> = chunks
-            .iter()
-            .filter(|c| !self.chunk_path(&c.hash).exists())
-            .map(|c| c.hash)
-            .collect();
-        if !missing.is_empty() {
-            return Err(VerifyError::Missing(missing));
-        }
-        let mut whole = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        for chunk in chunks {
-            let mut file = std::fs::File::open(self.chunk_path(&chunk.hash))?;
-            let mut actual = 0u64;
-            loop {
-                let n = file.read(&mut buffer)?;
-                if n == 0 {
-                    break;
+    /// Checks, without reading content, that every chunk of `distinct` (each
+    /// hash once) is stored with its listed length. Blocking.
+    pub fn check_present_blocking(&self, distinct: &[ChunkRef]) -> Result<(), VerifyError> {
+        let mut missing = Vec::new();
+        for chunk in distinct {
+            match std::fs::metadata(self.chunk_path(&chunk.hash)) {
+                Ok(meta) if meta.len() != chunk.len => {
+                    return Err(VerifyError::LengthMismatch {
+                        hash: chunk.hash,
+                        listed: chunk.len,
+                        actual: meta.len(),
+                    });
                 }
-                whole.update(&buffer[..n]);
-                actual += n as u64;
-            }
-            if actual != chunk.len {
-                return Err(VerifyError::LengthMismatch {
-                    hash: chunk.hash,
-                    listed: chunk.len,
-                    actual,
-                });
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(chunk.hash),
+                Err(err) => return Err(err.into()),
             }
         }
-        let actual = Sha256Hex::from(whole);
-        if actual != *sha256 {
-            return Err(VerifyError::HashMismatch {
-                expected: *sha256,
-                actual,
-            });
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(VerifyError::Missing(missing))
         }
-        Ok(())
+    }
+
+    /// Opens one stored chunk for reading; `None` when the hub lacks it.
+    pub(crate) fn open_chunk_blocking(&self, hash: &Sha256Hex) -> io::Result<Option<std::fs::File>> {
+        match std::fs::File::open(self.chunk_path(hash)) {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Streams bytes `start..end` of the content made of `chunks`.
@@ -295,18 +416,101 @@ impl ChunkStore {
         }
     }
 
-    /// Counts stored chunks and their bytes by walking the store; blocking.
+    /// Counts the chunks stored before open and their bytes by walking the
+    /// store, and adds the bytes to the store's own count (for
+    /// `--max-store-bytes`); chunks stored meanwhile are counted as they are
+    /// stored. Call once after [`Self::open`]; blocking.
     pub fn census_blocking(&self) -> io::Result<(u64, u64)> {
+        let walked = self.walk_census();
+        let bytes = walked.as_ref().map_or(0, |(_, bytes)| *bytes);
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+        *self.uncounted.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.counted.send_replace(true);
+        walked
+    }
+
+    fn walk_census(&self) -> io::Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
         for outer in std::fs::read_dir(&self.chunks_dir)? {
             for inner in std::fs::read_dir(outer?.path())? {
                 for chunk in std::fs::read_dir(inner?.path())? {
-                    count += 1;
-                    bytes += chunk?.metadata()?.len();
+                    let chunk = chunk?;
+                    let hash = chunk.file_name().to_str().and_then(|n| Sha256Hex::parse(n).ok());
+                    let counted_already = hash.is_some_and(|hash| {
+                        self.uncounted
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .as_ref()
+                            .is_some_and(|set| set.contains(&hash))
+                    });
+                    if !counted_already {
+                        count += 1;
+                        bytes += chunk.metadata()?.len();
+                    }
                 }
             }
         }
         Ok((count, bytes))
+    }
+
+    /// Stored chunks whose name starts with the byte `prefix` and whose mtime
+    /// is before `cutoff`: one 256th of the store per call, so a garbage
+    /// collection pass holds little in memory. Blocking.
+    pub fn old_chunks_blocking(&self, prefix: u8, cutoff: SystemTime) -> io::Result<Vec<Sha256Hex>> {
+        let outer = self.chunks_dir.join(format!("{prefix:02x}"));
+        let mut old = Vec::new();
+        let inner_dirs = match std::fs::read_dir(&outer) {
+            Ok(dirs) => dirs,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(old),
+            Err(err) => return Err(err),
+        };
+        for inner in inner_dirs {
+            for entry in std::fs::read_dir(inner?.path())? {
+                let entry = entry?;
+                // Anything that is not a chunk's name is not the store's to remove.
+                let Some(hash) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| Sha256Hex::parse(name).ok())
+                else {
+                    continue;
+                };
+                if entry.metadata()?.modified()? < cutoff {
+                    old.push(hash);
+                }
+            }
+        }
+        Ok(old)
+    }
+
+    /// Removes chunk `hash` if it is stored and, when `older_than` is given,
+    /// its mtime is before it; returns the bytes freed. The caller holds the
+    /// commit lock and has checked that no version references the chunk.
+    pub async fn remove(
+        &self,
+        hash: &Sha256Hex,
+        older_than: Option<SystemTime>,
+    ) -> io::Result<Option<u64>> {
+        let path = self.chunk_path(hash);
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if older_than.is_some_and(|cutoff| meta.modified().is_ok_and(|m| m >= cutoff)) {
+            return Ok(None);
+        }
+        // Counted first: a commit that saw the chunk before this removal
+        // re-checks once it holds the commit lock.
+        self.removals.fetch_add(1, Ordering::SeqCst);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.release(meta.len());
+                Ok(Some(meta.len()))
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Proves the store is writable, for readiness checks.
@@ -317,10 +521,69 @@ impl ChunkStore {
     }
 }
 
-fn publish_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
+/// A temp file removed when dropped, however the write ends.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Gone already once published; any other failure is cleared at open.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Gives a stored chunk a fresh mtime; `false` when it is not stored.
+fn refresh_blocking(path: &Path) -> io::Result<bool> {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            file.set_modified(SystemTime::now())?;
+            Ok(true)
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Links a complete temp file into place and makes that durable. Linking
+/// (unlike renaming) never replaces a chunk a concurrent put stored first,
+/// so each chunk is counted once.
+fn publish_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
     let parent = final_path.parent().expect("chunk paths have a parent");
     std::fs::create_dir_all(parent)?;
-    std::fs::rename(temp, final_path)?;
-    // The rename is durable only once the directory entry is on disk.
-    std::fs::File::open(parent)?.sync_all()
+    match std::fs::hard_link(temp, final_path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            return Ok(Stored::AlreadyPresent);
+        }
+        // A file system without hard links: the identical bytes may replace
+        // a concurrent put's, which is harmless.
+        Err(_) => std::fs::rename(temp, final_path)?,
+    }
+    // The new name is durable only once the directory entry is on disk.
+    std::fs::File::open(parent)?.sync_all()?;
+    Ok(Stored::New)
+}
+
+/// Reads a chunk file to its end, feeding `sink`; returns its length.
+pub(crate) fn read_all(
+    mut file: impl Read,
+    buffer: &mut [u8],
+    mut sink: impl FnMut(&[u8]),
+) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = file.read(buffer)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        sink(&buffer[..n]);
+        total += n as u64;
+    }
 }

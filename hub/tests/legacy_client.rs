@@ -87,7 +87,9 @@ impl LegacyClient {
         Self {
             name,
             http: reqwest::Client::new(),
-            base: hub.base.clone(),
+            // The original client cannot send headers: its SERVER_URL carries
+            // the token, as a user would configure it.
+            base: format!("{}/t/{}", hub.base, hub.token),
             _root: root,
             dir,
             tmp,

@@ -28,6 +28,64 @@ pub struct ChunkRef {
     pub len: u64,
 }
 
+/// Why a chunk list cannot be the chunking of a file of the declared size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkListError {
+    #[error("a file of {size} bytes has at most {max} chunks; {listed} are listed")]
+    TooMany { size: u64, listed: usize, max: u64 },
+    #[error(
+        "chunk {index} ({hash}) has length {len}; every chunk is at most {MAX_CHUNK_SIZE} bytes \
+         and every chunk but the last at least {MIN_CHUNK_SIZE}"
+    )]
+    BadLength {
+        index: usize,
+        hash: Sha256Hex,
+        len: u64,
+    },
+    #[error("the chunk lengths add up to {listed} bytes, not to the size {size} given")]
+    SizeMismatch { listed: u64, size: u64 },
+}
+
+/// The most chunks a file of `size` bytes can be cut into: every chunk but
+/// the last holds at least [`MIN_CHUNK_SIZE`] bytes.
+pub fn max_chunks_for(size: u64) -> u64 {
+    size.div_ceil(MIN_CHUNK_SIZE as u64)
+}
+
+/// Checks that `chunks` could be this protocol's chunking of `size` bytes:
+/// not more chunks than the size allows, each chunk 1 to [`MAX_CHUNK_SIZE`]
+/// bytes and every one but the last at least [`MIN_CHUNK_SIZE`], lengths
+/// summing to `size`. Cheap (no chunk is read), so a hub can refuse an
+/// expensive commit and an agent a hostile entry before doing any work.
+pub fn check_chunk_list(chunks: &[ChunkRef], size: u64) -> Result<(), ChunkListError> {
+    let max = max_chunks_for(size);
+    if chunks.len() as u64 > max {
+        return Err(ChunkListError::TooMany {
+            size,
+            listed: chunks.len(),
+            max,
+        });
+    }
+    let mut listed: u64 = 0;
+    let last = chunks.len().saturating_sub(1);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let min = if index == last { 1 } else { MIN_CHUNK_SIZE as u64 };
+        if chunk.len < min || chunk.len > MAX_CHUNK_SIZE as u64 {
+            return Err(ChunkListError::BadLength {
+                index,
+                hash: chunk.hash,
+                len: chunk.len,
+            });
+        }
+        // Cannot overflow: at most size/128Ki chunks of at most 2 MiB each.
+        listed = listed.saturating_add(chunk.len);
+    }
+    if listed != size {
+        return Err(ChunkListError::SizeMismatch { listed, size });
+    }
+    Ok(())
+}
+
 /// A chunk cut from a stream, with its bytes.
 pub struct Chunk {
     pub hash: Sha256Hex,
@@ -144,6 +202,46 @@ mod tests {
         let after = names(&edited);
         let changed = after.iter().filter(|h| !before.contains(h)).count();
         assert!(changed <= 2, "{changed} of {} chunks changed", after.len());
+    }
+
+    #[test]
+    fn chunk_lists_are_bounded_by_the_size() {
+        let chunk = |len: u64| ChunkRef {
+            hash: Sha256Hex::empty(),
+            len,
+        };
+        let min = MIN_CHUNK_SIZE as u64;
+        let max = MAX_CHUNK_SIZE as u64;
+        assert_eq!(check_chunk_list(&[], 0), Ok(()));
+        assert_eq!(check_chunk_list(&[chunk(5)], 5), Ok(()));
+        assert_eq!(check_chunk_list(&[chunk(min), chunk(1)], min + 1), Ok(()));
+        assert_eq!(check_chunk_list(&[chunk(max), chunk(max)], 2 * max), Ok(()));
+        assert!(matches!(
+            check_chunk_list(&[chunk(1), chunk(1)], 2),
+            Err(ChunkListError::TooMany { .. })
+        ));
+        assert!(matches!(
+            check_chunk_list(&[chunk(min - 1), chunk(min + 1)], 2 * min),
+            Err(ChunkListError::BadLength { index: 0, .. })
+        ));
+        assert!(matches!(
+            check_chunk_list(&[chunk(max + 1)], max + 1),
+            Err(ChunkListError::BadLength { index: 0, .. })
+        ));
+        assert!(matches!(
+            check_chunk_list(&[chunk(0)], 1),
+            Err(ChunkListError::BadLength { .. })
+        ));
+        assert!(matches!(
+            check_chunk_list(&[chunk(5)], 6),
+            Err(ChunkListError::SizeMismatch { listed: 5, size: 6 })
+        ));
+        assert!(matches!(
+            check_chunk_list(&[], 6),
+            Err(ChunkListError::SizeMismatch { .. })
+        ));
+        // A huge declared size cannot make the count overflow anything.
+        assert!(check_chunk_list(&[chunk(max); 3], u64::MAX).is_err());
     }
 
     #[test]

@@ -4,21 +4,27 @@
 //! `notes/todo.txt`, origin `laptop`, 2026-11-24 10:15:00 UTC becomes
 //! `notes/todo (conflict laptop 2026-11-24 101500).txt`; when that name is
 //! taken, `notes/todo (conflict laptop 2026-11-24 101500 2).txt`, then ` 3`…
+//! [`parse_conflict_copy`] takes such a name back apart.
 
-use time::OffsetDateTime;
 use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::path::MAX_SEGMENT_BYTES;
 use crate::{PathError, SyncPath};
 
 /// The longest origin name kept in a conflict name, in bytes.
 const MAX_ORIGIN_BYTES: usize = 64;
+/// Of a stem, at least this much (or all of a shorter one) stays in a copy's
+/// name; the marker (at most 115 bytes) and this leave over 100 bytes for
+/// the extension.
+const MIN_STEM_BYTES: usize = 32;
 
 /// Builds the conflict-copy path for `path`, written by `origin` at `at`.
 ///
 /// `is_taken` says whether a candidate already names something; the first
 /// free candidate is returned. The result is always a valid [`SyncPath`] in
-/// the same folder: a long stem is shortened to keep the name within limits.
+/// the same folder: a long stem (and an extension so long that it leaves no
+/// room for the stem) is shortened to keep the name within limits.
 pub fn conflict_copy_path(
     path: &SyncPath,
     origin: &str,
@@ -39,9 +45,16 @@ pub fn conflict_copy_path(
         } else {
             format!(" {n}")
         };
-        let suffix = format!(" (conflict {origin} {stamp}{counter}){ext}");
-        let room = MAX_SEGMENT_BYTES.saturating_sub(suffix.len());
-        let name = format!("{}{suffix}", truncate_at_char(stem, room));
+        let marker = format!(" (conflict {origin} {stamp}{counter})");
+        // A very long extension is shortened too, so that some of the stem
+        // stays: without it the copy could not be told apart or read back.
+        let kept_stem = truncate_at_char(stem, MIN_STEM_BYTES).len();
+        let ext = truncate_at_char(
+            ext,
+            MAX_SEGMENT_BYTES.saturating_sub(marker.len() + kept_stem),
+        );
+        let room = MAX_SEGMENT_BYTES.saturating_sub(marker.len() + ext.len());
+        let name = format!("{}{marker}{ext}", truncate_at_char(stem, room));
         let candidate = path.with_file_name(&name)?;
         if !is_taken(&candidate) {
             return Ok(candidate);
@@ -95,6 +108,98 @@ pub fn is_conflict_copy_of(candidate: &SyncPath, original: &SyncPath) -> bool {
         |end: usize| end >= 3 && is_date(parts[end - 2]) && all_digits(parts[end - 1], Some(6));
     let n = parts.len();
     stamp_ends_at(n) || (n >= 4 && all_digits(parts[n - 1], None) && stamp_ends_at(n - 1))
+}
+
+/// A conflict copy's name taken apart by [`parse_conflict_copy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCopy {
+    /// The path the copy was made from. When its stem had to be shortened to
+    /// fit the name, this is the shortened stem with the extension.
+    pub original: SyncPath,
+    /// Who wrote the conflicting content, as kept in the name.
+    pub origin: String,
+    /// When the conflict copy was named, to the second, in UTC.
+    pub at: OffsetDateTime,
+    /// 1 for the first copy, then 2, 3… for the ` N` counter.
+    pub counter: u64,
+}
+
+/// The marker between a copy's stem and its origin.
+const CONFLICT_MARK: &str = " (conflict ";
+
+/// Reads `path` as a conflict copy named exactly as [`conflict_copy_path`]
+/// names them: `<stem> (conflict <origin> <YYYY-MM-DD HHMMSS>[ N])<ext>`,
+/// with a real date and time, and `N` (when present) at least 2 without
+/// leading zeros. `None` for any other name; never panics.
+///
+/// A copy of a copy (`a (conflict x …) (conflict y …).txt`) gives the latest
+/// conflict, whose original is the first copy.
+pub fn parse_conflict_copy(path: &SyncPath) -> Option<ConflictCopy> {
+    let name = path.file_name();
+    // Rightmost first: the last marker names the latest conflict, and an
+    // earlier one may belong to the stem (a copy of a copy).
+    for (index, _) in name.rmatch_indices(CONFLICT_MARK) {
+        let stem = &name[..index];
+        // An origin never holds ')', so the first one closes the stamp.
+        let Some((inner, ext)) = name[index + CONFLICT_MARK.len()..].split_once(')') else {
+            continue;
+        };
+        let original_name = format!("{stem}{ext}");
+        // conflict_copy_path splits the original exactly here; any other
+        // split (an extension of its own inside the stem) is not its name.
+        if stem.is_empty() || split_extension(&original_name) != (stem, ext) {
+            continue;
+        }
+        let Some((origin, at, counter)) = parse_stamp(inner) else {
+            continue;
+        };
+        let Ok(original) = path.with_file_name(&original_name) else {
+            continue;
+        };
+        return Some(ConflictCopy {
+            original,
+            origin: origin.to_owned(),
+            at,
+            counter,
+        });
+    }
+    None
+}
+
+/// `<origin> <YYYY-MM-DD> <HHMMSS>[ N]` → (origin, time, counter).
+fn parse_stamp(inner: &str) -> Option<(&str, OffsetDateTime, u64)> {
+    fn split(s: &str, counter: u64) -> Option<(&str, OffsetDateTime, u64)> {
+        let (rest, time) = s.rsplit_once(' ')?;
+        let (origin, date) = rest.rsplit_once(' ')?;
+        if origin.is_empty() {
+            return None;
+        }
+        Some((origin, parse_utc(date, time)?, counter))
+    }
+    split(inner, 1).or_else(|| {
+        let (rest, n) = inner.rsplit_once(' ')?;
+        let canonical = !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+        let counter = n.parse::<u64>().ok().filter(|&n| canonical && n >= 2)?;
+        split(rest, counter)
+    })
+}
+
+fn parse_utc(date: &str, time: &str) -> Option<OffsetDateTime> {
+    let shape = |s: &str, pattern: &[u8]| {
+        s.len() == pattern.len()
+            && s.bytes()
+                .zip(pattern)
+                .all(|(b, &p)| if p == b'9' { b.is_ascii_digit() } else { b == p })
+    };
+    if !shape(date, b"9999-99-99") || !shape(time, b"999999") {
+        return None;
+    }
+    PrimitiveDateTime::parse(
+        &format!("{date} {time}"),
+        format_description!("[year]-[month]-[day] [hour][minute][second]"),
+    )
+    .ok()
+    .map(PrimitiveDateTime::assume_utc)
 }
 
 /// Splits a file name at its last extension: `a.tar.gz` → (`a.tar`, `.gz`).
@@ -219,6 +324,96 @@ mod tests {
             name("todo.txt", "pc", &taken),
             "todo (conflict pc 2026-11-24 101500 3).txt"
         );
+    }
+
+    #[test]
+    fn parses_its_own_names_back() {
+        let at = datetime!(2026-11-24 10:15:00 UTC);
+        let cases = [
+            ("notes/todo.txt", "laptop", 1),
+            ("README", "legacy", 1),
+            ("a.tar.gz", "x", 3),
+            (".bashrc", "my pc", 1),
+            ("dir/x.y", "host.example.org", 12),
+            ("a.b (conflict o 2026-01-01 000000)", "x", 1),
+            ("weird (conflict ) name.txt", "2026-11-24 101500", 2),
+            ("trailing.", "x", 1),
+        ];
+        for (original, origin, counter) in cases {
+            let path = SyncPath::parse(original).unwrap();
+            let copy = conflict_copy_path(&path, origin, at, |candidate| {
+                parse_conflict_copy(candidate).unwrap().counter < counter
+            })
+            .unwrap();
+            let parsed = parse_conflict_copy(&copy).unwrap_or_else(|| panic!("{copy}"));
+            assert_eq!(
+                parsed,
+                ConflictCopy {
+                    original: path,
+                    origin: origin.to_owned(),
+                    at,
+                    counter
+                },
+                "{copy}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_copy_of_a_copy_names_the_first_copy() {
+        let at = datetime!(2026-11-24 10:15:00 UTC);
+        let first = name("todo.txt", "a", &[]);
+        let second = conflict_copy_path(&SyncPath::parse(&first).unwrap(), "b", at, |_| false)
+            .unwrap();
+        let parsed = parse_conflict_copy(&second).unwrap();
+        assert_eq!(parsed.original.as_str(), first);
+        assert_eq!(parsed.origin, "b");
+    }
+
+    #[test]
+    fn other_names_are_not_copies() {
+        for raw in [
+            "todo.txt",
+            "todo (conflict laptop).txt",
+            "todo (conflict 2026-11-24 101500).txt",
+            " (conflict x 2026-11-24 101500).txt",
+            "todo (conflict x 2026-13-24 101500).txt",
+            "todo (conflict x 2026-11-24 246000).txt",
+            "todo (conflict x 2026-11-24 10150).txt",
+            "todo (conflict x 2026-11-24 101500 1).txt",
+            "todo (conflict x 2026-11-24 101500 02).txt",
+            "todo (conflict x 2026-11-24 101500 99999999999999999999).txt",
+            "todo (conflict x 2026-11-24 101500 +2).txt",
+            "todo (conflict x +026-11-24 101500).txt",
+            "todo (conflict x 2026-11-24 101500).tar.gz",
+            "todo.txt (conflict x 2026-11-24 101500)",
+            "todo (conflict x 2026-11-24 101500",
+            "a/. (conflict x 2026-11-24 101500)",
+            "(conflict x 2026-11-24 101500)",
+        ] {
+            let path = SyncPath::parse(raw).unwrap();
+            assert_eq!(parse_conflict_copy(&path), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_huge_extension_is_shortened_and_the_stem_kept() {
+        // Found by the conflict_name fuzz target: the stem was cut to nothing,
+        // giving " (conflict …).xt OOO…", which named no original.
+        let long_ext = format!("a.xt {}", "O".repeat(248));
+        let copy = name(&long_ext, "", &[]);
+        assert!(copy.len() <= MAX_SEGMENT_BYTES, "{}", copy.len());
+        assert!(
+            copy.starts_with("a (conflict unknown 2026-11-24 101500).xt OOO"),
+            "{copy}"
+        );
+        let parsed = parse_conflict_copy(&SyncPath::parse(&copy).unwrap()).unwrap();
+        assert!(long_ext.starts_with(parsed.original.as_str()));
+        let stem = "s".repeat(100);
+        let copy = name(&format!("{stem}.{}", "e".repeat(150)), "pc", &[]);
+        assert!(copy.find(" (conflict pc").unwrap() >= MIN_STEM_BYTES, "{copy}");
+        assert!(copy.ends_with(&"e".repeat(100)), "{copy}");
+        assert!(copy.len() <= MAX_SEGMENT_BYTES);
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! - [`SyncPath`]: the one place where the path rules live;
 //! - [`Sha256Hex`]: content and chunk names;
 //! - [`chunking`]: the FastCDC parameters that cut files into chunks;
-//! - [`conflict`]: how conflict copies are named;
-//! - [`v1`] and [`legacy`]: the request, response and WebSocket frame types.
+//! - [`conflict`]: how conflict copies are named and read back;
+//! - [`platform`]: which names a platform's file system cannot hold;
+//! - [`range`]: the HTTP `Range` header, clamped and overflow-free;
+//! - [`v1`] and [`legacy`]: the request, response and WebSocket frame types,
+//!   and the checked decoding of what a hub sends and a legacy upload starts with.
 //!
 //! It holds no I/O beyond reading a `Read` to chunk it, and no database types.
 //! The protocol itself is written down in `protocol/README.md`.
@@ -15,6 +18,8 @@ pub mod conflict;
 pub mod hash;
 pub mod legacy;
 pub mod path;
+pub mod platform;
+pub mod range;
 pub mod v1;
 
 pub use hash::{HashError, Sha256Hex};

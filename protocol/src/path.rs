@@ -3,7 +3,11 @@
 //! Every path that crosses the wire is a [`SyncPath`]; deserialising one checks
 //! the rule, so no handler has to repeat it. Paths are compared byte for byte:
 //! no Unicode normalisation and no case folding happen here (see the protocol
-//! README for why and for what agents do about it).
+//! README for why and for what agents do about it). The one exception is the
+//! reserved top-level name `.sf`, which is matched the way Windows and macOS
+//! would match it (any case, trailing dots and spaces dropped), so no hub
+//! entry can reach an agent's state folder on any platform. What a given
+//! platform cannot hold beyond these rules is [`crate::platform`]'s business.
 
 use std::fmt;
 
@@ -40,7 +44,8 @@ pub enum PathError {
     #[error("invalid path: it is {0} bytes long; at most {MAX_PATH_BYTES} are allowed")]
     TooLong(usize),
     #[error(
-        "invalid path: '{RESERVED_TOP_LEVEL}' at the top level is reserved for the agent's own state"
+        "invalid path: '{RESERVED_TOP_LEVEL}' at the top level, in any letter case and with or \
+         without trailing dots or spaces, is reserved for the agent's own state: rename it"
     )]
     Reserved,
 }
@@ -79,7 +84,7 @@ impl SyncPath {
                 _ => {}
             }
         }
-        if raw.split('/').next() == Some(RESERVED_TOP_LEVEL) {
+        if raw.split('/').next().is_some_and(is_reserved_name) {
             return Err(PathError::Reserved);
         }
         Ok(Self(raw))
@@ -113,6 +118,22 @@ impl SyncPath {
             None => Self::parse(name),
         }
     }
+}
+
+/// Whether a top-level name is the reserved [`RESERVED_TOP_LEVEL`] as some
+/// file system would see it: Windows drops trailing dots and spaces (`.sf.`,
+/// `.sf `), and Windows and macOS ignore case (`.SF`), so each of these
+/// would land in the agent's own state folder there.
+pub fn is_reserved_name(segment: &str) -> bool {
+    let trimmed = segment.trim_end_matches(['.', ' ']);
+    // Simple case folding through upper then lower case also catches look-alikes
+    // that fold to ASCII (U+017F LONG S folds to `s`).
+    trimmed.chars().count() == RESERVED_TOP_LEVEL.len()
+        && trimmed
+            .chars()
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+            .eq(RESERVED_TOP_LEVEL.chars())
 }
 
 impl TryFrom<String> for SyncPath {
@@ -165,7 +186,16 @@ mod tests {
             "日本語/ファイル.md",
             ".hidden",
             "a/.sf",
+            "a/.SF",
+            "a/.sf.",
             ".sfignore",
+            ".sfx",
+            ".SFX",
+            ".s f",
+            "sf",
+            "..sf",
+            "x.sf",
+            " .sf",
             "..foo",
             "x/...",
             "with space/and-dash_",
@@ -196,6 +226,43 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(SyncPath::parse(raw), Err(expected), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_reserved_name_ignores_case_and_trailing_dots_and_spaces() {
+        for raw in [
+            ".SF",
+            ".Sf",
+            ".sF",
+            ".sf.",
+            ".sf ",
+            ".sf. .",
+            ".sf...",
+            ".SF  /x",
+            ".Sf./state.db",
+            ".\u{17f}f",
+            ".\u{17f}F .",
+        ] {
+            assert_eq!(SyncPath::parse(raw), Err(PathError::Reserved), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn reserved_name_check_alone() {
+        let cases = [
+            (".sf", true),
+            (".SF. . ", true),
+            (".sfx", false),
+            (".s", false),
+            ("", false),
+            (".", false),
+            ("...", false),
+            (".sf\u{301}", false),
+            (".ß", false),
+        ];
+        for (segment, reserved) in cases {
+            assert_eq!(is_reserved_name(segment), reserved, "{segment:?}");
         }
     }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunking::ChunkRef;
+use crate::chunking::{ChunkListError, ChunkRef, check_chunk_list};
 use crate::{Sha256Hex, SyncPath};
 
 /// Whether an entry is a regular file or a directory (so empty directories
@@ -72,6 +72,65 @@ impl Entry {
     }
 }
 
+/// Why an entry received from a hub cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("{path}: a live file without a sha256")]
+    FileWithoutDigest { path: SyncPath },
+    #[error("{path}: a tombstone that carries a sha256 or a size")]
+    TombstoneWithContent { path: SyncPath },
+    #[error("{path}: a directory that carries content")]
+    DirWithContent { path: SyncPath },
+    #[error("{path}: version 0 or seq 0; both start at 1")]
+    ZeroVersion { path: SyncPath },
+    #[error("{path}: {source}")]
+    Chunks {
+        path: SyncPath,
+        #[source]
+        source: ChunkListError,
+    },
+}
+
+impl Entry {
+    /// Checks what the types cannot: a live file has a digest, a directory
+    /// and a tombstone carry no content, and a chunk list (when present) is
+    /// within the chunking bounds and sums to the size. An agent calls this
+    /// on every entry before acting on it.
+    pub fn validate(&self) -> Result<(), EntryError> {
+        let path = || self.path.clone();
+        if self.version == 0 || self.seq == 0 {
+            return Err(EntryError::ZeroVersion { path: path() });
+        }
+        if self.deleted {
+            if self.sha256.is_some() || self.size != 0 {
+                return Err(EntryError::TombstoneWithContent { path: path() });
+            }
+            return Ok(());
+        }
+        match self.kind {
+            EntryKind::Dir => {
+                let empty = self.sha256.is_none_or(|sha| sha == Sha256Hex::empty());
+                if self.size != 0 || !empty || self.chunks.as_ref().is_some_and(|c| !c.is_empty())
+                {
+                    return Err(EntryError::DirWithContent { path: path() });
+                }
+            }
+            EntryKind::File => {
+                if self.sha256.is_none() {
+                    return Err(EntryError::FileWithoutDigest { path: path() });
+                }
+                if let Some(chunks) = &self.chunks {
+                    check_chunk_list(chunks, self.size).map_err(|source| EntryError::Chunks {
+                        path: path(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `GET /v1/changes?since=SEQ&limit=N&chunks=BOOL`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesQuery {
@@ -93,7 +152,52 @@ pub struct ChangesResponse {
     /// The newest seq at the time of the answer; `changes` may stop earlier
     /// when `limit` was reached.
     pub head: u64,
+    /// The hub's identity: random, made once with its database. A different
+    /// identity at the same URL means another hub (or one restored from a
+    /// backup), whose seqs say nothing about what an agent synced before.
+    #[serde(default)]
+    pub hub_id: String,
 }
+
+/// `GET /v1/whoami`: who the presented token is, so an agent knows before
+/// its first write whether it may send changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The token's name; `None` when the hub runs with `--no-auth`.
+    pub token: Option<String>,
+    pub scope: Scope,
+    pub hub_id: String,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read everything; change nothing (a receive-only agent).
+    Read,
+    /// Read and change everything.
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            _ => None,
+        }
+    }
+}
+
+/// Prefix of every token the hub issues, so secret scanners can spot leaked ones.
+pub const TOKEN_PREFIX: &str = "sft_";
 
 /// `POST /v1/chunks/missing`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,18 +251,39 @@ pub struct FileQuery {
     pub version: Option<u64>,
 }
 
-/// `GET /v1/history?path=P`
+/// `GET /v1/history?path=P[&limit=N][&before=V | &after=V]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathQuery {
     pub path: SyncPath,
+    /// Page size, 1 to [`HISTORY_MAX_LIMIT`]; default [`HISTORY_DEFAULT_LIMIT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only versions below this one: the newest `limit` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    /// Only versions above this one: the oldest `limit` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryResponse {
     pub path: SyncPath,
-    /// Every version, oldest first, tombstones included.
+    /// One page of versions, oldest first, tombstones included. Without
+    /// `before` or `after`, the newest page.
     pub versions: Vec<Entry>,
+    /// More versions lie beyond this page in the direction paged: older ones
+    /// (no cursor, or `before`; ask again with `before` = the first version
+    /// here) or newer ones (`after`; ask again with `after` = the last).
+    /// Absent from hubs older than paging, which always sent every version.
+    #[serde(default)]
+    pub more: bool,
 }
+
+/// Versions per `/v1/history` page unless `limit` says otherwise.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 1_000;
+/// The largest `limit` `/v1/history` accepts.
+pub const HISTORY_MAX_LIMIT: u32 = 10_000;
 
 /// `POST /v1/restore`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,14 +299,58 @@ pub struct RestoreRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WsFrame {
     /// First frame: every change with a seq above `head` follows on this socket.
-    Hello { head: u64 },
+    Hello {
+        head: u64,
+        /// The hub's identity (see [`ChangesResponse::hub_id`]); empty from
+        /// hubs older than the field.
+        #[serde(default)]
+        hub_id: String,
+    },
     /// A committed change, in seq order.
     Change(Entry),
+}
+
+/// Why a WebSocket frame or a change-feed page from a hub cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON of the expected shape (this includes a path that breaks the
+    /// path rules, and an unknown frame type).
+    #[error("not a valid hub message: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// Well-formed, but an entry in it fails [`Entry::validate`].
+    #[error("the hub sent an unusable entry: {0}")]
+    Entry(#[from] EntryError),
+}
+
+/// Decodes one WebSocket text frame from a hub and validates the entry a
+/// `change` frame carries. What an agent receives goes through here (or
+/// [`decode_changes`]) before it acts on it.
+pub fn decode_ws_frame(text: &str) -> Result<WsFrame, FrameError> {
+    let frame: WsFrame = serde_json::from_str(text).map_err(FrameError::Malformed)?;
+    if let WsFrame::Change(entry) = &frame {
+        entry.validate()?;
+    }
+    Ok(frame)
+}
+
+/// Decodes a `GET /v1/changes` answer and validates every entry in it. One
+/// unusable entry refuses the whole page (the error names its path), so
+/// nothing from a hub that sends such entries is applied.
+pub fn decode_changes(bytes: &[u8]) -> Result<ChangesResponse, FrameError> {
+    let page: ChangesResponse = serde_json::from_slice(bytes).map_err(FrameError::Malformed)?;
+    for entry in &page.changes {
+        entry.validate()?;
+    }
+    Ok(page)
 }
 
 /// WebSocket close code the hub uses when a client fell too far behind; the
 /// client catches up through `/v1/changes` and reconnects.
 pub const WS_CLOSE_LAGGED: u16 = 4000;
+/// WebSocket close code the hub uses when the token the socket was opened
+/// with is revoked (the reason says so); the client must not reconnect with
+/// the same token.
+pub const WS_CLOSE_REVOKED: u16 = 4001;
 /// How many changes a WebSocket client may lag behind before it is closed.
 pub const WS_MAX_LAG: usize = 4096;
 
@@ -211,6 +380,15 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     NotReady,
     Internal,
+    /// 401: no token, or an unknown or revoked one.
+    Unauthorized,
+    /// 403: the token may not do this (a read-only token on a change), or a
+    /// cross-site WebSocket, or a foreign `Host` under `--no-auth`.
+    Forbidden,
+    /// 507: the chunk store reached `--max-store-bytes`.
+    InsufficientStorage,
+    /// 503 with `Retry-After`: too many connections or WebSocket clients.
+    Busy,
 }
 
 /// The JSON body of every 4xx and 5xx answer.
@@ -261,7 +439,19 @@ mod tests {
         assert!(json.get("chunks").is_none());
         let back: WsFrame = serde_json::from_value(json).unwrap();
         assert_eq!(back, WsFrame::Change(entry));
-        let hello = serde_json::to_string(&WsFrame::Hello { head: 3 }).unwrap();
-        assert_eq!(hello, r#"{"type":"hello","head":3}"#);
+        let hello = serde_json::to_string(&WsFrame::Hello {
+            head: 3,
+            hub_id: "h".into(),
+        })
+        .unwrap();
+        assert_eq!(hello, r#"{"type":"hello","head":3,"hub_id":"h"}"#);
+        let old: WsFrame = serde_json::from_str(r#"{"type":"hello","head":3}"#).unwrap();
+        assert_eq!(
+            old,
+            WsFrame::Hello {
+                head: 3,
+                hub_id: String::new()
+            }
+        );
     }
 }

@@ -333,8 +333,7 @@ get_json_fns! {
 }
 
 async fn get_body(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let resp = http
-        .get(url)
+    let resp = crate::tokens::authorize(http.get(url), url)
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
@@ -400,8 +399,8 @@ pub async fn hub_index(hub_url: &str) -> Result<BTreeMap<String, Sha256Hex>, Str
 /// the hub never saw).
 pub async fn hub_history(hub_url: &str, path: &str) -> Result<Vec<Entry>, String> {
     let http = http_client();
-    let resp = http
-        .get(format!("{hub_url}/v1/history"))
+    let url = format!("{hub_url}/v1/history");
+    let resp = crate::tokens::authorize(http.get(&url), &url)
         .query(&[("path", path)])
         .send()
         .await

@@ -24,12 +24,15 @@
 //! default `info`), `SF_E2E_KEEP` (keep the sandbox, logs and state
 //! homes), `SF_E2E_NO_BUILD` and `SF_E2E_BIN_DIR` (see [`binary`]).
 
+mod access;
 mod bins;
 mod converge;
 mod files;
 mod process;
 pub mod services;
+pub mod tokens;
 
+pub use access::{agent_status, create_token, hub_token_command, write_token_file};
 pub use bins::binary;
 pub use converge::{
     folder_dirs, folder_files, hub_history, hub_index, wait_converged, wait_converged_except,

@@ -224,6 +224,12 @@ impl Hub {
         &self.data_dir
     }
 
+    /// The hub's first-start write token file, which agents get as
+    /// `--token-file`.
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir.join("agent-token")
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -336,6 +342,10 @@ impl Hub {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Made by the hub's first start, before it serves; kept across restarts.
+        let token = fs::read_to_string(self.token_file())
+            .map_err(|e| format!("cannot read the hub's first-start token: {e}"))?;
+        crate::tokens::register(&self.url, token.trim());
         eprintln!("sf-hub pid {pid} ready at {}", self.url);
         Ok(())
     }
@@ -439,6 +449,7 @@ impl Agent {
             .arg(&self.name)
             .arg("--state-home")
             .arg(self.state_home())
+            .args(self.token_args())
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -451,6 +462,28 @@ impl Agent {
             self.dir.display()
         );
         self.child = Some(child);
+    }
+
+    /// `--token-file` with the token the harness knows for the agent's hub
+    /// (written to a private file in the agent's home), unless the test
+    /// passes its own token arguments.
+    fn token_args(&self) -> Vec<std::ffi::OsString> {
+        let own = self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--token-file"));
+        let Some(token) = crate::tokens::token_for(&self.hub_url).filter(|_| !own) else {
+            return Vec::new();
+        };
+        let path = self.home.path().join("hub-token");
+        fs::write(&path, format!("{token}\n")).expect("write the agent's token file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .expect("make the token file private");
+        }
+        vec!["--token-file".into(), path.into_os_string()]
     }
 
     /// [`Agent::spawn`], then waits for `agent started`.

@@ -289,6 +289,26 @@ fn kill_child(child: &mut Option<Child>) {
     }
 }
 
+/// The token a hub started with `env` and `args` knows: its bootstrap token,
+/// or the first-start token in its data dir.
+fn hub_token(env: &BTreeMap<String, String>, args: &[OsString]) -> Option<String> {
+    if let Some(token) = env.get("SF_HUB_BOOTSTRAP_TOKEN") {
+        return Some(token.trim().to_owned());
+    }
+    let from_args = args
+        .windows(2)
+        .find(|pair| pair[0] == "--data-dir")
+        .map(|pair| std::path::PathBuf::from(&pair[1]));
+    let data_dir = from_args.or_else(|| {
+        env.get("SF_DATA_DIR")
+            .or_else(|| env.get("STORAGE_DIR"))
+            .map(std::path::PathBuf::from)
+    })?;
+    std::fs::read_to_string(data_dir.join("agent-token"))
+        .ok()
+        .map(|t| t.trim().to_owned())
+}
+
 /// `sf-hub` run with exactly the environment and arguments given (nothing
 /// of the caller's environment leaks in), unlike [`crate::Hub`] which
 /// always runs on SQLite.
@@ -340,6 +360,9 @@ impl HubProcess {
             ready: serde_json::Value::Null,
         };
         hub.wait_ready().await?;
+        if let Some(token) = hub_token(env, args) {
+            crate::tokens::register(&hub.url, &token);
+        }
         Ok(hub)
     }
 

@@ -1,8 +1,13 @@
 //! The deployment files, checked without Docker: the Grafana dashboards and
 //! provisioning (`dashboards/`), the Compose stack (`compose/`) against the
 //! Compose Specification's JSON schema and against the real binaries'
-//! `--help`, how the services point at each other, and the hub started
-//! natively with the compose `hub` service's environment.
+//! `--help`, how the services point at each other, its secrets and
+//! published ports (`security`), and the hub and the agent started natively
+//! with the compose `hub` and `agent` services' environments.
+//!
+//! The compose files are interpolated as Compose does, with a user's
+//! `.env`: `.env.example` with the secrets it leaves empty filled in with
+//! fresh random values (no secret is written in the repository).
 //!
 //! Each check collects every problem and fails with the whole list.
 //! `SF_REPO_ROOT` points the checks at another copy of the repository;
@@ -16,13 +21,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sf_e2e::binary;
 use sf_e2e::services::{
     HubProcess, PgDatabase, dashboard_panels, load_dashboards, repo_root, unavailable,
 };
+use sf_protocol::v1::TOKEN_PREFIX;
+
+// In a folder of its own, so cargo does not take it for a test target.
+#[path = "deploy_files/security.rs"]
+mod security;
 
 // ----------------------------------------------------------------------
 // The checks
@@ -55,6 +66,65 @@ fn compose_file_follows_the_compose_spec() {
     assert_no_problems("compose/", &problems);
 }
 
+/// Compose refuses to start without the hub's token, the database's and
+/// Grafana's passwords, and nothing in the repository is one.
+#[test]
+fn compose_secrets_come_only_from_the_env_file() {
+    let root = repo_root();
+    let mut problems = security::check_secrets(&root);
+    problems.extend(security::check_required(&root));
+    assert_no_problems("compose/ (secrets)", &problems);
+}
+
+#[test]
+fn compose_publishes_ports_on_loopback_unless_widened() {
+    let root = repo_root();
+    assert_no_problems("compose/ (ports)", &security::check_ports(&root));
+}
+
+/// The commands `.env.example` shows make a token the hub's format
+/// requires and URL-safe passwords, different every time.
+#[test]
+fn env_example_shows_how_to_generate_its_secrets() {
+    let commands = security::generators(&repo_root());
+    let tokens = commands.iter().filter(|c| c.contains(TOKEN_PREFIX)).count();
+    assert!(
+        tokens > 0,
+        "compose/.env.example shows no command that makes a token ({TOKEN_PREFIX}…): {commands:?}"
+    );
+    assert!(
+        commands.len() > tokens,
+        "compose/.env.example shows no command that makes a password: {commands:?}"
+    );
+    for command in &commands {
+        let (first, second) = (
+            security::run_generator(command),
+            security::run_generator(command),
+        );
+        // Values are never printed, even made-up ones.
+        assert_ne!(first.len(), 0, "`{command}` prints nothing");
+        assert!(first != second, "`{command}` prints the same twice");
+        if command.contains(TOKEN_PREFIX) {
+            assert!(
+                security::is_token(&first),
+                "`{command}` prints {} characters that are not a token ({TOKEN_PREFIX} and 43 \
+                 URL-safe base64 characters)",
+                first.len()
+            );
+        } else {
+            assert!(
+                first.len() >= 24
+                    && first
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "`{command}` prints a password of {} characters that is short or not URL-safe \
+                 (the exporter's DATA_SOURCE_NAME is a URL)",
+                first.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn compose_services_are_wired_together() {
     let root = repo_root();
@@ -65,7 +135,14 @@ fn compose_services_are_wired_together() {
 async fn compose_hub_environment_starts_a_hub() {
     const TEST: &str = "compose_hub_environment_starts_a_hub";
     let root = repo_root();
-    let compose = Compose::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    let mut compose = Compose::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    // The token a user puts in .env, made the way .env.example shows.
+    let token = security::generators(&root)
+        .iter()
+        .find(|c| c.contains(TOKEN_PREFIX))
+        .map(|c| security::run_generator(c))
+        .unwrap_or_else(|| panic!("compose/.env.example shows no command that makes a token"));
+    compose.set_var("SF_HUB_BOOTSTRAP_TOKEN", &token);
     let service = compose
         .service("hub")
         .unwrap_or_else(|| panic!("compose/docker-compose.yml has no `hub` service"));
@@ -141,6 +218,124 @@ async fn compose_hub_environment_starts_a_hub() {
         ready["database"], "postgres",
         "with the compose environment the hub must run on PostgreSQL; /readyz: {ready}"
     );
+
+    // The API asks for a token; the compose one is the write token
+    // `bootstrap`; /healthz stays open for the healthcheck, and the metrics
+    // listener for Prometheus, which sends no token.
+    let http = reqwest::Client::new();
+    let whoami = format!("{}/v1/whoami", hub.url());
+    let refused = http.get(&whoami).send().await.expect("GET /v1/whoami");
+    assert_eq!(
+        refused.status(),
+        401,
+        "/v1/whoami without a token: the hub must ask for one"
+    );
+    let challenge = refused.headers().get("www-authenticate");
+    assert!(
+        challenge.is_some_and(|v| v.as_bytes().starts_with(b"Bearer")),
+        "401 without `WWW-Authenticate: Bearer`: {challenge:?}"
+    );
+    let who = http
+        .get(&whoami)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET /v1/whoami with the compose token");
+    assert_eq!(
+        who.status(),
+        200,
+        "the hub refuses the token of SF_HUB_BOOTSTRAP_TOKEN; log:\n{}",
+        hub.log()
+    );
+    let who: Value = who.json().await.expect("/v1/whoami is JSON");
+    assert_eq!(
+        (who["token"].as_str(), who["scope"].as_str()),
+        (Some("bootstrap"), Some("write")),
+        "SF_HUB_BOOTSTRAP_TOKEN must be the write token `bootstrap`: {who}"
+    );
+    for url in [
+        format!("{}/healthz", hub.url()),
+        format!("http://{}/metrics", hub.metrics_addr()),
+    ] {
+        let status = http.get(&url).send().await.map(|r| r.status());
+        assert!(
+            status.as_ref().is_ok_and(|s| s.is_success()),
+            "{url} without a token: {status:?}"
+        );
+    }
+
+    // The compose agent, with its environment: it reaches the hub with the
+    // same token (SF_TOKEN) and sends a file.
+    let mut agent = compose
+        .service("agent")
+        .unwrap_or_else(|| panic!("compose/docker-compose.yml has no `agent` service"));
+    let folder = sandbox.path().join("sync");
+    fs::create_dir_all(&folder).expect("the agent's folder");
+    fs::write(folder.join("hello.txt"), b"from the compose agent").expect("a file to sync");
+    for (name, value) in [
+        ("SERVER_URL", hub.url().to_owned()),
+        ("SYNC_DIR", folder.display().to_string()),
+        (
+            "SF_AGENT_HOME",
+            sandbox.path().join("agent-home").display().to_string(),
+        ),
+    ] {
+        agent.environment.insert(name.to_owned(), value);
+    }
+    let log_path = sandbox.path().join("sf-agent.log");
+    let log = fs::File::create(&log_path).expect("the agent's log");
+    let child = Command::new(binary("sf-agent"))
+        .env_clear()
+        .envs(&agent.environment)
+        .args(&agent.command)
+        .current_dir(sandbox.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the agent's log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn sf-agent");
+    let mut agent_process = Killed(child);
+    let agent_log = || fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let index: Option<Value> = match http
+            .get(format!("{}/index", hub.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+        {
+            Ok(resp) if resp.status().is_success() => resp.json().await.ok(),
+            _ => None,
+        };
+        if index.is_some_and(|i| !i["index"]["hello.txt"].is_null()) {
+            break;
+        }
+        if let Ok(Some(status)) = agent_process.0.try_wait() {
+            panic!(
+                "the compose agent exited with {status} before sending hello.txt; log:\n{}",
+                agent_log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the compose agent did not send hello.txt to the hub within 60 s; log:\n{}",
+            agent_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (who, log) in [("sf-hub", hub.log()), ("sf-agent", agent_log())] {
+        assert!(!log.contains(&token), "{who} logs the token");
+    }
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The checks on broken copies of the repository's files: each must report
@@ -260,6 +455,108 @@ fn checks_catch_broken_copies() {
                 )
             }),
         ),
+        (
+            "a secret with a default",
+            "the secret GF_SECURITY_ADMIN_PASSWORD has a default",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    GRAFANA_PASSWORD,
+                    "${GF_SECURITY_ADMIN_PASSWORD:-admin}",
+                )
+            }),
+        ),
+        (
+            "a required secret whose message does not say where to set it",
+            "does not say to set GF_SECURITY_ADMIN_PASSWORD",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    GRAFANA_PASSWORD,
+                    "${GF_SECURITY_ADMIN_PASSWORD:?required}",
+                )
+            }),
+        ),
+        (
+            "a password everybody knows in .env.example",
+            "gives the secret POSTGRES_PASSWORD a value",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/.env.example"),
+                    "\nPOSTGRES_PASSWORD=\n",
+                    "\nPOSTGRES_PASSWORD=synced_folder\n",
+                )
+            }),
+        ),
+        (
+            "a token committed in the compose file",
+            "holds a usable token",
+            {
+                let token = security::random_token();
+                edit(move |copy| {
+                    replace_in(
+                        &copy.join("compose/docker-compose.yml"),
+                        &format!("SF_TOKEN: \"{AGENT_TOKEN}\""),
+                        &format!("SF_TOKEN: \"{token}\""),
+                    )
+                })
+            },
+        ),
+        (
+            "an agent without the hub's token",
+            "the agent's SF_TOKEN is not the hub's",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    &format!("      SF_TOKEN: \"{AGENT_TOKEN}\"\n"),
+                    "",
+                )
+            }),
+        ),
+        (
+            "Prometheus published on every interface",
+            "is published on every interface by default",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "\"127.0.0.1:9090:9090\"",
+                    "\"9090:9090\"",
+                )
+            }),
+        ),
+        (
+            "the hub's metrics widened with the API",
+            "has no authentication, yet SF_BIND_ADDRESS=0.0.0.0 publishes it",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "\"127.0.0.1:8000:8000\"",
+                    "\"${SF_BIND_ADDRESS:-127.0.0.1}:8000:8000\"",
+                )
+            }),
+        ),
+        (
+            "the hub's API on every interface by default",
+            "is published on 0.0.0.0 by default",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "${SF_BIND_ADDRESS:-127.0.0.1}:8080:8080",
+                    "${SF_BIND_ADDRESS:-0.0.0.0}:8080:8080",
+                )
+            }),
+        ),
+        (
+            "the hub's API not widened by SF_BIND_ADDRESS",
+            "SF_BIND_ADDRESS=0.0.0.0 does not publish port",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "${SF_BIND_ADDRESS:-127.0.0.1}:8080:8080",
+                    "127.0.0.1:8080:8080",
+                )
+            }),
+        ),
     ];
     let mut missed = Vec::new();
     for (what, expected, edit) in cases {
@@ -273,6 +570,9 @@ fn checks_catch_broken_copies() {
         problems.extend(check_grafana_provisioning(copy.path()));
         problems.extend(check_compose(copy.path(), &helps));
         problems.extend(check_wiring(copy.path()));
+        problems.extend(security::check_secrets(copy.path()));
+        problems.extend(security::check_required(copy.path()));
+        problems.extend(security::check_ports(copy.path()));
         if problems.iter().any(|p| p.contains(expected)) {
             eprintln!(
                 "caught {what}: {}",
@@ -307,6 +607,13 @@ fn checks_catch_broken_copies() {
         missed.join("\n")
     );
 }
+
+/// Grafana's admin password and the agent's token in docker-compose.yml, as
+/// the broken copies find them.
+const GRAFANA_PASSWORD: &str = "${GF_SECURITY_ADMIN_PASSWORD:?set GF_SECURITY_ADMIN_PASSWORD in \
+                                compose/.env (see compose/.env.example)}";
+const AGENT_TOKEN: &str = "${SF_HUB_BOOTSTRAP_TOKEN:?set SF_HUB_BOOTSTRAP_TOKEN in compose/.env \
+                           (see compose/.env.example for how to generate one)}";
 
 fn assert_no_problems(what: &str, problems: &[String]) {
     assert!(
@@ -641,6 +948,10 @@ struct Compose {
     env_example: BTreeMap<String, String>,
     /// Every name .env.example lists, commented-out ones (`# NAME=…`) too.
     listed: BTreeSet<String>,
+    /// What the files are interpolated with: a user's `.env`, i.e.
+    /// .env.example with the secrets it leaves empty filled in (freshly
+    /// generated, as a user would).
+    vars: BTreeMap<String, String>,
 }
 
 /// One service of the main compose file, interpolated.
@@ -682,31 +993,25 @@ impl Compose {
             .map_err(|e| format!("cannot read {}: {e}", example.display()))?;
         let mut env_example = BTreeMap::new();
         let mut listed = BTreeSet::new();
-        for line in text.lines() {
-            let line = line.trim();
-            let (commented, line) = match line.strip_prefix('#') {
-                Some(rest) => (true, rest.trim()),
-                None => (false, line),
-            };
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let Some((name, value)) = line.split_once('=') else {
-                continue;
-            };
-            let name = name.trim();
-            if !is_var_name(name) {
-                continue;
-            }
-            listed.insert(name.to_owned());
-            if !commented {
-                env_example.insert(name.to_owned(), unquote(value.trim()).to_owned());
+        for line in env_lines(&text) {
+            listed.insert(line.name.clone());
+            if !line.commented {
+                env_example.insert(line.name, line.value);
             }
         }
+        let vars = security::filled_in(&files, &env_example);
         Ok(Compose {
             dir,
             files,
             env_example,
             listed,
+            vars,
         })
+    }
+
+    /// Sets a variable as if in `.env`.
+    fn set_var(&mut self, name: &str, value: &str) {
+        self.vars.insert(name.to_owned(), value.to_owned());
     }
 
     fn main(&self) -> &Value {
@@ -732,10 +1037,10 @@ impl Compose {
             .collect()
     }
 
-    /// A document interpolated with .env.example's values.
+    /// A document interpolated with a user's `.env` ([`Compose::vars`]).
     fn interpolated(&self, doc: &Value) -> Result<Value, String> {
         let mut used = BTreeSet::new();
-        interpolate_value(doc, &self.env_example, &mut used)
+        interpolate_value(doc, &self.vars, &mut used)
     }
 
     /// The services of the main file, interpolated (those that cannot be are
@@ -751,8 +1056,7 @@ impl Compose {
             .map(|(name, raw)| Service {
                 name: name.clone(),
                 image: raw["image"].as_str().unwrap_or_default().to_owned(),
-                environment: service_environment(&self.dir, raw, &self.env_example)
-                    .unwrap_or_default(),
+                environment: service_environment(&self.dir, raw, &self.vars).unwrap_or_default(),
                 command: string_list(&raw["command"]),
                 raw: raw.clone(),
             })
@@ -1091,7 +1395,7 @@ fn check_compose(root: &Path, helps: &Helps) -> Vec<String> {
     };
     for (file, doc) in &compose.files {
         let mut used = BTreeSet::new();
-        let doc = match interpolate_value(doc, &compose.env_example, &mut used) {
+        let doc = match interpolate_value(doc, &compose.vars, &mut used) {
             Ok(doc) => doc,
             Err(err) => {
                 problems.push(format!("{file}: {err}"));
@@ -1215,7 +1519,7 @@ fn check_compose(root: &Path, helps: &Helps) -> Vec<String> {
                 _ => None,
             };
             if let Some((binary, help)) = help {
-                let env = match service_environment(&compose.dir, service, &compose.env_example) {
+                let env = match service_environment(&compose.dir, service, &compose.vars) {
                     Ok(env) => env,
                     Err(err) => {
                         problems.push(format!("{at}: {err}"));
@@ -1320,47 +1624,8 @@ fn check_wiring(root: &Path) -> Vec<String> {
     let Some(hub) = compose.service("hub") else {
         return vec!["docker-compose.yml has no `hub` service".to_owned()];
     };
-    // The image's ENV, then the compose environment, then flags.
-    let mut hub_env = image_env(&compose.dir, &hub.raw);
-    hub_env.extend(hub.environment.clone());
-    let flag = |name: &str| -> Option<String> {
-        let args = &hub.command;
-        args.iter().enumerate().find_map(|(i, a)| {
-            if a == name {
-                args.get(i + 1).cloned()
-            } else {
-                a.strip_prefix(&format!("{name}=")).map(str::to_owned)
-            }
-        })
-    };
-    let address = |flag_value: Option<String>, var: &str, host: &str, port: &str, default: u16| {
-        flag_value
-            .or_else(|| hub_env.get(var).cloned())
-            .unwrap_or_else(|| {
-                format!(
-                    "{}:{}",
-                    hub_env.get(host).map_or("127.0.0.1", String::as_str),
-                    hub_env
-                        .get(port)
-                        .cloned()
-                        .unwrap_or_else(|| default.to_string())
-                )
-            })
-    };
-    let api = address(
-        flag("--listen"),
-        "SF_LISTEN",
-        "SERVER_HOST",
-        "SERVER_PORT",
-        8080,
-    );
-    let metrics = address(
-        flag("--metrics-listen"),
-        "SF_METRICS_LISTEN",
-        "METRICS_HOST",
-        "METRICS_PORT",
-        8000,
-    );
+    let hub_env = full_environment(&compose, &hub);
+    let (api, metrics) = hub_addresses(&hub_env, &hub.command);
     for (what, addr) in [("API", &api), ("metrics", &metrics)] {
         let host = split_host_port(addr).0;
         if host == "localhost" || host == "::1" || host.starts_with("127.") {
@@ -1373,16 +1638,33 @@ fn check_wiring(root: &Path) -> Vec<String> {
     let api_port = split_host_port(&api).1;
     let metrics_port = split_host_port(&metrics).1;
 
-    // The agent's hub.
+    // The agent's hub, and its token: the one compose provisions in the hub
+    // (values are never printed).
+    let hub_token = hub_env
+        .get("SF_HUB_BOOTSTRAP_TOKEN")
+        .filter(|t| !t.is_empty());
+    if hub_token.is_none() {
+        problems.push(
+            "the hub service has no SF_HUB_BOOTSTRAP_TOKEN: compose provisions no token, so \
+             the stack's agents have none the hub knows"
+                .to_owned(),
+        );
+    }
     if let Some(agent) = compose.service("agent") {
-        let mut agent_env = image_env(&compose.dir, &agent.raw);
-        agent_env.extend(agent.environment.clone());
+        let agent_env = full_environment(&compose, &agent);
         let url = agent_env.get("SERVER_URL").cloned().unwrap_or_default();
         let (host, port) = url_host_port(&url);
         if host != "hub" || port.as_deref() != Some(api_port.as_str()) {
             problems.push(format!(
                 "the agent's SERVER_URL is {url:?}, not the hub's API http://hub:{api_port}"
             ));
+        }
+        if hub_token.is_some() && agent_env.get("SF_TOKEN") != hub_token {
+            problems.push(
+                "the agent's SF_TOKEN is not the hub's SF_HUB_BOOTSTRAP_TOKEN (give both \
+                 ${SF_HUB_BOOTSTRAP_TOKEN:?…}): the hub would refuse the agent with 401"
+                    .to_owned(),
+            );
         }
     }
 
@@ -1485,6 +1767,58 @@ fn check_wiring(root: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A service's environment as its process sees it: the image's `ENV`, then
+/// the compose environment.
+fn full_environment(compose: &Compose, service: &Service) -> BTreeMap<String, String> {
+    let mut env = image_env(&compose.dir, &service.raw);
+    env.extend(service.environment.clone());
+    env
+}
+
+/// The hub's API and metrics addresses (`host:port`) in its container:
+/// flags, then SF_LISTEN/SF_METRICS_LISTEN, then the original
+/// SERVER_*/METRICS_* variables, then the hub's defaults.
+fn hub_addresses(hub_env: &BTreeMap<String, String>, args: &[String]) -> (String, String) {
+    let flag = |name: &str| -> Option<String> {
+        args.iter().enumerate().find_map(|(i, a)| {
+            if a == name {
+                args.get(i + 1).cloned()
+            } else {
+                a.strip_prefix(&format!("{name}=")).map(str::to_owned)
+            }
+        })
+    };
+    let address = |flag_value: Option<String>, var: &str, host: &str, port: &str, default: u16| {
+        flag_value
+            .or_else(|| hub_env.get(var).cloned())
+            .unwrap_or_else(|| {
+                format!(
+                    "{}:{}",
+                    hub_env.get(host).map_or("127.0.0.1", String::as_str),
+                    hub_env
+                        .get(port)
+                        .cloned()
+                        .unwrap_or_else(|| default.to_string())
+                )
+            })
+    };
+    let api = address(
+        flag("--listen"),
+        "SF_LISTEN",
+        "SERVER_HOST",
+        "SERVER_PORT",
+        8080,
+    );
+    let metrics = address(
+        flag("--metrics-listen"),
+        "SF_METRICS_LISTEN",
+        "METRICS_HOST",
+        "METRICS_PORT",
+        8000,
+    );
+    (api, metrics)
 }
 
 /// `ENV` of the Dockerfile stage a service is built from.
@@ -1681,6 +2015,38 @@ fn unquote(value: &str) -> &str {
         }
     }
     value
+}
+
+/// A `NAME=value` line of an env file such as .env.example.
+struct EnvLine {
+    name: String,
+    value: String,
+    /// `# NAME=value`: documented, not set.
+    commented: bool,
+}
+
+fn env_lines(text: &str) -> Vec<EnvLine> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let (commented, line) = match line.strip_prefix('#') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if is_var_name(name) {
+            out.push(EnvLine {
+                name: name.to_owned(),
+                value: unquote(value.trim()).to_owned(),
+                commented,
+            });
+        }
+    }
+    out
 }
 
 /// Whether `word` occurs in `text` with no letter, digit or `_` right

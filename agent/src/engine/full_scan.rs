@@ -389,7 +389,10 @@ impl Engine {
                 subdirs.insert((*path).clone(), (presence, None));
             }
         }
-        let decisions = decide_all(paths.into_iter().map(|p| views.of(p)));
+        // Refused hub entries are decided nothing, after the descent above.
+        let refused = self.refused(&views).await?;
+        paths.retain(|p| !refused.contains(*p));
+        let decisions = decide_all(paths.into_iter().map(|p| views.of(p)), self.direction());
         let (now, later): (Vec<_>, Vec<_>) = decisions
             .into_iter()
             .partition(|(path, decision)| !(decision.is_removal() && views.is_dir(path)));

@@ -9,20 +9,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sf_protocol::SyncPath;
-use sf_protocol::v1::{Entry, EntryKind};
+use sf_protocol::v1::{Entry, EntryKind, Scope};
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::apply::{self, ApplyError};
+use crate::credentials::TokenRefused;
 use crate::hub_client::{CommitOutcome, DeleteOutcome, HubClient, HubError};
 use crate::ignore::IgnoreRules;
 use crate::model::{LocalFile, SyncedFile};
 use crate::progress::{self, Progress};
-use crate::reconcile::{Decision, decide_all};
+use crate::reconcile::{Decision, Direction, decide_all};
 use crate::scan::{self, ScanError, local_path};
 
 mod full_scan;
+mod trust;
 use crate::state::{STATE_DIR, State, StateError};
 
 /// Why the sync loop should run.
@@ -43,6 +45,9 @@ pub enum EngineError {
     MarkerVanished(PathBuf),
     #[error(transparent)]
     State(#[from] StateError),
+    /// The hub refused the token: retrying cannot help.
+    #[error(transparent)]
+    Unauthorized(TokenRefused),
 }
 
 /// The three views of a batch of paths: on disk now, last synced, on the
@@ -111,6 +116,19 @@ impl From<StateError> for CycleError {
     }
 }
 
+impl CycleError {
+    /// A failed hub call: a refused token stops the agent, anything else
+    /// is retried later.
+    fn from_hub(err: HubError) -> Self {
+        match err {
+            HubError::Unauthorized(refused) => {
+                CycleError::Fatal(EngineError::Unauthorized(refused))
+            }
+            other => CycleError::HubDown(other),
+        }
+    }
+}
+
 pub struct Engine {
     root: PathBuf,
     origin: String,
@@ -137,6 +155,13 @@ pub struct Engine {
     /// Conflict copies made since the full scan listed the directory it is
     /// at: absent from its listing, but not deleted.
     new_copies: HashSet<SyncPath>,
+    /// Whose file-name rules hub paths must meet here.
+    platform: sf_protocol::platform::Platform,
+    /// The folder's file system ignores letter case (probed at start).
+    case_insensitive: bool,
+    /// What the token may do, from `/v1/whoami`; `None` until the hub
+    /// first answers, and no cycle acts before it does.
+    scope: Option<Scope>,
 }
 
 impl Engine {
@@ -148,6 +173,7 @@ impl Engine {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let rules = load_rules(&root);
+        let case_insensitive = trust::case_insensitive(&root);
         Self {
             root,
             origin,
@@ -163,7 +189,58 @@ impl Engine {
             stop,
             batch: None,
             new_copies: HashSet::new(),
+            platform: sf_protocol::platform::Platform::current(),
+            case_insensitive,
+            scope: None,
         }
+    }
+
+    /// Receive-only with a read-only token.
+    fn direction(&self) -> Direction {
+        match self.scope {
+            Some(Scope::Read) => Direction::ReceiveOnly,
+            Some(Scope::Write) | None => Direction::SendReceive,
+        }
+    }
+
+    /// Asks the hub what the token may do.
+    async fn learn_scope(&mut self) -> Result<(), CycleError> {
+        let scope = match self.hub.whoami().await.map_err(CycleError::from_hub)? {
+            Some(me) => {
+                tracing::info!(
+                    token = me
+                        .token
+                        .as_deref()
+                        .unwrap_or("none (the hub runs without authentication)"),
+                    scope = me.scope.as_str(),
+                    "access to the hub"
+                );
+                me.scope
+            }
+            // A hub older than the route lets everyone write.
+            None => Scope::Write,
+        };
+        self.set_scope(scope).await?;
+        Ok(())
+    }
+
+    /// Records `scope` (for `sf-agent status`); a change of direction has
+    /// every path decided again.
+    async fn set_scope(&mut self, scope: Scope) -> Result<(), StateError> {
+        let before = self.direction();
+        let first = self.scope.is_none();
+        self.scope = Some(scope);
+        self.state.set_meta("scope", scope.as_str()).await?;
+        if self.direction() == Direction::ReceiveOnly && before != Direction::ReceiveOnly {
+            tracing::warn!(
+                "the token is read-only: receive-only; the hub's changes are applied, local \
+                 changes are kept on disk but not sent (see `sf-agent status`)"
+            );
+        }
+        if !first && before != self.direction() {
+            self.full_scan = true;
+        }
+        Ok(())
     }
 
     /// Runs until the stop signal fires or the folder marker vanishes.
@@ -258,6 +335,9 @@ impl Engine {
     /// folder), act.
     async fn cycle(&mut self) -> Result<(), CycleError> {
         self.check_marker().map_err(CycleError::Fatal)?;
+        if self.scope.is_none() {
+            self.learn_scope().await?;
+        }
         let remote_changed = if self.remote_news {
             let changed = self.catch_up().await?;
             self.remote_news = false;
@@ -310,12 +390,15 @@ impl Engine {
             synced,
             remote,
         };
+        let refused = self.refused(&views).await?;
+        paths.retain(|p| !refused.contains(p));
         let rules = &self.rules;
         let decisions = decide_all(
             paths
                 .iter()
                 .filter(|p| !rules.is_ignored(p.as_str(), views.is_dir(p)))
                 .map(|p| views.of(p)),
+            self.direction(),
         );
         let (files, bytes) = views.transfers(&decisions);
         self.batch =
@@ -341,6 +424,11 @@ impl Engine {
                 // is left is found again by the next start's scan.
                 return Ok(());
             }
+            if decision.writes_to_hub() && self.direction() == Direction::ReceiveOnly {
+                // Decided before a 403 turned this agent receive-only; the
+                // scan it asked for decides the path again.
+                continue;
+            }
             let (local, synced, remote) = (
                 views.local.get(&path),
                 views.synced.get(&path),
@@ -356,11 +444,28 @@ impl Engine {
                         batch.file_done(0);
                     }
                 }
+                Err(ActError::Hub(HubError::Unauthorized(refused))) => {
+                    return Err(CycleError::Fatal(EngineError::Unauthorized(refused)));
+                }
+                Err(ActError::Hub(err)) if err.is_forbidden() && decision.writes_to_hub() => {
+                    // The token lost its write scope (or the hub keeps it
+                    // read-only): stop sending rather than retry.
+                    tracing::warn!(%path, error = %err, "the hub refused a change");
+                    self.set_scope(Scope::Read).await?;
+                    self.full_scan = true;
+                    self.defer(path);
+                }
                 Err(ActError::Hub(err)) if err.is_retryable() => {
                     return Err(CycleError::HubDown(err));
                 }
                 Err(ActError::State(err)) => return Err(err.into()),
                 Err(ActError::Marker(err)) => return Err(CycleError::Fatal(err)),
+                Err(ActError::Apply(
+                    err @ (ApplyError::Blocked { .. } | ApplyError::StateDirBlocked { .. }),
+                )) => {
+                    // Not retried: the next scan or hub change looks again.
+                    self.refuse(&path, &err.to_string()).await?;
+                }
                 Err(ActError::Retry(reason)) => {
                     tracing::debug!(%path, reason, "looking at it again shortly");
                     self.defer(path);
@@ -419,7 +524,12 @@ impl Engine {
                 .hub
                 .changes(since, 1000)
                 .await
-                .map_err(CycleError::HubDown)?;
+                .map_err(CycleError::from_hub)?;
+            if self.hub_changed(&page.hub_id).await? {
+                changed.clear();
+                since = 0;
+                continue;
+            }
             if page.head < since {
                 // The hub's feed is behind what we applied: it was reset or
                 // restored from a backup. Forget its old entries and re-read.
@@ -543,7 +653,7 @@ impl Engine {
                 self.log_file(path, "downloaded", entry.version);
                 Ok(())
             }
-            Decision::ConflictCopyThenDownload => {
+            Decision::ConflictCopyThenDownload | Decision::SetAsideThenDownload => {
                 let local = local.expect("conflicts have local content");
                 let entry = remote.expect("conflicts have a hub entry");
                 let taken = self
@@ -554,16 +664,27 @@ impl Engine {
                     apply::rename_to_conflict_copy(&self.root, path, &self.origin, local, |c| {
                         taken.contains(c)
                     })?;
-                tracing::warn!(%path, copy = %copy, "conflict: both sides changed; kept the local version as a copy");
                 self.new_copies.insert(copy.clone());
-                self.state
-                    .set_problem(
-                        copy.as_str(),
-                        "conflict",
-                        &format!("local version of {path}, edited on both sides"),
-                    )
-                    .await?;
-                self.upload(&copy, local, 0).await?;
+                if decision == Decision::SetAsideThenDownload {
+                    tracing::warn!(%path, copy = %copy, "the hub changed a file changed here; kept the local version as a copy, not sent (read-only token)");
+                    self.state
+                        .set_problem(
+                            copy.as_str(),
+                            "conflict",
+                            &format!("local version of {path}, changed here and on the hub; not sent (read-only token)"),
+                        )
+                        .await?;
+                } else {
+                    tracing::warn!(%path, copy = %copy, "conflict: both sides changed; kept the local version as a copy");
+                    self.state
+                        .set_problem(
+                            copy.as_str(),
+                            "conflict",
+                            &format!("local version of {path}, edited on both sides"),
+                        )
+                        .await?;
+                    self.upload(&copy, local, 0).await?;
+                }
                 let (file, chunks) = apply::download(
                     &self.root,
                     &self.hub,
@@ -700,6 +821,8 @@ fn transfer_size(
         Decision::ConflictCopyThenDownload => remote
             .and_then(|r| file(r.kind, r.size))
             .map(|down| down + local.and_then(|l| file(l.kind, l.size)).unwrap_or(0)),
+        // The copy stays local.
+        Decision::SetAsideThenDownload => remote.and_then(|r| file(r.kind, r.size)),
         _ => None,
     }
 }

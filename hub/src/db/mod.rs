@@ -4,11 +4,13 @@
 //! the SQL the hub issues is portable (see `read.rs` and `write.rs`), while
 //! what differs — connection set-up and the schema — lives in one module per
 //! back end ([`sqlite`], [`postgres`]) with its own migrations folder. The back
-//! end is chosen once, from the URL, at start-up.
+//! end is chosen once, from the URL, at start-up. Access tokens and the hub's
+//! identity live in [`tokens`].
 
 mod postgres;
 mod read;
 mod sqlite;
+mod tokens;
 mod write;
 
 use std::time::{Duration, Instant};
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection};
 
-pub use read::LogRow;
+pub use read::{HistoryPage, LogRow};
+pub use tokens::{AddTokenError, TokenRow};
 pub use write::{Action, NewVersion, WriteError, now_ms};
 
 /// Which database the hub runs on.

@@ -1,5 +1,8 @@
-//! Queries that read: current entries, history, the change feed, the index
-//! and the audit log.
+//! Queries that read: current entries, history, the change feed, the index,
+//! the audit log and which chunks versions reference. Chunk lists are
+//! selected only by the queries whose answers carry them.
+
+use std::collections::HashSet;
 
 use sf_protocol::chunking::ChunkRef;
 use sf_protocol::v1::{Entry, EntryKind};
@@ -9,12 +12,33 @@ use sqlx::any::AnyRow;
 
 use super::{Database, DbError, to_i64, to_u64};
 
-/// The columns `entry_from_row` reads, from `versions v`.
+/// The columns `entry_from_row` reads, from `versions v`, without the chunk
+/// list: add `v.chunks` where the answer carries it.
 macro_rules! entry_columns {
     () => {
         "v.seq, v.path, v.version, v.kind, v.sha256, v.size, v.mtime_ns, v.executable, \
-         v.deleted, v.origin, v.committed_ms, v.chunks"
+         v.deleted, v.origin, v.committed_ms"
     };
+}
+
+/// Hashes per `IN (...)` list: far below both back ends' parameter limits.
+pub(super) const HASHES_PER_QUERY: usize = 500;
+
+/// `$1, $2, ..., $n`: placeholders only, never values.
+pub(super) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One page of a path's history (see [`Database::history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// The newest versions below this one (`u64::MAX`: the newest of all).
+    Before(u64),
+    /// The oldest versions above this one.
+    After(u64),
 }
 
 /// One row of `files_log`.
@@ -76,7 +100,7 @@ impl Database {
         let row = sqlx::query(concat!(
             "SELECT ",
             entry_columns!(),
-            " FROM files f JOIN versions v ON v.seq = f.seq WHERE f.path = $1"
+            ", v.chunks FROM files f JOIN versions v ON v.seq = f.seq WHERE f.path = $1"
         ))
         .bind(path.as_str())
         .fetch_optional(&self.pool)
@@ -89,7 +113,7 @@ impl Database {
         let row = sqlx::query(concat!(
             "SELECT ",
             entry_columns!(),
-            " FROM versions v WHERE v.path = $1 AND v.version = $2"
+            ", v.chunks FROM versions v WHERE v.path = $1 AND v.version = $2"
         ))
         .bind(path.as_str())
         .bind(to_i64(version))
@@ -98,17 +122,61 @@ impl Database {
         row.map(|r| entry_from_row(&r, true)).transpose()
     }
 
-    /// Every version of `path`, oldest first, tombstones included.
-    pub async fn history(&self, path: &SyncPath) -> Result<Vec<Entry>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            entry_columns!(),
-            " FROM versions v WHERE v.path = $1 ORDER BY v.version"
-        ))
-        .bind(path.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| entry_from_row(r, false)).collect()
+    /// Up to `limit` versions of `path` on one side of a cursor, oldest
+    /// first, tombstones included, without chunk lists; and whether more lie
+    /// beyond them in the direction paged.
+    pub async fn history(
+        &self,
+        path: &SyncPath,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<(Vec<Entry>, bool), DbError> {
+        let (query, cursor) = match page {
+            HistoryPage::Before(version) => (
+                sqlx::query(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM versions v WHERE v.path = $1 AND v.version < $2 \
+                      ORDER BY v.version DESC LIMIT $3"
+                )),
+                version,
+            ),
+            HistoryPage::After(version) => (
+                sqlx::query(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM versions v WHERE v.path = $1 AND v.version > $2 \
+                      ORDER BY v.version LIMIT $3"
+                )),
+                version,
+            ),
+        };
+        // One row past the page says whether there is more.
+        let rows = query
+            .bind(path.as_str())
+            .bind(to_i64(cursor))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let more = rows.len() > limit as usize;
+        let mut versions = rows
+            .iter()
+            .take(limit as usize)
+            .map(|r| entry_from_row(r, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        if matches!(page, HistoryPage::Before(_)) {
+            versions.reverse();
+        }
+        Ok((versions, more))
+    }
+
+    /// Whether `path` has any version at all.
+    pub async fn has_history(&self, path: &SyncPath) -> Result<bool, DbError> {
+        let found = sqlx::query("SELECT 1 FROM versions WHERE path = $1 LIMIT 1")
+            .bind(path.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Committed changes with seq above `since`, in seq order.
@@ -118,12 +186,21 @@ impl Database {
         limit: u32,
         with_chunks: bool,
     ) -> Result<Vec<Entry>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            entry_columns!(),
-            " FROM versions v WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
-        ))
-        .bind(to_i64(since))
+        let query = if with_chunks {
+            sqlx::query(concat!(
+                "SELECT ",
+                entry_columns!(),
+                ", v.chunks FROM versions v WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
+            ))
+        } else {
+            sqlx::query(concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM versions v WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
+            ))
+        };
+        let rows = query
+            .bind(to_i64(since))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -132,7 +209,8 @@ impl Database {
             .collect()
     }
 
-    /// Every live file (not directories, not tombstones), by path.
+    /// Every live file (not directories, not tombstones), by path, without
+    /// chunk lists.
     pub async fn live_files(&self) -> Result<Vec<Entry>, DbError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -177,6 +255,32 @@ impl Database {
                 .map_err(|e| DbError::Corrupt(format!("chunk list of {sha256}: {e}")))
         })
         .transpose()
+    }
+
+    /// Which of `hashes` some version's chunk list references (now or in
+    /// the past: versions are kept, so a referenced chunk stays referenced).
+    pub async fn referenced_chunks(
+        &self,
+        hashes: &[Sha256Hex],
+    ) -> Result<HashSet<Sha256Hex>, DbError> {
+        let mut referenced = HashSet::new();
+        for batch in hashes.chunks(HASHES_PER_QUERY) {
+            let sql = format!(
+                "SELECT hash FROM chunk_refs WHERE hash IN ({})",
+                placeholders(batch.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for hash in batch {
+                query = query.bind(hash.to_hex());
+            }
+            for raw in query.fetch_all(&self.pool).await? {
+                referenced.insert(
+                    Sha256Hex::parse(&raw)
+                        .map_err(|e| DbError::Corrupt(format!("chunk_refs hash {raw:?}: {e}")))?,
+                );
+            }
+        }
+        Ok(referenced)
     }
 
     /// Whether a live entry (file or directory) exists at `path`.

@@ -1,11 +1,13 @@
 //! The commit transaction: one new version of one path, its history row, the
-//! pointer to it, its audit row and its seq, all or nothing.
+//! pointer to it, its audit row, its seq and the chunks it references (which
+//! garbage collection keeps), all or nothing.
 
 use sf_protocol::chunking::ChunkRef;
 use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sqlx::Row;
 
+use super::read::{HASHES_PER_QUERY, placeholders};
 use super::{Database, DbError, to_i64, to_u64};
 
 /// What a change is, as recorded in `files_log.action`.
@@ -126,6 +128,7 @@ impl Database {
         .bind(chunks_json)
         .execute(&mut *tx)
         .await?;
+        record_chunk_refs(&mut tx, &new.chunks).await?;
         sqlx::query(
             "INSERT INTO files (path, seq, version, kind, deleted) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (path) DO UPDATE SET seq = excluded.seq, version = excluded.version, \
@@ -211,6 +214,33 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// Adds the chunks of a new version to `chunk_refs`, each hash once.
+async fn record_chunk_refs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    chunks: &[ChunkRef],
+) -> Result<(), sqlx::Error> {
+    let mut seen = std::collections::HashSet::with_capacity(chunks.len());
+    let distinct: Vec<String> = chunks
+        .iter()
+        .filter(|c| seen.insert(c.hash))
+        .map(|c| c.hash.to_hex())
+        .collect();
+    for batch in distinct.chunks(HASHES_PER_QUERY) {
+        let values = placeholders(batch.len())
+            .split(", ")
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO chunk_refs (hash) VALUES {values} ON CONFLICT DO NOTHING");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for hash in batch {
+            query = query.bind(hash.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 pub fn now_ms() -> i64 {

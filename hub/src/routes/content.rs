@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
+use sf_protocol::range::{RangeRequest, parse_range};
 use sf_protocol::v1::Entry;
 
 use crate::error::ApiError;
@@ -77,62 +78,4 @@ where
             metrics.bytes_sent.add(bytes.len() as u64, &[]);
         }
     })
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
-    /// Serve bytes `start..end` (end exclusive).
-    Bytes(u64, u64),
-    Unsatisfiable,
-    /// Malformed or multi-range: serve the whole content, as RFC 9110 allows.
-    Ignored,
-}
-
-/// Parses a single `bytes=` range against a content of `size` bytes.
-fn parse_range(raw: &str, size: u64) -> RangeRequest {
-    let Some(spec) = raw.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Ignored;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Ignored;
-    }
-    let Some((first, last)) = spec.split_once('-') else {
-        return RangeRequest::Ignored;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    match (first.parse::<u64>(), last.parse::<u64>()) {
-        (Ok(start), _) if start >= size => RangeRequest::Unsatisfiable,
-        (Ok(start), Ok(last)) if last >= start => RangeRequest::Bytes(start, (last + 1).min(size)),
-        (Ok(_), Ok(_)) => RangeRequest::Ignored,
-        (Ok(start), Err(_)) if last.is_empty() => RangeRequest::Bytes(start, size),
-        (Err(_), Ok(0)) if first.is_empty() => RangeRequest::Unsatisfiable,
-        (Err(_), Ok(suffix)) if first.is_empty() => {
-            if size == 0 {
-                RangeRequest::Unsatisfiable
-            } else {
-                RangeRequest::Bytes(size.saturating_sub(suffix), size)
-            }
-        }
-        _ => RangeRequest::Ignored,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeRequest::*;
-        assert_eq!(parse_range("bytes=0-9", 100), Bytes(0, 10));
-        assert_eq!(parse_range("bytes=90-", 100), Bytes(90, 100));
-        assert_eq!(parse_range("bytes=-10", 100), Bytes(90, 100));
-        assert_eq!(parse_range("bytes=-500", 100), Bytes(0, 100));
-        assert_eq!(parse_range("bytes=50-500", 100), Bytes(50, 100));
-        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=5-1", 100), Ignored);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ignored);
-        assert_eq!(parse_range("items=0-1", 100), Ignored);
-    }
 }

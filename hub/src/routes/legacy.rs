@@ -11,7 +11,8 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 use sf_protocol::legacy::{
     DeleteRequest, DownloadQuery, IndexEntry, IndexResponse, LOGS_DEFAULT_LIMIT, LOGS_MAX_LIMIT,
-    LogEntry, LogsQuery, LogsResponse, META_LENGTH_HEADER, OkResponse, UploadMeta, UploadResponse,
+    LogEntry, LogsQuery, LogsResponse, META_LENGTH_HEADER, OkResponse, UploadFramingError,
+    UploadResponse, decode_upload_meta, parse_meta_length,
 };
 use tokio::io::AsyncReadExt;
 use tokio_util::io::StreamReader;
@@ -19,11 +20,8 @@ use tokio_util::io::StreamReader;
 use super::content::file_response;
 use super::extract::{Json, Query};
 use crate::error::ApiError;
-use crate::ingest::ingest;
+use crate::ingest::{Ingested, ingest};
 use crate::service::Hub;
-
-/// Metadata longer than this is not a path and a sha: refuse it early.
-const MAX_META_LENGTH: u64 = 64 * 1024;
 
 /// `GET /index`: every live file with its sha, mtime and version.
 pub async fn index(State(hub): State<Arc<Hub>>) -> Result<axum::Json<IndexResponse>, ApiError> {
@@ -68,24 +66,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<UploadResponse>, ApiError> {
-    let meta_length = headers
-        .get(META_LENGTH_HEADER)
-        .ok_or_else(|| {
-            ApiError::InvalidRequest(
-                "missing X-Meta-Length header: it must give the byte length of the JSON metadata \
-                 at the start of the body"
-                    .into(),
-            )
-        })?
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&n| n > 0 && n <= MAX_META_LENGTH)
-        .ok_or_else(|| {
-            ApiError::InvalidRequest(format!(
-                "X-Meta-Length must be a byte count from 1 to {MAX_META_LENGTH}"
-            ))
-        })?;
+    let meta_length = parse_meta_length(headers.get(META_LENGTH_HEADER).map(|v| v.as_bytes()))
+        .map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
     if let Some(declared) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -117,16 +99,12 @@ pub async fn upload(
             ApiError::InvalidRequest(format!("reading the upload failed: {err}"))
         }
     })?;
-    let meta: UploadMeta = serde_json::from_slice(&meta).map_err(|err| {
-        let detail = format!("the metadata is not valid upload JSON: {err}");
-        if detail.contains(sf_protocol::path::PATH_ERROR_PREFIX) {
-            ApiError::InvalidPath(detail)
-        } else {
-            ApiError::InvalidRequest(detail)
-        }
+    let meta = decode_upload_meta(&meta).map_err(|err| match err {
+        UploadFramingError::InvalidPath(_) => ApiError::InvalidPath(err.to_string()),
+        _ => ApiError::InvalidRequest(err.to_string()),
     })?;
 
-    let content = ingest(Arc::clone(&hub.store), reader, hub.max_file_size).await?;
+    let content = ingest_or_clean_up(&hub, reader).await?;
     hub.metrics
         .dedup_saved_bytes
         .add(content.deduplicated_bytes, &[]);
@@ -137,6 +115,39 @@ pub async fn upload(
         .chunk_bytes_stored
         .add(content.new_bytes as i64, &[]);
     Ok(axum::Json(hub.legacy_upload(meta, content).await?))
+}
+
+/// Stores the upload's content; if that fails (store full, client gone),
+/// removes the chunks it newly stored, so a refused upload stores nothing.
+/// Runs as its own task, so that happens even when the client is gone and
+/// this request's future is dropped.
+async fn ingest_or_clean_up<R>(hub: &Arc<Hub>, reader: R) -> Result<Ingested, ApiError>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    hub.store.ensure_room()?;
+    let hub = Arc::clone(hub);
+    tokio::spawn(async move {
+        let failed = match ingest(Arc::clone(&hub.store), reader, hub.max_file_size).await {
+            Ok(content) => return Ok(content),
+            Err(failed) => failed,
+        };
+        if !failed.created.is_empty() {
+            // They were stored, so they count until removed.
+            let bytes: u64 = failed.created.iter().map(|c| c.len).sum();
+            hub.metrics
+                .chunks_stored
+                .add(failed.created.len() as i64, &[]);
+            hub.metrics.chunk_bytes_stored.add(bytes as i64, &[]);
+            let hashes: Vec<_> = failed.created.iter().map(|c| c.hash).collect();
+            if let Err(err) = hub.remove_unreferenced(&hashes, None).await {
+                tracing::warn!(error = %err, "could not remove the chunks of a failed upload; garbage collection will");
+            }
+        }
+        Err(ApiError::from(failed.reason))
+    })
+    .await
+    .map_err(|e| ApiError::Storage(io::Error::other(e)))?
 }
 
 fn meta_longer_than_body(meta_length: u64) -> ApiError {

@@ -1,6 +1,10 @@
-//! The HTTP surface: which route goes to which handler, and the layers every
-//! request passes through (metrics by route template, panic isolation, JSON
-//! 404s).
+//! The HTTP surface: which route goes to which handler, who may call it, and
+//! the layers every request passes through (authentication, metrics by
+//! route template, slow-body cut-off, panic isolation, JSON 404s).
+//!
+//! Three groups of routes: the API proper, behind `Authorization: Bearer`;
+//! the legacy API again under `/t/{token}/`, for the original client that
+//! cannot send headers; and the open health probes.
 
 mod content;
 mod extract;
@@ -10,6 +14,7 @@ mod v1;
 mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,32 +22,56 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use sf_protocol::v1::WhoAmI;
+
+use crate::auth::{self, Caller};
 use crate::error::ApiError;
+use crate::serve::body_rate;
 use crate::service::Hub;
 
 /// JSON request bodies (commits list chunks) stay below this; file bytes go
 /// through streaming endpoints that this limit does not apply to.
 const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The API router. Request bodies slower than `min_body_rate` bytes/s
+/// (after `grace`) are cut off.
+pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
     let metrics = Arc::clone(&hub.metrics);
-    Router::new()
-        .route("/index", get(legacy::index))
-        .route("/download", get(legacy::download))
-        .route("/upload", post(legacy::upload))
-        .route("/delete", post(legacy::delete))
-        .route("/logs", get(legacy::logs))
+    let auth = Arc::clone(&hub.access.auth);
+    let by_path_token = legacy_routes(Router::new(), "/t/{token}").route_layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&auth), auth::path_token),
+    );
+    let open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    legacy_routes(Router::new(), "")
         .route("/v1/changes", get(v1::changes))
-        .route("/v1/chunks/missing", post(v1::missing_chunks))
+        .route(
+            "/v1/chunks/missing",
+            post(v1::missing_chunks).layer(DefaultBodyLimit::max(v1::MISSING_CHUNKS_BODY_LIMIT)),
+        )
         .route("/v1/chunks/{hash}", get(v1::get_chunk).put(v1::put_chunk))
-        .route("/v1/commit", post(v1::commit))
-        .route("/v1/delete", post(v1::delete))
+        .route(
+            "/v1/commit",
+            post(v1::commit).layer(DefaultBodyLimit::max(v1::commit_body_limit(
+                hub.max_file_size,
+            ))),
+        )
+        .route(
+            "/v1/delete",
+            post(v1::delete).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
         .route("/v1/file", get(v1::file))
         .route("/v1/history", get(v1::history))
-        .route("/v1/restore", post(v1::restore))
+        .route(
+            "/v1/restore",
+            post(v1::restore).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
+        .route("/v1/whoami", get(whoami))
         .route("/v1/ws", get(ws::subscribe))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::bearer))
+        .merge(by_path_token)
+        .merge(open)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&metrics),
             crate::metrics::track_requests,
@@ -54,20 +83,59 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 ApiError::NotFound(format!(
                     "no route for {} {}",
                     request.method(),
-                    request.uri().path()
+                    redact_path_token(request.uri().path())
                 ))
             }
         })
         .method_not_allowed_fallback(|request: axum::extract::Request| async move {
             ApiError::MethodNotAllowed(format!(
                 "{} does not accept {}",
-                request.uri().path(),
+                redact_path_token(request.uri().path()),
                 request.method()
             ))
         })
+        .layer(axum::middleware::map_request(move |request| async move {
+            body_rate::limit(request, min_body_rate, grace)
+        }))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(hub)
+}
+
+/// The original client's routes, under `prefix` ("" or "/t/{token}").
+fn legacy_routes(router: Router<Arc<Hub>>, prefix: &str) -> Router<Arc<Hub>> {
+    router
+        .route(&format!("{prefix}/index"), get(legacy::index))
+        .route(&format!("{prefix}/download"), get(legacy::download))
+        .route(&format!("{prefix}/upload"), post(legacy::upload))
+        .route(
+            &format!("{prefix}/delete"),
+            post(legacy::delete).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
+        .route(&format!("{prefix}/logs"), get(legacy::logs))
+}
+
+/// `GET /v1/whoami`: the token's name and scope, and the hub's identity.
+async fn whoami(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> axum::Json<WhoAmI> {
+    axum::Json(WhoAmI {
+        token: caller.token_name,
+        scope: caller.scope,
+        hub_id: hub.access.hub_id.clone(),
+    })
+}
+
+/// A path for messages and logs, with the token of `/t/<token>/…` hidden.
+fn redact_path_token(path: &str) -> String {
+    match path.strip_prefix("/t/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_token, tail)) => format!("/t/<token>/{tail}"),
+            None => "/t/<token>".to_owned(),
+        },
+        None => path.to_owned(),
+    }
 }
 
 /// A panicking handler answers 500 and the hub keeps serving.

@@ -9,18 +9,38 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use sf_protocol::Sha256Hex;
-use sf_protocol::chunking::MAX_CHUNK_SIZE;
+use sf_protocol::chunking::{MAX_CHUNK_SIZE, max_chunks_for};
 use sf_protocol::v1::{
     CHANGES_DEFAULT_LIMIT, CHANGES_MAX_LIMIT, ChangesQuery, ChangesResponse, CommitRequest,
-    DeleteRequest, Entry, FileQuery, HistoryResponse, MISSING_CHUNKS_MAX, MissingChunksRequest,
-    MissingChunksResponse, PathQuery, RestoreRequest,
+    DeleteRequest, Entry, FileQuery, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryResponse,
+    MISSING_CHUNKS_MAX, MissingChunksRequest, MissingChunksResponse, PathQuery, RestoreRequest,
 };
 
 use super::content::{counted, file_response};
 use super::extract::{Json, Query};
+use crate::db::HistoryPage;
 use crate::error::ApiError;
 use crate::service::Hub;
 use crate::store::Stored;
+
+/// Body limit of the JSON routes that carry a path and little else (delete,
+/// restore, the legacy delete): a 4 KiB path, escaped, and an origin.
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
+
+/// Bytes one listed hash takes in JSON (`"<64 hex>",`), with room to spare.
+const HASH_JSON_BYTES: usize = 80;
+
+/// Body limit of `POST /v1/chunks/missing`: `MISSING_CHUNKS_MAX` hashes.
+pub const MISSING_CHUNKS_BODY_LIMIT: usize = MISSING_CHUNKS_MAX * HASH_JSON_BYTES + SMALL_BODY_LIMIT;
+
+/// Body limit of `POST /v1/commit`: the chunk list of the largest file the hub
+/// accepts (each `{"hash":"<64 hex>","len":N}` within 100 bytes), at most 64 MiB.
+pub fn commit_body_limit(max_file_size: u64) -> usize {
+    let refs = usize::try_from(max_chunks_for(max_file_size)).unwrap_or(usize::MAX);
+    refs.saturating_mul(100)
+        .saturating_add(SMALL_BODY_LIMIT)
+        .min(64 * 1024 * 1024)
+}
 
 /// `GET /v1/changes?since=SEQ&limit=N&chunks=BOOL`
 pub async fn changes(
@@ -36,7 +56,11 @@ pub async fn changes(
     // Read the page first, then head: head is never below a seq in the page.
     let changes = hub.db.changes(query.since, limit, query.chunks).await?;
     let head = hub.db.head().await?;
-    Ok(axum::Json(ChangesResponse { changes, head }))
+    Ok(axum::Json(ChangesResponse {
+        changes,
+        head,
+        hub_id: hub.access.hub_id.clone(),
+    }))
 }
 
 /// `POST /v1/chunks/missing`
@@ -155,18 +179,37 @@ pub async fn file(
     }
 }
 
-/// `GET /v1/history?path=P`
+/// `GET /v1/history?path=P[&limit=N][&before=V | &after=V]`: one page of
+/// versions, oldest first; the newest page unless a cursor says otherwise.
 pub async fn history(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<PathQuery>,
 ) -> Result<axum::Json<HistoryResponse>, ApiError> {
-    let versions = hub.db.history(&query.path).await?;
-    if versions.is_empty() {
+    let limit = query.limit.unwrap_or(HISTORY_DEFAULT_LIMIT);
+    if !(1..=HISTORY_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit must be from 1 to {HISTORY_MAX_LIMIT}"
+        )));
+    }
+    let page = match (query.before, query.after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "give before or after, not both: before pages to older versions, after to newer"
+                    .into(),
+            ));
+        }
+        (Some(version), None) => HistoryPage::Before(version),
+        (None, Some(version)) => HistoryPage::After(version),
+        (None, None) => HistoryPage::Before(u64::MAX),
+    };
+    let (versions, more) = hub.db.history(&query.path, page, limit).await?;
+    if versions.is_empty() && !hub.db.has_history(&query.path).await? {
         return Err(ApiError::NotFound(format!("{} has no history", query.path)));
     }
     Ok(axum::Json(HistoryResponse {
         path: query.path,
         versions,
+        more,
     }))
 }
 

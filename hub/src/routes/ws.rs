@@ -4,19 +4,33 @@
 //! never blocks commits or other clients: when it falls more than
 //! `WS_MAX_LAG` changes behind, or a send stalls, the hub closes it with a
 //! reason and the agent catches up through `/v1/changes`.
+//!
+//! A socket is closed with [`WS_CLOSE_REVOKED`] as soon as the token it was
+//! opened with is revoked. An upgrade from a web page of another site is
+//! refused (cross-site WebSocket hijacking: browsers send cookies and the
+//! page's `Origin`, never a bearer token, but a hub behind a cookie-setting
+//! proxy must still not be readable from any page), and clients may send
+//! only small control messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, header};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
-use sf_protocol::v1::{WS_CLOSE_LAGGED, WsFrame};
+use sf_protocol::v1::{WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service::Hub;
+
+/// Clients send nothing but pongs and a close; anything larger is refused.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 /// A send that takes longer than this means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,21 +39,82 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn subscribe(
     State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| serve(hub, socket)),
-        Err(rejection) => ApiError::InvalidRequest(format!(
-            "/v1/ws is a WebSocket endpoint: {}",
-            rejection.body_text()
-        ))
-        .into_response(),
+    if let Err(refusal) = check_origin(&headers) {
+        return refusal.into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::InvalidRequest(format!(
+                "/v1/ws is a WebSocket endpoint: {}",
+                rejection.body_text()
+            ))
+            .into_response();
+        }
+    };
+    let Ok(permit) = Arc::clone(&hub.access.websockets).try_acquire_owned() else {
+        return ApiError::Busy(
+            "the hub has as many WebSocket clients as it allows (--max-websockets); retry later"
+                .into(),
+        )
+        .into_response();
+    };
+    upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(hub, caller, permit, socket))
+}
+
+/// Refuses an upgrade whose `Origin` is present and names another host than
+/// the one the request was sent to.
+fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(()); // not a browser: agents send no Origin
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().ok();
+    match (origin, host) {
+        (Some(origin), Some(host)) if same_origin(origin, host) => Ok(()),
+        _ => Err(ApiError::Forbidden(
+            "a WebSocket from a page of another site (its Origin does not match this hub's \
+             host) is refused"
+                .into(),
+        )),
     }
 }
 
-async fn serve(hub: Arc<Hub>, mut socket: WebSocket) {
+/// Whether `origin` (`scheme://host[:port]`) names the authority `host`
+/// (`host[:port]`, the Host header), default ports filled in.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let split = |authority: &str| -> (String, String) {
+        let authority = authority.trim().to_ascii_lowercase();
+        let (name, port) = match authority.rfind(':') {
+            // An IPv6 literal's colons sit inside brackets.
+            Some(i) if !authority[i..].contains(']') => {
+                (authority[..i].to_owned(), authority[i + 1..].to_owned())
+            }
+            _ => (authority.clone(), default_port.to_owned()),
+        };
+        (name, port)
+    };
+    !authority.contains('/') && split(authority) == split(host)
+}
+
+async fn serve(hub: Arc<Hub>, caller: Caller, _permit: OwnedSemaphorePermit, mut socket: WebSocket) {
     hub.metrics.websocket_clients.add(1, &[]);
-    let reason = push_changes(&hub, &mut socket).await;
+    let reason = push_changes(&hub, &caller, &mut socket).await;
     hub.metrics.websocket_clients.add(-1, &[]);
     if let Some((code, reason)) = reason {
         tracing::debug!(code, reason, "closing websocket");
@@ -52,10 +127,15 @@ async fn serve(hub: Arc<Hub>, mut socket: WebSocket) {
 }
 
 /// Runs until the socket ends; returns the close frame to send, if any.
-async fn push_changes(hub: &Hub, socket: &mut WebSocket) -> Option<(u16, &'static str)> {
+async fn push_changes(
+    hub: &Hub,
+    caller: &Caller,
+    socket: &mut WebSocket,
+) -> Option<(u16, &'static str)> {
     // Subscribe before reading head: a change committed in between arrives
     // on the channel and is skipped below rather than lost.
     let mut changes = hub.subscribe();
+    let mut revocations = hub.access.auth.revocations();
     let head = match hub.db.head().await {
         Ok(head) => head,
         Err(err) => {
@@ -63,7 +143,7 @@ async fn push_changes(hub: &Hub, socket: &mut WebSocket) -> Option<(u16, &'stati
             return Some((close_code::ERROR, "hub database unavailable; retry later"));
         }
     };
-    if !send(socket, &WsFrame::Hello { head }).await {
+    if !send(socket, &WsFrame::Hello { head, hub_id: hub.access.hub_id.clone() }).await {
         return None;
     }
     let mut shutdown = hub.shutdown_signal();
@@ -99,6 +179,11 @@ async fn push_changes(hub: &Hub, socket: &mut WebSocket) -> Option<(u16, &'stati
             () = stopping(&mut shutdown) => {
                 return Some((close_code::AWAY, "hub shutting down"));
             }
+            Ok(()) = revocations.changed() => {
+                if !hub.access.auth.is_live(caller) {
+                    return Some((WS_CLOSE_REVOKED, "token revoked; get a new token from the hub's operator"));
+                }
+            }
         }
     }
 }
@@ -114,4 +199,23 @@ async fn send(socket: &mut WebSocket, frame: &WsFrame) -> bool {
         tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await,
         Ok(Ok(()))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same_origin("https://Hub.Example", "hub.example"));
+        assert!(same_origin("https://hub.example", "hub.example:443"));
+        assert!(same_origin("http://[::1]:8080", "[::1]:8080"));
+        assert!(!same_origin("http://evil.example", "hub.example"));
+        assert!(!same_origin("http://hub.example:8081", "hub.example:8080"));
+        assert!(!same_origin("https://hub.example", "hub.example:80"));
+        assert!(!same_origin("null", "hub.example"));
+        assert!(!same_origin("file://hub.example", "hub.example"));
+        assert!(!same_origin("http://hub.example/x", "hub.example"));
+    }
 }

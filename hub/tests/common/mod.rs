@@ -172,7 +172,13 @@ impl HubStorage {
 pub struct TestHub {
     pub base: String,
     pub metrics_url: String,
+    /// Sends the hub's first-start write token (`<data-dir>/agent-token`) on
+    /// every request.
     pub http: reqwest::Client,
+    /// Sends no token.
+    pub anon: reqwest::Client,
+    /// The write token `http` sends (empty under `--no-auth`).
+    pub token: String,
     pub storage: HubStorage,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), LaunchError>>>,
@@ -200,16 +206,36 @@ impl TestHub {
         let task = tokio::spawn(sf_hub::launch(settings, api, metrics, async {
             let _ = stopped.await;
         }));
-        let hub = Self {
+        let mut hub = Self {
             base,
             metrics_url,
             http: reqwest::Client::new(),
+            anon: reqwest::Client::new(),
+            token: String::new(),
             storage,
             stop: Some(stop),
             task: Some(task),
         };
         hub.wait_ready().await;
+        // Made before the hub serves, on its first start; kept across restarts.
+        if let Ok(token) = std::fs::read_to_string(hub.storage.data_dir.path().join("agent-token"))
+        {
+            hub.token = token.trim().to_owned();
+            hub.http = Self::client_with_token(&hub.token);
+        }
         hub
+    }
+
+    /// A client that sends `token` as `Authorization: Bearer` on every request.
+    pub fn client_with_token(token: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
     }
 
     /// Waits for `/readyz` and checks the hub runs on the back end asked for,
@@ -217,7 +243,7 @@ impl TestHub {
     async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(resp) = self.http.get(self.url("/readyz")).send().await
+            if let Ok(resp) = self.anon.get(self.url("/readyz")).send().await
                 && resp.status().is_success()
             {
                 let body: serde_json::Value = resp.json().await.unwrap();
@@ -255,6 +281,19 @@ impl TestHub {
 
     pub fn ws_url(&self) -> String {
         format!("{}/v1/ws", self.base.replace("http://", "ws://"))
+    }
+
+    /// A `/v1/ws` handshake request carrying the write token.
+    pub fn ws_request(
+        &self,
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        request
     }
 
     /// Graceful shutdown; returns the storage for a restart.

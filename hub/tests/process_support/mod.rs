@@ -32,6 +32,33 @@ const HUB_ENV: &[&str] = &[
     "POSTGRES_PASSWORD",
 ];
 
+/// The token every hub these tests start knows (as its bootstrap token):
+/// made once per test process by `sf-hub token generate`.
+pub fn test_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sf-hub"))
+            .args(["token", "generate"])
+            .output()
+            .expect("run sf-hub token generate");
+        assert!(out.status.success(), "sf-hub token generate failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
+/// A client sending [`test_token`] on every request.
+pub fn authorized_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", test_token())).unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// A command for the hub binary with a clean environment, logging at info,
 /// run from `cwd` (so a `./data` fallback can never land in the repository).
 pub fn hub_command(cwd: &Path) -> Command {
@@ -40,6 +67,7 @@ pub fn hub_command(cwd: &Path) -> Command {
         command.env_remove(name);
     }
     command
+        .env("SF_HUB_BOOTSTRAP_TOKEN", test_token())
         .env("RUST_LOG", "info")
         // What an operator sees by default: no backtraces in error reports.
         .env_remove("RUST_BACKTRACE")
@@ -96,7 +124,7 @@ impl HubProcess {
             database: String::new(),
             log,
             reader: Some(reader),
-            http: reqwest::Client::new(),
+            http: authorized_client(),
         };
         let (api, metrics) = hub.wait_listening().await;
         hub.base = format!("http://{api}");
