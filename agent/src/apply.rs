@@ -136,11 +136,7 @@ impl Folder {
 
 /// What is at `name` in `dir` (the place of `path`): refused when it is a
 /// symlink or a special file, which the agent never replaces.
-fn occupant(
-    dir: &Dir,
-    name: &str,
-    path: &SyncPath,
-) -> Result<Option<confined::Found>, ApplyError> {
+fn occupant(dir: &Dir, name: &str, path: &SyncPath) -> Result<Option<confined::Found>, ApplyError> {
     let found = dir.stat(name).map_err(io(dir.path().join(name)))?;
     match found {
         Some(f) if matches!(f.kind, Kind::Symlink | Kind::Special) => Err(ApplyError::Blocked {
@@ -271,7 +267,16 @@ pub async fn download(
     let temp_shown = tmp.path().join(&temp);
     let mut out = tmp.create_new(&temp).map_err(io(&temp_shown))?;
     let result = async {
-        let actual = assemble(&folder, hub, state, &mut out, &temp_shown, &chunks, progress).await?;
+        let actual = assemble(
+            &folder,
+            hub,
+            state,
+            &mut out,
+            &temp_shown,
+            &chunks,
+            progress,
+        )
+        .await?;
         if actual != expected_sha {
             return Err(ApplyError::Corrupt {
                 path: path.clone(),
@@ -622,11 +627,18 @@ pub fn rename_to_conflict_copy(
     let shown = parent.path().join(name);
     match parent.rename_no_replace(name, &parent, copy_name) {
         Ok(true) => {}
-        Ok(false) => parent.rename(name, &parent, copy_name).map_err(io(&shown))?,
+        Ok(false) => parent
+            .rename(name, &parent, copy_name)
+            .map_err(io(&shown))?,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
         }
-        Err(source) => return Err(ApplyError::Io { path: shown, source }),
+        Err(source) => {
+            return Err(ApplyError::Io {
+                path: shown,
+                source,
+            });
+        }
     }
     parent.sync().map_err(io(parent.path()))?;
     Ok(copy)

@@ -1125,7 +1125,13 @@ mod tests {
         assert!(!state.has_synced().await.unwrap(), "a first sync again");
         assert!(state.all_remote().await.unwrap().is_empty());
         assert_eq!(state.last_seq().await.unwrap(), 0);
-        assert!(state.find_local_chunk(&chunk(1, 30).hash).await.unwrap().is_empty());
+        assert!(
+            state
+                .find_local_chunk(&chunk(1, 30).hash)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(state.meta(HUB_ID).await.unwrap().as_deref(), Some("two"));
         assert_eq!(state.meta("scope").await.unwrap().as_deref(), Some("write"));
     }
@@ -1168,7 +1174,12 @@ mod tests {
             .unwrap();
         state.close().await;
         let state = State::open(folder.path(), registry.path()).await.unwrap();
-        let twin = async |path: &str| state.case_twin(&SyncPath::parse(path).unwrap()).await.unwrap();
+        let twin = async |path: &str| {
+            state
+                .case_twin(&SyncPath::parse(path).unwrap())
+                .await
+                .unwrap()
+        };
         assert_eq!(twin("notes.txt").await.as_deref(), Some("Notes.txt"));
         assert_eq!(twin("Notes.txt").await.as_deref(), Some("notes.txt"));
         // A folder above meets another spelling.

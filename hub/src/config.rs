@@ -10,7 +10,17 @@ use clap::{Parser, Subcommand};
 /// synced-folder hub: holds every file, its history and the audit log, and
 /// serves agents (v1 API, WebSocket) and the original REST clients.
 #[derive(Debug, Parser)]
-#[command(name = "sf-hub", version, about, long_about = None)]
+#[command(
+    name = "sf-hub",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment only (never a flag, so secrets stay out of `ps`):\n  \
+                  SF_HUB_BOOTSTRAP_TOKEN  a token (sft_…) added as the write token `bootstrap` \
+                  if the hub does not know it; changing it replaces the old one.\n\n\
+                  On its first start without any token the hub makes `default` and writes it \
+                  to <data-dir>/agent-token (mode 0600): give agents --token-file with it."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

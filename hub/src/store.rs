@@ -23,25 +23,17 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_util::io::ReaderStream;
 
+mod removal;
+mod usage;
 mod verify;
 
+pub use usage::StoreFull;
 pub use verify::VerifyError;
 
 /// A present chunk whose mtime is older than this gets a fresh one when a
 /// client is told the hub holds it (see [`ChunkStore::missing`]): the client
 /// is about to commit it, and garbage collection goes by mtime.
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
-
-/// The store reached `--max-store-bytes`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "the hub's chunk store is full: {used} of the {capacity} bytes --max-store-bytes allows are \
-     in use, so nothing was stored; the hub's operator must free space or raise the limit"
-)]
-pub struct StoreFull {
-    pub used: u64,
-    pub capacity: u64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -109,32 +101,10 @@ impl ChunkStore {
         })
     }
 
-    /// Resolves once [`Self::census_blocking`] has counted the store.
-    pub async fn counted(&self) {
-        let _ = self.counted.subscribe().wait_for(|done| *done).await;
-    }
-
-    /// Before a new chunk's name appears: the census must not count it too.
-    fn note_new(&self, hash: &Sha256Hex) {
-        if let Some(set) = self
-            .uncounted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            set.insert(*hash);
-        }
-    }
-
     /// Refuses new chunks once `capacity` bytes are stored (`None`: no limit).
     pub fn with_capacity(mut self, capacity: Option<u64>) -> Self {
         self.capacity = capacity;
         self
-    }
-
-    /// Where temp files live while a chunk is written (cleared at open).
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp_dir
     }
 
     fn chunk_path(&self, hash: &Sha256Hex) -> PathBuf {
@@ -146,49 +116,6 @@ impl ChunkStore {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         self.tmp_dir
             .join(format!("{}-{n}.part", std::process::id()))
-    }
-
-    /// How many chunks were removed since start; see [`Self::removals`] users.
-    pub fn removals(&self) -> u64 {
-        self.removals.load(Ordering::SeqCst)
-    }
-
-    /// Bytes currently stored (approximate until the start-up census is done).
-    pub fn used_bytes(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// Refuses when the store is full already (a new chunk cannot fit).
-    pub fn ensure_room(&self) -> Result<(), StoreFull> {
-        match self.capacity {
-            Some(capacity) if self.used_bytes() >= capacity => Err(StoreFull {
-                used: self.used_bytes(),
-                capacity,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts `len` new bytes against the capacity, or refuses them.
-    fn reserve(&self, len: u64) -> Result<(), StoreFull> {
-        let Some(capacity) = self.capacity else {
-            self.used.fetch_add(len, Ordering::Relaxed);
-            return Ok(());
-        };
-        self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(len).filter(|&total| total <= capacity)
-            })
-            .map(|_| ())
-            .map_err(|used| StoreFull { used, capacity })
-    }
-
-    fn release(&self, len: u64) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                Some(used.saturating_sub(len))
-            });
     }
 
     /// The stored length of `hash`, or `None` when the hub lacks it.
@@ -364,7 +291,10 @@ impl ChunkStore {
     }
 
     /// Opens one stored chunk for reading; `None` when the hub lacks it.
-    pub(crate) fn open_chunk_blocking(&self, hash: &Sha256Hex) -> io::Result<Option<std::fs::File>> {
+    pub(crate) fn open_chunk_blocking(
+        &self,
+        hash: &Sha256Hex,
+    ) -> io::Result<Option<std::fs::File>> {
         match std::fs::File::open(self.chunk_path(hash)) {
             Ok(file) => Ok(Some(file)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -410,103 +340,6 @@ impl ChunkStore {
             Ok(file) => {
                 let len = file.metadata().await?.len();
                 Ok(Some((len, ReaderStream::with_capacity(file, 64 * 1024))))
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Counts the chunks stored before open and their bytes by walking the
-    /// store, and adds the bytes to the store's own count (for
-    /// `--max-store-bytes`); chunks stored meanwhile are counted as they are
-    /// stored. Call once after [`Self::open`]; blocking.
-    pub fn census_blocking(&self) -> io::Result<(u64, u64)> {
-        let walked = self.walk_census();
-        let bytes = walked.as_ref().map_or(0, |(_, bytes)| *bytes);
-        self.used.fetch_add(bytes, Ordering::Relaxed);
-        *self.uncounted.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.counted.send_replace(true);
-        walked
-    }
-
-    fn walk_census(&self) -> io::Result<(u64, u64)> {
-        let (mut count, mut bytes) = (0, 0);
-        for outer in std::fs::read_dir(&self.chunks_dir)? {
-            for inner in std::fs::read_dir(outer?.path())? {
-                for chunk in std::fs::read_dir(inner?.path())? {
-                    let chunk = chunk?;
-                    let hash = chunk.file_name().to_str().and_then(|n| Sha256Hex::parse(n).ok());
-                    let counted_already = hash.is_some_and(|hash| {
-                        self.uncounted
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .as_ref()
-                            .is_some_and(|set| set.contains(&hash))
-                    });
-                    if !counted_already {
-                        count += 1;
-                        bytes += chunk.metadata()?.len();
-                    }
-                }
-            }
-        }
-        Ok((count, bytes))
-    }
-
-    /// Stored chunks whose name starts with the byte `prefix` and whose mtime
-    /// is before `cutoff`: one 256th of the store per call, so a garbage
-    /// collection pass holds little in memory. Blocking.
-    pub fn old_chunks_blocking(&self, prefix: u8, cutoff: SystemTime) -> io::Result<Vec<Sha256Hex>> {
-        let outer = self.chunks_dir.join(format!("{prefix:02x}"));
-        let mut old = Vec::new();
-        let inner_dirs = match std::fs::read_dir(&outer) {
-            Ok(dirs) => dirs,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(old),
-            Err(err) => return Err(err),
-        };
-        for inner in inner_dirs {
-            for entry in std::fs::read_dir(inner?.path())? {
-                let entry = entry?;
-                // Anything that is not a chunk's name is not the store's to remove.
-                let Some(hash) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| Sha256Hex::parse(name).ok())
-                else {
-                    continue;
-                };
-                if entry.metadata()?.modified()? < cutoff {
-                    old.push(hash);
-                }
-            }
-        }
-        Ok(old)
-    }
-
-    /// Removes chunk `hash` if it is stored and, when `older_than` is given,
-    /// its mtime is before it; returns the bytes freed. The caller holds the
-    /// commit lock and has checked that no version references the chunk.
-    pub async fn remove(
-        &self,
-        hash: &Sha256Hex,
-        older_than: Option<SystemTime>,
-    ) -> io::Result<Option<u64>> {
-        let path = self.chunk_path(hash);
-        let meta = match tokio::fs::metadata(&path).await {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        if older_than.is_some_and(|cutoff| meta.modified().is_ok_and(|m| m >= cutoff)) {
-            return Ok(None);
-        }
-        // Counted first: a commit that saw the chunk before this removal
-        // re-checks once it holds the commit lock.
-        self.removals.fetch_add(1, Ordering::SeqCst);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {
-                self.release(meta.len());
-                Ok(Some(meta.len()))
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),

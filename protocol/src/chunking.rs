@@ -69,7 +69,11 @@ pub fn check_chunk_list(chunks: &[ChunkRef], size: u64) -> Result<(), ChunkListE
     let mut listed: u64 = 0;
     let last = chunks.len().saturating_sub(1);
     for (index, chunk) in chunks.iter().enumerate() {
-        let min = if index == last { 1 } else { MIN_CHUNK_SIZE as u64 };
+        let min = if index == last {
+            1
+        } else {
+            MIN_CHUNK_SIZE as u64
+        };
         if chunk.len < min || chunk.len > MAX_CHUNK_SIZE as u64 {
             return Err(ChunkListError::BadLength {
                 index,

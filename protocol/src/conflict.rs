@@ -54,7 +54,16 @@ pub fn conflict_copy_path(
             MAX_SEGMENT_BYTES.saturating_sub(marker.len() + kept_stem),
         );
         let room = MAX_SEGMENT_BYTES.saturating_sub(marker.len() + ext.len());
-        let name = format!("{}{marker}{ext}", truncate_at_char(stem, room));
+        let mut kept = truncate_at_char(stem, room);
+        if ext.is_empty() && !split_extension(kept).1.is_empty() {
+            // A name without an extension (`a.b.`) cut short can look like
+            // one with an extension (`a.b`): cut before its inner dots so
+            // the copy still reads back as a copy of a name without one.
+            if let Some((dot, _)) = kept.char_indices().skip(1).find(|&(_, c)| c == '.') {
+                kept = &kept[..dot];
+            }
+        }
+        let name = format!("{kept}{marker}{ext}");
         let candidate = path.with_file_name(&name)?;
         if !is_taken(&candidate) {
             return Ok(candidate);
@@ -133,7 +142,10 @@ const CONFLICT_MARK: &str = " (conflict ";
 /// leading zeros. `None` for any other name; never panics.
 ///
 /// A copy of a copy (`a (conflict x …) (conflict y …).txt`) gives the latest
-/// conflict, whose original is the first copy.
+/// conflict, whose original is the first copy. A few names can be read two
+/// ways, because an extension may itself look like a stamp (`a. (conflict o
+/// 2026-01-01 000000)` has the extension `. (conflict o …)`); the reading
+/// with the rightmost marker wins, and both readings name the same copy.
 pub fn parse_conflict_copy(path: &SyncPath) -> Option<ConflictCopy> {
     let name = path.file_name();
     // Rightmost first: the last marker names the latest conflict, and an
@@ -187,9 +199,13 @@ fn parse_stamp(inner: &str) -> Option<(&str, OffsetDateTime, u64)> {
 fn parse_utc(date: &str, time: &str) -> Option<OffsetDateTime> {
     let shape = |s: &str, pattern: &[u8]| {
         s.len() == pattern.len()
-            && s.bytes()
-                .zip(pattern)
-                .all(|(b, &p)| if p == b'9' { b.is_ascii_digit() } else { b == p })
+            && s.bytes().zip(pattern).all(|(b, &p)| {
+                if p == b'9' {
+                    b.is_ascii_digit()
+                } else {
+                    b == p
+                }
+            })
     };
     if !shape(date, b"9999-99-99") || !shape(time, b"999999") {
         return None;
@@ -225,7 +241,11 @@ fn sanitise_origin(origin: &str) -> String {
             }
         })
         .collect();
-    let cleaned = truncate_at_char(&cleaned, MAX_ORIGIN_BYTES).to_owned();
+    // Trimmed again after the cut, so a cleaned origin cleans to itself and
+    // a name read back with `parse_conflict_copy` is made again unchanged.
+    let cleaned = truncate_at_char(&cleaned, MAX_ORIGIN_BYTES)
+        .trim_end()
+        .to_owned();
     if cleaned.is_empty() {
         "unknown".to_owned()
     } else {
@@ -341,8 +361,10 @@ mod tests {
         ];
         for (original, origin, counter) in cases {
             let path = SyncPath::parse(original).unwrap();
-            let copy = conflict_copy_path(&path, origin, at, |candidate| {
-                parse_conflict_copy(candidate).unwrap().counter < counter
+            let mut calls = 0;
+            let copy = conflict_copy_path(&path, origin, at, |_| {
+                calls += 1;
+                calls < counter
             })
             .unwrap();
             let parsed = parse_conflict_copy(&copy).unwrap_or_else(|| panic!("{copy}"));
@@ -363,11 +385,35 @@ mod tests {
     fn a_copy_of_a_copy_names_the_first_copy() {
         let at = datetime!(2026-11-24 10:15:00 UTC);
         let first = name("todo.txt", "a", &[]);
-        let second = conflict_copy_path(&SyncPath::parse(&first).unwrap(), "b", at, |_| false)
-            .unwrap();
+        let second =
+            conflict_copy_path(&SyncPath::parse(&first).unwrap(), "b", at, |_| false).unwrap();
         let parsed = parse_conflict_copy(&second).unwrap();
         assert_eq!(parsed.original.as_str(), first);
         assert_eq!(parsed.origin, "b");
+    }
+
+    #[test]
+    fn an_extension_that_looks_like_a_stamp_reads_the_rightmost_way() {
+        // Found by the conflict_name fuzz target: this copy of
+        // `a. (conflict o 2026-01-01 000000)` (extension `. (conflict o …)`)
+        // is also, name for name, a copy of `a (conflict x 2026-11-24 101500).`.
+        let original = SyncPath::parse("a. (conflict o 2026-01-01 000000)").unwrap();
+        let copy = conflict_copy_path(&original, "x", datetime!(2026-11-24 10:15:00 UTC), |_| {
+            false
+        })
+        .unwrap();
+        assert_eq!(
+            copy.as_str(),
+            "a (conflict x 2026-11-24 101500). (conflict o 2026-01-01 000000)"
+        );
+        let parsed = parse_conflict_copy(&copy).unwrap();
+        assert_eq!(
+            parsed.original.as_str(),
+            "a (conflict x 2026-11-24 101500)."
+        );
+        assert_eq!(parsed.origin, "o");
+        let again = conflict_copy_path(&parsed.original, &parsed.origin, parsed.at, |_| false);
+        assert_eq!(again.unwrap(), copy, "both readings name the same copy");
     }
 
     #[test]
@@ -411,9 +457,24 @@ mod tests {
         assert!(long_ext.starts_with(parsed.original.as_str()));
         let stem = "s".repeat(100);
         let copy = name(&format!("{stem}.{}", "e".repeat(150)), "pc", &[]);
-        assert!(copy.find(" (conflict pc").unwrap() >= MIN_STEM_BYTES, "{copy}");
+        assert!(
+            copy.find(" (conflict pc").unwrap() >= MIN_STEM_BYTES,
+            "{copy}"
+        );
         assert!(copy.ends_with(&"e".repeat(100)), "{copy}");
         assert!(copy.len() <= MAX_SEGMENT_BYTES);
+    }
+
+    #[test]
+    fn a_long_name_ending_in_a_dot_stays_without_an_extension() {
+        // Found by the conflict_name fuzz target: `x.txt…OOO.` has no
+        // extension, but cut to fit it became `x.txt…OOO`, which has one,
+        // so the copy did not read back.
+        let original = format!("x.txt{}.", "O".repeat(240));
+        let copy = name(&original, "pc", &[]);
+        assert_eq!(copy, "x (conflict pc 2026-11-24 101500)");
+        let parsed = parse_conflict_copy(&SyncPath::parse(&copy).unwrap()).unwrap();
+        assert_eq!(parsed.original.as_str(), "x");
     }
 
     #[test]
@@ -438,6 +499,13 @@ mod tests {
         assert_eq!(
             name("x", "   ", &[]),
             "x (conflict unknown 2026-11-24 101500)"
+        );
+        // Found by the property tests: a cut at 64 bytes that ended in a
+        // space left the origin untrimmed, so it did not clean to itself.
+        let origin = format!("{} tail", "o".repeat(63));
+        assert_eq!(
+            name("x", &origin, &[]),
+            format!("x (conflict {} 2026-11-24 101500)", "o".repeat(63))
         );
     }
 }

@@ -204,12 +204,15 @@ mod tests {
         assert_eq!(meta.path.as_str(), "a/b.txt");
         assert_eq!(meta.base_sha, None);
         let sha = Sha256Hex::empty();
-        let meta = decode_upload_meta(format!(r#"{{"path":"x","base_sha":"{sha}"}}"#).as_bytes())
-            .unwrap();
+        let meta =
+            decode_upload_meta(format!(r#"{{"path":"x","base_sha":"{sha}"}}"#).as_bytes()).unwrap();
         assert_eq!(meta.base_sha, Some(sha));
         let err = decode_upload_meta(br#"{"path":".SF/state"}"#).unwrap_err();
         assert_eq!(err, UploadFramingError::InvalidPath(PathError::Reserved));
-        assert!(err.to_string().contains(crate::path::PATH_ERROR_PREFIX), "{err}");
+        assert!(
+            err.to_string().contains(crate::path::PATH_ERROR_PREFIX),
+            "{err}"
+        );
         for bad in [
             &b""[..],
             b"{",

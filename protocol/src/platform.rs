@@ -81,7 +81,9 @@ pub enum NameRule {
     TrailingDotOrSpace,
     #[error("{0} is a reserved device name there, with or without an extension")]
     ReservedDeviceName(String),
-    #[error("the file system there cannot tell it apart from {other:?} (letter case or Unicode form)")]
+    #[error(
+        "the file system there cannot tell it apart from {other:?} (letter case or Unicode form)"
+    )]
     Collision { other: String },
 }
 
@@ -222,19 +224,17 @@ impl Collisions {
     /// none of them has a better claim to the one local name.
     pub fn problem(&self, path: &SyncPath) -> Option<NameProblem> {
         let platform = self.platform;
-        path.ancestors()
-            .chain([path.as_str()])
-            .find_map(|name| {
-                let group = self.groups.get(&collision_key(name, platform))?;
-                let other = group.iter().find(|other| *other != name)?;
-                Some(NameProblem {
-                    name: name.to_owned(),
-                    platform,
-                    rule: NameRule::Collision {
-                        other: other.clone(),
-                    },
-                })
+        path.ancestors().chain([path.as_str()]).find_map(|name| {
+            let group = self.groups.get(&collision_key(name, platform))?;
+            let other = group.iter().find(|other| *other != name)?;
+            Some(NameProblem {
+                name: name.to_owned(),
+                platform,
+                rule: NameRule::Collision {
+                    other: other.clone(),
+                },
             })
+        })
     }
 }
 
@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(path_problem(&path, Unix), None);
         assert_eq!(path_problem(&path, MacOs), None);
         let message = problem.to_string();
-        assert!(message.contains("\"nul.txt\" cannot be stored on Windows"), "{message}");
+        assert!(
+            message.contains("\"nul.txt\" cannot be stored on Windows"),
+            "{message}"
+        );
         assert!(message.contains("rename it on another device"), "{message}");
         let trailing = SyncPath::parse("dir. /x").unwrap();
         assert_eq!(
@@ -403,6 +406,9 @@ mod tests {
     fn current_platform_is_one_of_them() {
         let current = Platform::current();
         assert_eq!(current == Windows, cfg!(windows));
-        assert_eq!(current.is_case_insensitive(), cfg!(any(windows, target_vendor = "apple")));
+        assert_eq!(
+            current.is_case_insensitive(),
+            cfg!(any(windows, target_vendor = "apple"))
+        );
     }
 }

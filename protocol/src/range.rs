@@ -106,11 +106,26 @@ mod tests {
     #[test]
     fn huge_positions_never_overflow() {
         let max = u64::MAX;
-        assert_eq!(parse_range("bytes=0-18446744073709551615", 100), Bytes(0, 100));
-        assert_eq!(parse_range("bytes=5-18446744073709551615", 100), Bytes(5, 100));
-        assert_eq!(parse_range("bytes=5-18446744073709551615", max), Bytes(5, max));
-        assert_eq!(parse_range("bytes=0-18446744073709551615", max), Bytes(0, max));
-        assert_eq!(parse_range("bytes=0-99999999999999999999999", 7), Bytes(0, 7));
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", 100),
+            Bytes(0, 100)
+        );
+        assert_eq!(
+            parse_range("bytes=5-18446744073709551615", 100),
+            Bytes(5, 100)
+        );
+        assert_eq!(
+            parse_range("bytes=5-18446744073709551615", max),
+            Bytes(5, max)
+        );
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", max),
+            Bytes(0, max)
+        );
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999999", 7),
+            Bytes(0, 7)
+        );
         assert_eq!(
             parse_range("bytes=99999999999999999999999-", 7),
             Unsatisfiable
@@ -119,8 +134,14 @@ mod tests {
             parse_range("bytes=18446744073709551615-18446744073709551615", max),
             Unsatisfiable
         );
-        assert_eq!(parse_range("bytes=-18446744073709551615", 100), Bytes(0, 100));
-        assert_eq!(parse_range("bytes=-99999999999999999999999", 3), Bytes(0, 3));
+        assert_eq!(
+            parse_range("bytes=-18446744073709551615", 100),
+            Bytes(0, 100)
+        );
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999999", 3),
+            Bytes(0, 3)
+        );
         assert_eq!(parse_range("bytes=-1", max), Bytes(max - 1, max));
         assert_eq!(parse_range("bytes=007-0010", 100), Bytes(7, 11));
     }

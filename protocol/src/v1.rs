@@ -110,8 +110,7 @@ impl Entry {
         match self.kind {
             EntryKind::Dir => {
                 let empty = self.sha256.is_none_or(|sha| sha == Sha256Hex::empty());
-                if self.size != 0 || !empty || self.chunks.as_ref().is_some_and(|c| !c.is_empty())
-                {
+                if self.size != 0 || !empty || self.chunks.as_ref().is_some_and(|c| !c.is_empty()) {
                     return Err(EntryError::DirWithContent { path: path() });
                 }
             }
@@ -453,5 +452,41 @@ mod tests {
                 hub_id: String::new()
             }
         );
+    }
+
+    #[test]
+    fn decoding_refuses_malformed_and_unusable_entries() {
+        let sha = Sha256Hex::empty();
+        let good = format!(
+            r#"{{"path":"a","kind":"file","version":1,"seq":1,"sha256":"{sha}","size":0,"mtime_ns":0,"executable":false,"deleted":false,"origin":"o","committed_ms":0}}"#
+        );
+        let tombstone_with_sha = good.replace(r#""deleted":false"#, r#""deleted":true"#);
+        let frame = |entry: &str| format!(r#"{{"type":"change",{}"#, &entry[1..]);
+        assert!(matches!(
+            decode_ws_frame(&frame(&good)),
+            Ok(WsFrame::Change(_))
+        ));
+        assert!(matches!(
+            decode_ws_frame(&frame(&tombstone_with_sha)),
+            Err(FrameError::Entry(EntryError::TombstoneWithContent { .. }))
+        ));
+        for bad in ["", "{", r#"{"type":"bye"}"#, r#"{"type":"hello"}"#, "[1]"] {
+            assert!(
+                matches!(decode_ws_frame(bad), Err(FrameError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        let bad_path = frame(&good).replace(r#""path":"a""#, r#""path":".SF/x""#);
+        let err = decode_ws_frame(&bad_path).unwrap_err();
+        assert!(err.to_string().contains("invalid path"), "{err}");
+        let page = |entries: &[&str]| format!(r#"{{"changes":[{}],"head":5}}"#, entries.join(","));
+        let ok = decode_changes(page(&[&good, &good]).as_bytes()).unwrap();
+        assert_eq!((ok.changes.len(), ok.head, ok.hub_id.as_str()), (2, 5, ""));
+        let err = decode_changes(page(&[&good, &tombstone_with_sha]).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("a: a tombstone"), "{err}");
+        assert!(matches!(
+            decode_changes(b"\xff"),
+            Err(FrameError::Malformed(_))
+        ));
     }
 }

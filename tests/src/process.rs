@@ -182,12 +182,29 @@ pub struct Hub {
     port: u16,
     url: String,
     http: reqwest::Client,
+    options: HubOptions,
+}
+
+/// How a [`Hub`] is started beyond its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct HubOptions {
+    /// More `sf-hub` arguments, e.g. `--tls-cert` or `--header-timeout`.
+    pub args: Vec<String>,
+    /// Set when the hub serves TLS: the PEM CA certificate that signed its
+    /// certificate (issued for `localhost`); the hub's URL is then
+    /// `https://localhost:PORT`.
+    pub tls_ca_pem: Option<String>,
 }
 
 impl Hub {
     /// Starts a hub on `data_dir`, API and metrics on free ports of
     /// 127.0.0.1, and waits until `/readyz` answers.
     pub async fn start(data_dir: &Path) -> Hub {
+        Self::start_with(data_dir, HubOptions::default()).await
+    }
+
+    /// [`Hub::start`] with more arguments, or over TLS.
+    pub async fn start_with(data_dir: &Path, options: HubOptions) -> Hub {
         fs::create_dir_all(data_dir).expect("create the hub's data dir");
         let home = tempfile::Builder::new()
             .prefix("sf-e2e-hub-log-")
@@ -203,7 +220,16 @@ impl Hub {
             child: None,
             port: 0,
             url: String::new(),
-            http: http_client(),
+            http: match &options.tls_ca_pem {
+                None => http_client(),
+                Some(pem) => reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes())
+                        .expect("a PEM CA certificate")])
+                    .build()
+                    .expect("an HTTPS client"),
+            },
+            options,
         };
         if let Err(err) = hub.launch("127.0.0.1:0").await {
             panic!("{err}");
@@ -237,6 +263,14 @@ impl Hub {
     /// The whole log so far.
     pub fn log(&self) -> String {
         self.log.read_from(0)
+    }
+
+    /// The write token the hub made on its first start.
+    pub fn token(&self) -> String {
+        fs::read_to_string(self.token_file())
+            .expect("the hub's first-start token")
+            .trim()
+            .to_owned()
     }
 
     /// SIGKILL (what `Child::kill` sends on Unix): no shutdown code runs.
@@ -281,6 +315,7 @@ impl Hub {
             .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.options.args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
@@ -324,7 +359,10 @@ impl Hub {
             ));
         }
         self.port = port;
-        self.url = format!("http://127.0.0.1:{port}");
+        self.url = match self.options.tls_ca_pem {
+            None => format!("http://127.0.0.1:{port}"),
+            Some(_) => format!("https://localhost:{port}"),
+        };
         loop {
             if let Ok(resp) = self.http.get(format!("{}/readyz", self.url)).send().await
                 && resp.status().is_success()

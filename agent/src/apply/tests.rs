@@ -64,7 +64,12 @@ fn finished_download(folder: &Folder, content: &str) -> (Dir, String) {
     (tmp, name)
 }
 
-fn place(root: &Path, path: &str, content: &str, expected: Option<&LocalFile>) -> Result<(), ApplyError> {
+fn place(
+    root: &Path,
+    path: &str,
+    content: &str,
+    expected: Option<&LocalFile>,
+) -> Result<(), ApplyError> {
     let folder = Folder::open(root).unwrap();
     let path = p(path);
     let (tmp, temp) = finished_download(&folder, content);
@@ -221,7 +226,9 @@ async fn nothing_is_written_through_a_directory_symlink() {
 async fn nothing_is_written_below_a_file_or_a_fifo_or_over_a_symlink() {
     let (_dir, root) = folder();
     std::fs::write(root.join("f"), "a file").unwrap();
-    let err = download_entry(&root, &file_entry("f/x.txt")).await.unwrap_err();
+    let err = download_entry(&root, &file_entry("f/x.txt"))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "not applied: f is a file, not a directory");
 
     let made = std::process::Command::new("mkfifo")
@@ -229,9 +236,17 @@ async fn nothing_is_written_below_a_file_or_a_fifo_or_over_a_symlink() {
         .status()
         .unwrap();
     assert!(made.success());
-    let err = download_entry(&root, &dir_entry("pipe/sub")).await.unwrap_err();
+    let err = download_entry(&root, &dir_entry("pipe/sub"))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, ApplyError::Blocked { what: Kind::Special, .. }),
+        matches!(
+            err,
+            ApplyError::Blocked {
+                what: Kind::Special,
+                ..
+            }
+        ),
         "{err}"
     );
 
@@ -241,9 +256,13 @@ async fn nothing_is_written_below_a_file_or_a_fifo_or_over_a_symlink() {
     let secret = outside.path().join("secret");
     std::fs::write(&secret, "keep").unwrap();
     symlink(&secret, root.join("link.txt")).unwrap();
-    let err = download_entry(&root, &file_entry("link.txt")).await.unwrap_err();
+    let err = download_entry(&root, &file_entry("link.txt"))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "not applied: link.txt is a symbolic link");
-    let err = download_entry(&root, &dir_entry("link.txt")).await.unwrap_err();
+    let err = download_entry(&root, &dir_entry("link.txt"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApplyError::Blocked { .. }), "{err}");
     assert_eq!(std::fs::read(&secret).unwrap(), b"keep");
     assert!(
@@ -281,9 +300,12 @@ fn trash_and_conflict_copies_work_in_real_folders() {
     std::fs::create_dir_all(root.join("a/b")).unwrap();
     std::fs::write(root.join("a/b/f.txt"), "mine").unwrap();
     let local = seen(&root.join("a/b/f.txt"));
-    let copy = rename_to_conflict_copy(&root, &p("a/b/f.txt"), "laptop", &local, |_| false)
-        .unwrap();
-    assert!(copy.as_str().starts_with("a/b/f (conflict laptop "), "{copy}");
+    let copy =
+        rename_to_conflict_copy(&root, &p("a/b/f.txt"), "laptop", &local, |_| false).unwrap();
+    assert!(
+        copy.as_str().starts_with("a/b/f (conflict laptop "),
+        "{copy}"
+    );
     assert_eq!(std::fs::read(local_path(&root, &copy)).unwrap(), b"mine");
     assert!(!root.join("a/b/f.txt").exists());
 
@@ -291,7 +313,11 @@ fn trash_and_conflict_copies_work_in_real_folders() {
     let kept = move_to_trash(&root, &copy, &local, &IgnoreRules::defaults())
         .unwrap()
         .unwrap();
-    assert!(kept.starts_with(root.join(".sf/trash")), "{}", kept.display());
+    assert!(
+        kept.starts_with(root.join(".sf/trash")),
+        "{}",
+        kept.display()
+    );
     assert_eq!(std::fs::read(&kept).unwrap(), b"mine");
     // An empty folder goes to the trash too; one with contents stays.
     std::fs::write(root.join("a/other"), "x").unwrap();
@@ -358,7 +384,9 @@ fn purging_old_trash_removes_links_not_what_they_point_to() {
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("f"), "old").unwrap();
     symlink(outside.path(), old.join("link")).unwrap();
-    let recent = root.join(".sf/trash").join(time::OffsetDateTime::now_utc().date().to_string());
+    let recent = root
+        .join(".sf/trash")
+        .join(time::OffsetDateTime::now_utc().date().to_string());
     std::fs::create_dir_all(&recent).unwrap();
     assert_eq!(purge_trash(&root).unwrap(), 1);
     assert!(!root.join(".sf/trash/2000-01-01").exists());

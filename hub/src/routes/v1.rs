@@ -31,7 +31,8 @@ pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 const HASH_JSON_BYTES: usize = 80;
 
 /// Body limit of `POST /v1/chunks/missing`: `MISSING_CHUNKS_MAX` hashes.
-pub const MISSING_CHUNKS_BODY_LIMIT: usize = MISSING_CHUNKS_MAX * HASH_JSON_BYTES + SMALL_BODY_LIMIT;
+pub const MISSING_CHUNKS_BODY_LIMIT: usize =
+    MISSING_CHUNKS_MAX * HASH_JSON_BYTES + SMALL_BODY_LIMIT;
 
 /// Body limit of `POST /v1/commit`: the chunk list of the largest file the hub
 /// accepts (each `{"hash":"<64 hex>","len":N}` within 100 bytes), at most 64 MiB.

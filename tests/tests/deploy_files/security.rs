@@ -328,7 +328,7 @@ pub fn check_required(root: &Path) -> Vec<String> {
                          set {name} in compose/.env: {err}"
                     ));
                 }
-                Err(err) => eprintln!("with {name} {how}, compose refuses: {err}"),
+                Err(_) => {}
             }
         }
     }

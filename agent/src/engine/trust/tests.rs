@@ -238,16 +238,25 @@ async fn unusable_entries_and_paths_through_symlinks_are_skipped_and_the_rest_sy
         "{detail}"
     );
     let detail = problem_of(&state, "bad-chunks.txt").await.unwrap();
-    assert!(detail.contains("add up to 3 bytes, not to the size 4"), "{detail}");
+    assert!(
+        detail.contains("add up to 3 bytes, not to the size 4"),
+        "{detail}"
+    );
     let detail = problem_of(&state, "folder").await.unwrap();
-    assert!(detail.contains("a directory that carries content"), "{detail}");
+    assert!(
+        detail.contains("a directory that carries content"),
+        "{detail}"
+    );
     assert_eq!(
         problem_of(&state, "d/x.txt").await.unwrap(),
         "not applied: d is a symbolic link"
     );
     // The feed moved past them: they are not asked for again.
     assert_eq!(state.last_seq().await.unwrap(), 6);
-    assert_eq!(state.meta(HUB_ID).await.unwrap().as_deref(), Some("hub-one"));
+    assert_eq!(
+        state.meta(HUB_ID).await.unwrap().as_deref(),
+        Some("hub-one")
+    );
     let report = crate::status::report(&root).await.unwrap();
     assert!(
         report.contains("hub changes not applied: 4")
