@@ -318,7 +318,7 @@ pub fn decide_in(
 ) -> Decision {
     match direction {
         Direction::SendReceive => decide(local, synced, remote),
-        Direction::ReceiveOnly => decide(local, synced, remote),
+        Direction::ReceiveOnly => decide_receive_only(local, synced, remote),
     }
 }
 

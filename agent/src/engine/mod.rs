@@ -424,7 +424,7 @@ impl Engine {
                 // is left is found again by the next start's scan.
                 return Ok(());
             }
-            if decision.writes_to_hub() && self.direction() == Direction::SendReceive && false {
+            if decision.writes_to_hub() && self.direction() == Direction::ReceiveOnly {
                 // Decided before a 403 turned this agent receive-only; the
                 // scan it asked for decides the path again.
                 continue;

@@ -295,3 +295,19 @@ async fn unusable_entries_and_paths_through_symlinks_are_skipped_and_the_rest_sy
     running.task.await.unwrap();
     state.close().await;
 }
+
+#[test]
+fn the_case_probe_tells_this_file_system_apart_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(crate::state::STATE_DIR)).unwrap();
+    // The temporary directories here are on a case-sensitive file system
+    // (Linux): a probe that answered "insensitive" would skip names for
+    // nothing.
+    assert!(!super::case_insensitive(dir.path()));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(crate::state::STATE_DIR))
+            .unwrap()
+            .count(),
+        0
+    );
+}
