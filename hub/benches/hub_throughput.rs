@@ -280,7 +280,8 @@ impl HubProcess {
             log_path: log_path.to_owned(),
             token: String::new(),
         };
-        hub.wait_ready(backend, &data_dir.join("agent-token")).await?;
+        hub.wait_ready(backend, &data_dir.join("agent-token"))
+            .await?;
         Ok(hub)
     }
 
@@ -298,7 +299,7 @@ impl HubProcess {
                     "hub runs on {:?}, not on {backend}",
                     health.database
                 );
-                self.token = std::fs::read_to_string(&token_file)
+                self.token = std::fs::read_to_string(token_file)
                     .with_context(|| format!("reading {}", token_file.display()))?
                     .trim()
                     .to_owned();

@@ -162,8 +162,7 @@ pub async fn launch(
     let app = routes::router(hub, settings.min_body_rate, settings.header_timeout);
     let api_server = serve::serve(api, tls, app, limits, stop_rx.clone());
     let metrics_server = axum::serve(metrics, metrics_app).with_graceful_shutdown(stopped(stop_rx));
-    let (api_result, metrics_result) =
-        tokio::join!(async { api_server.await }, async { metrics_server.await });
+    let (api_result, metrics_result) = tokio::join!(api_server, async { metrics_server.await });
     db.close().await;
     api_result.map_err(LaunchError::Serve)?;
     metrics_result.map_err(LaunchError::Serve)?;

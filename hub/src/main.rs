@@ -18,7 +18,10 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command, mut settings } = Cli::parse();
+    let Cli {
+        command,
+        mut settings,
+    } = Cli::parse();
     if let Some(Command::Token { action }) = command {
         let output = sf_hub::token_cli::run(&settings, action)
             .await

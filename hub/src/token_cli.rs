@@ -28,17 +28,21 @@ pub async fn run(settings: &Settings, command: TokenCommand) -> Result<String, T
         return Ok(format!("{}\n", Secret::generate().expose()));
     }
     let data_dir = settings.data_dir();
-    std::fs::create_dir_all(&data_dir).map_err(|e| DbError::Corrupt(format!(
-        "cannot create the data directory {}: {e}",
-        data_dir.display()
-    )))?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        DbError::Corrupt(format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
     let db = Database::connect(&settings.database_url(), settings.database_timeout).await?;
     let result = match command {
         TokenCommand::Create { name, read_only } => create(&db, &name, read_only).await,
         TokenCommand::List => Ok(table(&db.list_tokens().await?)),
         TokenCommand::Revoke { name } => {
             if db.revoke_token(&name).await? {
-                Ok(format!("revoked {name:?}; its connections close within a second\n"))
+                Ok(format!(
+                    "revoked {name:?}; its connections close within a second\n"
+                ))
             } else {
                 Err(TokenCliError::NoSuchToken(name))
             }
@@ -79,8 +83,10 @@ fn table(rows: &[TokenRow]) -> String {
                 row.scope.as_str().to_owned(),
                 format_ms(row.created_ms),
                 when(row.last_used_ms),
-                row.revoked_ms
-                    .map_or_else(|| "active".to_owned(), |ms| format!("revoked {}", format_ms(ms))),
+                row.revoked_ms.map_or_else(
+                    || "active".to_owned(),
+                    |ms| format!("revoked {}", format_ms(ms)),
+                ),
             ]
         })
         .collect();
@@ -145,7 +151,10 @@ mod tests {
         assert!(!text.contains("abab") && !text.contains("cdcd"), "{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("NAME           SCOPE"), "{text}");
-        assert!(lines[1].starts_with("laptop         write  1970-01-01 00:00:00Z  -"), "{text}");
+        assert!(
+            lines[1].starts_with("laptop         write  1970-01-01 00:00:00Z  -"),
+            "{text}"
+        );
         assert!(lines[2].ends_with("revoked 1970-01-02 01:00:00Z"), "{text}");
     }
 }

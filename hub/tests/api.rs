@@ -1187,8 +1187,14 @@ async fn a_stuck_websocket_client_blocks_nobody() {
     let (mut live, _) = tokio_tungstenite::connect_async(hub.ws_request())
         .await
         .unwrap();
-    assert!(matches!(next_frame(&mut stuck).await, WsFrame::Hello { head: 0, .. }));
-    assert!(matches!(next_frame(&mut live).await, WsFrame::Hello { head: 0, .. }));
+    assert!(matches!(
+        next_frame(&mut stuck).await,
+        WsFrame::Hello { head: 0, .. }
+    ));
+    assert!(matches!(
+        next_frame(&mut live).await,
+        WsFrame::Hello { head: 0, .. }
+    ));
     assert_eq!(hub.metric("sync_websocket_clients").await, Some(2.0));
 
     // More changes than the hub buffers per client, each with a ~3.8 KB path.

@@ -21,7 +21,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// would while the hub serves it.
 fn token_cli(hub: &TestHub, args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sf-hub"));
-    for name in ["DATABASE_URL", "POSTGRES_HOST", "SF_DATA_DIR", "STORAGE_DIR"] {
+    for name in [
+        "DATABASE_URL",
+        "POSTGRES_HOST",
+        "SF_DATA_DIR",
+        "STORAGE_DIR",
+    ] {
         command.env_remove(name);
     }
     command
@@ -199,14 +204,12 @@ async fn call(
             "path": format!("matrix/{case}-copy.txt"), "base_version": 0,
             "sha256": sha, "size": 100, "chunks": [{"hash": sha, "len": 100}], "origin": "test",
         })),
-        ("POST", "/v1/delete") => {
-            http.post(&url)
-                .json(&json!({"path": file, "base_version": 1, "origin": "test"}))
-        }
-        ("POST", "/v1/restore") => {
-            http.post(&url)
-                .json(&json!({"path": file, "version": 1, "origin": "test"}))
-        }
+        ("POST", "/v1/delete") => http
+            .post(&url)
+            .json(&json!({"path": file, "base_version": 1, "origin": "test"})),
+        ("POST", "/v1/restore") => http
+            .post(&url)
+            .json(&json!({"path": file, "version": 1, "origin": "test"})),
         other => panic!("no request for {other:?}"),
     };
     let request = match (carrier, token) {
@@ -284,7 +287,10 @@ async fn every_route_against_every_credential(hub: TestHub) {
     let mut cases = 0;
     let mut failures = Vec::new();
     for carrier in [Carrier::Header, Carrier::Path] {
-        for route in ROUTES.iter().filter(|r| carrier == Carrier::Header || r.legacy) {
+        for route in ROUTES
+            .iter()
+            .filter(|r| carrier == Carrier::Header || r.legacy)
+        {
             for credential in CREDENTIALS {
                 if carrier == Carrier::Path && credential == Credential::None {
                     continue; // without a token, `/t/index` is just no route
@@ -294,7 +300,10 @@ async fn every_route_against_every_credential(hub: TestHub) {
                 let (status, body, challenge) =
                     call(&hub, route, tokens.value(credential), carrier, cases).await;
                 let want = expected(route, credential);
-                let label = format!("{carrier:?} {} {} as {credential:?}", route.method, route.path);
+                let label = format!(
+                    "{carrier:?} {} {} as {credential:?}",
+                    route.method, route.path
+                );
                 if status != want {
                     failures.push(format!("{label}: {status}, want {want}: {body}"));
                     continue;
@@ -366,20 +375,25 @@ async fn token_commands_work_while_the_hub_runs(hub: TestHub) {
     let list = String::from_utf8(token_cli(&hub, &["list"]).stdout).unwrap();
     assert!(list.contains("default") && list.contains("phone"), "{list}");
     assert!(list.contains("read") && list.contains("write"), "{list}");
-    assert!(!list.contains(&token[4..]), "the list shows a secret:\n{list}");
+    assert!(
+        !list.contains(&token[4..]),
+        "the list shows a secret:\n{list}"
+    );
     // Nothing secret is stored either: only hashes.
     let raw_db = std::fs::read(hub.storage.data_path().join("hub.db")).unwrap_or_default();
     assert!(
-        !raw_db
-            .windows(token.len())
-            .any(|w| w == token.as_bytes()),
+        !raw_db.windows(token.len()).any(|w| w == token.as_bytes()),
         "the database holds a token in clear"
     );
 
     revoke_token(&hub, "phone");
     wait_refused(&hub, &token).await;
     let list = String::from_utf8(token_cli(&hub, &["list"]).stdout).unwrap();
-    assert!(list.lines().any(|l| l.starts_with("phone") && l.contains("revoked")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("phone") && l.contains("revoked")),
+        "{list}"
+    );
     // The name can be used again.
     create_token(&hub, "phone", false);
     let unknown = token_cli(&hub, &["revoke", "tablet"]);
@@ -397,7 +411,9 @@ async fn revocation_closes_open_websockets(hub: TestHub) {
     let hello = socket.next().await.unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("hello"));
     // Another client's socket stays open.
-    let (mut other, _) = tokio_tungstenite::connect_async(hub.ws_request()).await.unwrap();
+    let (mut other, _) = tokio_tungstenite::connect_async(hub.ws_request())
+        .await
+        .unwrap();
     other.next().await.unwrap().unwrap();
 
     revoke_token(&hub, "desk");
@@ -420,7 +436,14 @@ async fn revocation_closes_open_websockets(hub: TestHub) {
     let change = tokio::time::timeout(Duration::from_secs(5), other.next())
         .await
         .expect("the other socket still receives changes");
-    assert!(change.unwrap().unwrap().to_text().unwrap().contains("after.txt"));
+    assert!(
+        change
+            .unwrap()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains("after.txt")
+    );
 }
 
 async fn cross_site_websockets_are_refused(hub: TestHub) {
@@ -491,7 +514,14 @@ async fn a_bootstrap_token_is_added_and_rotated() {
     let whoami = |token: String| {
         let http = hub.anon.clone();
         let url = hub.url("/v1/whoami");
-        async move { http.get(url).bearer_auth(token).send().await.unwrap().status() }
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(whoami(first.clone()).await, StatusCode::OK);
     let storage = hub.stop().await;
@@ -499,7 +529,14 @@ async fn a_bootstrap_token_is_added_and_rotated() {
     let status = |token: String| {
         let http = hub.anon.clone();
         let url = hub.url("/v1/whoami");
-        async move { http.get(url).bearer_auth(token).send().await.unwrap().status() }
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(status(second).await, StatusCode::OK);
     assert_eq!(status(first).await, StatusCode::UNAUTHORIZED);
@@ -507,7 +544,9 @@ async fn a_bootstrap_token_is_added_and_rotated() {
 
 #[tokio::test]
 async fn a_malformed_bootstrap_token_stops_the_hub_with_a_message() {
-    let storage = common::HubStorage::new(common::Backend::Sqlite).await.unwrap();
+    let storage = common::HubStorage::new(common::Backend::Sqlite)
+        .await
+        .unwrap();
     let mut settings = storage.settings();
     settings.bootstrap_token = Some("changeme".into());
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -520,7 +559,9 @@ async fn a_malformed_bootstrap_token_stops_the_hub_with_a_message() {
 
 #[tokio::test]
 async fn no_auth_is_refused_off_loopback() {
-    let storage = common::HubStorage::new(common::Backend::Sqlite).await.unwrap();
+    let storage = common::HubStorage::new(common::Backend::Sqlite)
+        .await
+        .unwrap();
     let mut settings = storage.settings();
     settings.no_auth = true;
     let api = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
@@ -529,7 +570,10 @@ async fn no_auth_is_refused_off_loopback() {
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("--no-auth") && message.contains("loopback"), "{message}");
+    assert!(
+        message.contains("--no-auth") && message.contains("loopback"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

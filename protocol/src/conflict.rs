@@ -54,16 +54,15 @@ pub fn conflict_copy_path(
             MAX_SEGMENT_BYTES.saturating_sub(marker.len() + kept_stem),
         );
         let room = MAX_SEGMENT_BYTES.saturating_sub(marker.len() + ext.len());
-        let mut kept = truncate_at_char(stem, room);
-        if ext.is_empty() && !split_extension(kept).1.is_empty() {
-            // A name without an extension (`a.b.`) cut short can look like
-            // one with an extension (`a.b`): cut before its inner dots so
-            // the copy still reads back as a copy of a name without one.
-            if let Some((dot, _)) = kept.char_indices().skip(1).find(|&(_, c)| c == '.') {
-                kept = &kept[..dot];
-            }
-        }
-        let name = format!("{kept}{marker}{ext}");
+        let name = if ext.is_empty() && stem.ends_with('.') && stem.len() > room {
+            // `a.b.` has no extension, but cut short (`a.b`) it would seem
+            // to have one: keep the final dot, so the copy still reads back
+            // as a copy of a name without an extension.
+            let kept = truncate_at_char(stem, room.saturating_sub(1));
+            format!("{kept}.{marker}")
+        } else {
+            format!("{}{marker}{ext}", truncate_at_char(stem, room))
+        };
         let candidate = path.with_file_name(&name)?;
         if !is_taken(&candidate) {
             return Ok(candidate);
@@ -470,11 +469,21 @@ mod tests {
         // Found by the conflict_name fuzz target: `x.txt…OOO.` has no
         // extension, but cut to fit it became `x.txt…OOO`, which has one,
         // so the copy did not read back.
-        let original = format!("x.txt{}.", "O".repeat(240));
-        let copy = name(&original, "pc", &[]);
-        assert_eq!(copy, "x (conflict pc 2026-11-24 101500)");
-        let parsed = parse_conflict_copy(&SyncPath::parse(&copy).unwrap()).unwrap();
-        assert_eq!(parsed.original.as_str(), "x");
+        for original in [
+            format!("x.txt{}.", "O".repeat(240)),
+            format!("..{}.", "x".repeat(250)),
+        ] {
+            let copy = name(&original, "pc", &[]);
+            assert!(copy.len() <= MAX_SEGMENT_BYTES);
+            assert!(
+                copy.ends_with(". (conflict pc 2026-11-24 101500)"),
+                "{copy}"
+            );
+            let parsed = parse_conflict_copy(&SyncPath::parse(&copy).unwrap()).unwrap();
+            let kept = parsed.original.as_str();
+            assert!(kept.ends_with('.') && kept.len() > 100, "{kept}");
+            assert!(original.starts_with(&kept[..kept.len() - 1]), "{kept}");
+        }
     }
 
     #[test]

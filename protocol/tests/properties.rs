@@ -177,7 +177,7 @@ proptest! {
         path in prop_oneof![
             valid_path(),
             // Long names, cut to fit; some end in a dot (no extension).
-            "[a-z][a-z. ]{150,250}\\.?".prop_filter_map("not a valid path", |raw| SyncPath::parse(raw).ok()),
+            "\\.{0,2}[a-z][a-z. ]{150,250}\\.?".prop_filter_map("not a valid path", |raw| SyncPath::parse(raw).ok()),
         ],
         origin in any::<String>(),
         seconds in 0i64..=253_402_300_799,

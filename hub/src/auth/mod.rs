@@ -172,7 +172,12 @@ impl Auth {
             ));
         };
         let hash = secret.hash();
-        let cached = self.live.read().expect("token cache lock").get(&hash).cloned();
+        let cached = self
+            .live
+            .read()
+            .expect("token cache lock")
+            .get(&hash)
+            .cloned();
         let cached = match cached {
             Some(cached) => cached,
             None => {

@@ -72,7 +72,10 @@ pub async fn bootstrap(db: &Database, raw: &str) -> Result<(), ProvisionError> {
 /// On a hub that has never had a token, makes `default` (write scope) and
 /// writes it to `<data_dir>/agent-token` (mode 0600). Returns the file's
 /// path when it made one.
-pub async fn first_token(db: &Database, data_dir: &Path) -> Result<Option<PathBuf>, ProvisionError> {
+pub async fn first_token(
+    db: &Database,
+    data_dir: &Path,
+) -> Result<Option<PathBuf>, ProvisionError> {
     if db.token_count().await? > 0 {
         return Ok(None);
     }

@@ -83,17 +83,15 @@ impl Database {
             }
             Err(err) => return Err(AddTokenError::Db(err.into())),
         }
-        self.token_by_hash(hash)
-            .await?
-            .ok_or_else(|| AddTokenError::Db(DbError::Corrupt("token vanished after insert".into())))
+        self.token_by_hash(hash).await?.ok_or_else(|| {
+            AddTokenError::Db(DbError::Corrupt("token vanished after insert".into()))
+        })
     }
 
     /// Every token, revoked ones too, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, DbError> {
         let sql = concat!("SELECT ", token_columns!(), " FROM tokens ORDER BY id");
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -104,9 +102,7 @@ impl Database {
             token_columns!(),
             " FROM tokens WHERE revoked_ms IS NULL"
         );
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -152,10 +148,12 @@ impl Database {
     /// kept in the database, so every hub process on one database shares it.
     pub async fn hub_id(&self) -> Result<String, DbError> {
         let fresh = new_hub_id();
-        sqlx::query("INSERT INTO hub_meta (key, value) VALUES ('hub_id', $1) ON CONFLICT (key) DO NOTHING")
-            .bind(&fresh)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO hub_meta (key, value) VALUES ('hub_id', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await?;
         let id: String = sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = 'hub_id'")
             .fetch_one(&self.pool)
             .await?;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::{HeaderMap, header};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use sf_protocol::v1::{WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
 use tokio::sync::OwnedSemaphorePermit;
@@ -112,7 +112,12 @@ fn same_origin(origin: &str, host: &str) -> bool {
     !authority.contains('/') && split(authority) == split(host)
 }
 
-async fn serve(hub: Arc<Hub>, caller: Caller, _permit: OwnedSemaphorePermit, mut socket: WebSocket) {
+async fn serve(
+    hub: Arc<Hub>,
+    caller: Caller,
+    _permit: OwnedSemaphorePermit,
+    mut socket: WebSocket,
+) {
     hub.metrics.websocket_clients.add(1, &[]);
     let reason = push_changes(&hub, &caller, &mut socket).await;
     hub.metrics.websocket_clients.add(-1, &[]);
@@ -143,7 +148,15 @@ async fn push_changes(
             return Some((close_code::ERROR, "hub database unavailable; retry later"));
         }
     };
-    if !send(socket, &WsFrame::Hello { head, hub_id: hub.access.hub_id.clone() }).await {
+    if !send(
+        socket,
+        &WsFrame::Hello {
+            head,
+            hub_id: hub.access.hub_id.clone(),
+        },
+    )
+    .await
+    {
         return None;
     }
     let mut shutdown = hub.shutdown_signal();

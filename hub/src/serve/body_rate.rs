@@ -80,9 +80,9 @@ impl http_body::Body for MinRate {
                 let deadline = this.deadline();
                 this.timer.as_mut().reset(deadline);
                 match this.timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(TooSlow {
-                        rate: this.rate,
-                    })))),
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err(axum::Error::new(TooSlow { rate: this.rate }))))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -114,7 +114,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_trickle_is_cut_off_after_the_grace_period() {
-        let request = limit(trickle(1000, Duration::from_secs(1)), 100, Duration::from_secs(5));
+        let request = limit(
+            trickle(1000, Duration::from_secs(1)),
+            100,
+            Duration::from_secs(5),
+        );
         let err = request.into_body().collect().await.unwrap_err();
         assert!(err.to_string().contains("slower than 100 bytes/s"), "{err}");
     }

@@ -284,9 +284,7 @@ impl TestHub {
     }
 
     /// A `/v1/ws` handshake request carrying the write token.
-    pub fn ws_request(
-        &self,
-    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    pub fn ws_request(&self) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = self.ws_url().into_client_request().unwrap();
         request.headers_mut().insert(

@@ -41,7 +41,10 @@ pub fn test_token() -> &'static str {
             .args(["token", "generate"])
             .output()
             .expect("run sf-hub token generate");
-        assert!(out.status.success(), "sf-hub token generate failed: {out:?}");
+        assert!(
+            out.status.success(),
+            "sf-hub token generate failed: {out:?}"
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     })
 }

@@ -296,6 +296,7 @@ async fn unusable_entries_and_paths_through_symlinks_are_skipped_and_the_rest_sy
     state.close().await;
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_case_probe_tells_this_file_system_apart_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
