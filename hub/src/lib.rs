@@ -116,7 +116,11 @@ pub async fn launch(
         }
     }
     let meters = Arc::new(Metrics::new().map_err(|e| LaunchError::Metrics(e.to_string()))?);
-    count_stored_chunks(Arc::clone(&store), Arc::clone(&meters));
+    let census = count_stored_chunks(Arc::clone(&store), Arc::clone(&meters));
+    if settings.max_store_bytes.is_some() {
+        // The limit needs the real size of the store before the first upload.
+        let _ = census.await;
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let auth = Arc::new(Auth::new(db.clone(), !settings.no_auth));
@@ -171,13 +175,17 @@ pub async fn launch(
 }
 
 /// Seeds the store gauges from disk in the background: a large store takes a
-/// while to walk and must not delay start-up.
-fn count_stored_chunks(store: Arc<ChunkStore>, metrics: Arc<Metrics>) {
+/// while to walk and must not delay start-up (unless --max-store-bytes needs
+/// the total, then the caller waits for the returned task).
+fn count_stored_chunks(
+    store: Arc<ChunkStore>,
+    metrics: Arc<Metrics>,
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || match store.census_blocking() {
         Ok((count, bytes)) => {
             metrics.chunks_stored.add(count as i64, &[]);
             metrics.chunk_bytes_stored.add(bytes as i64, &[]);
         }
         Err(err) => tracing::warn!(error = %err, "could not count stored chunks"),
-    });
+    })
 }

@@ -608,6 +608,26 @@ async fn range_requests(hub: TestHub) {
     let resp = get("bytes=2500000-").await.unwrap();
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(resp.headers()["content-range"], "bytes */2500000");
+    // Positions up to and beyond u64::MAX never overflow.
+    for (range, from) in [
+        ("bytes=5-18446744073709551615", 5),
+        ("bytes=0-18446744073709551615", 0),
+        ("bytes=2499999-99999999999999999999999", 2_499_999),
+        ("bytes=-99999999999999999999", 0),
+    ] {
+        let resp = get(range).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        let expected = format!("bytes {from}-2499999/2500000");
+        assert_eq!(resp.headers()["content-range"], expected.as_str(), "{range}");
+        assert_eq!(resp.bytes().await.unwrap(), data[from..], "{range}");
+    }
+    let resp = get("bytes=18446744073709551616-").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    for garbage in ["bytes=+5-9", "bytes=5-4", "bytes=x-", "bytes=--1"] {
+        let resp = get(garbage).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{garbage}");
+        assert_eq!(resp.bytes().await.unwrap().len(), data.len(), "{garbage}");
+    }
     let resp = get("bytes=0-0,5-6").await.unwrap();
     assert_eq!(
         resp.status(),
