@@ -30,7 +30,9 @@ fn canonical_origin(origin: &str) -> bool {
     !origin.is_empty()
         && origin.len() <= 64
         && origin.trim() == origin
-        && !origin.chars().any(|c| c.is_control() || "/\\()".contains(c))
+        && !origin
+            .chars()
+            .any(|c| c.is_control() || "/\\()".contains(c))
 }
 
 fuzz_target!(|input: (&str, &str, u64, u8)| {

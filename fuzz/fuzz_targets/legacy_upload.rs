@@ -19,7 +19,10 @@ fn check_meta(bytes: &[u8]) {
         }
         Err(UploadFramingError::InvalidPath(err)) => {
             assert!(serde_json::from_slice::<serde_json::Value>(bytes).is_ok());
-            assert!(err.to_string().starts_with(sf_protocol::path::PATH_ERROR_PREFIX));
+            assert!(
+                err.to_string()
+                    .starts_with(sf_protocol::path::PATH_ERROR_PREFIX)
+            );
         }
         Err(UploadFramingError::InvalidMeta(detail)) => assert!(!detail.is_empty()),
         Err(other) => panic!("metadata decoding gave a header error: {other:?}"),

@@ -25,24 +25,41 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let key = fold_case(raw);
-    assert_eq!(fold_case(&key), key, "fold_case is not idempotent on {raw:?}");
+    assert_eq!(
+        fold_case(&key),
+        key,
+        "fold_case is not idempotent on {raw:?}"
+    );
 
     // Each line is a candidate path; newlines never occur inside a SyncPath.
-    let paths: Vec<SyncPath> = raw.split('\n').filter_map(|l| SyncPath::parse(l).ok()).collect();
+    let paths: Vec<SyncPath> = raw
+        .split('\n')
+        .filter_map(|l| SyncPath::parse(l).ok())
+        .collect();
     for path in &paths {
         assert_eq!(SyncPath::parse(path.as_str()).as_ref(), Ok(path));
         let json = serde_json::to_string(path).unwrap();
         assert_eq!(&serde_json::from_str::<SyncPath>(&json).unwrap(), path);
         let top = path.as_str().split('/').next().unwrap();
-        assert!(!is_reserved_name(top), "{path:?} parsed with a reserved top level");
+        assert!(
+            !is_reserved_name(top),
+            "{path:?} parsed with a reserved top level"
+        );
         for ancestor in path.ancestors() {
-            assert!(SyncPath::parse(ancestor).is_ok(), "ancestor {ancestor:?} of {path:?}");
+            assert!(
+                SyncPath::parse(ancestor).is_ok(),
+                "ancestor {ancestor:?} of {path:?}"
+            );
         }
         assert!(path.with_file_name(path.file_name()).as_ref() == Ok(path));
         for platform in PLATFORMS {
             if let Some(problem) = path_problem(path, platform) {
                 assert!(path.as_str().split('/').any(|s| s == problem.name));
-                assert_eq!(platform, Platform::Windows, "only Windows refuses a SyncPath name");
+                assert_eq!(
+                    platform,
+                    Platform::Windows,
+                    "only Windows refuses a SyncPath name"
+                );
             }
         }
     }
@@ -50,7 +67,9 @@ fuzz_target!(|data: &[u8]| {
         let found = Collisions::find(&paths, platform);
         for a in &paths {
             for b in &paths {
-                if a != b && collision_key(a.as_str(), platform) == collision_key(b.as_str(), platform) {
+                if a != b
+                    && collision_key(a.as_str(), platform) == collision_key(b.as_str(), platform)
+                {
                     assert!(found.problem(a).is_some(), "{a:?} / {b:?} on {platform}");
                 }
             }

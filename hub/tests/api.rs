@@ -618,7 +618,11 @@ async fn range_requests(hub: TestHub) {
         let resp = get(range).await.unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         let expected = format!("bytes {from}-2499999/2500000");
-        assert_eq!(resp.headers()["content-range"], expected.as_str(), "{range}");
+        assert_eq!(
+            resp.headers()["content-range"],
+            expected.as_str(),
+            "{range}"
+        );
         assert_eq!(resp.bytes().await.unwrap(), data[from..], "{range}");
     }
     let resp = get("bytes=18446744073709551616-").await.unwrap();

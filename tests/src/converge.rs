@@ -19,6 +19,7 @@ use crate::files::file_sha256;
 pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .tls_certs_merge(crate::tokens::trusted_cas())
         .build()
         .expect("an HTTP client")
 }

@@ -43,6 +43,6 @@ pub use files::{
     Noise, file_sha256, is_conflict_copy, is_executable, part_files, random_bytes, read_file,
     set_mode, sha256, trashed_copies, write_file, write_random_file,
 };
-pub use process::{Agent, Hub, HubOptions, PROCESS_DEADLINE, Sandbox, TwoAgents};
 pub use pki::TestPki;
+pub use process::{Agent, Hub, HubOptions, PROCESS_DEADLINE, Sandbox, TwoAgents};
 pub use sf_protocol::Sha256Hex;

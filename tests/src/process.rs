@@ -42,6 +42,9 @@ const AGENT_ENV: &[&str] = &[
     "SF_DEBOUNCE_MS",
     "SF_AGENT_HOME",
     "XDG_STATE_HOME",
+    "SF_TOKEN",
+    "SF_TOKEN_FILE",
+    "SF_CA_CERT",
 ];
 
 fn child_rust_log() -> String {
@@ -220,14 +223,12 @@ impl Hub {
             child: None,
             port: 0,
             url: String::new(),
-            http: match &options.tls_ca_pem {
-                None => http_client(),
-                Some(pem) => reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes())
-                        .expect("a PEM CA certificate")])
-                    .build()
-                    .expect("an HTTPS client"),
+            http: {
+                // Every helper's client trusts the hub's private CA from now on.
+                if let Some(pem) = &options.tls_ca_pem {
+                    crate::tokens::trust_ca(pem);
+                }
+                http_client()
             },
             options,
         };

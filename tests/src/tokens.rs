@@ -1,7 +1,8 @@
-//! The hubs' tokens, so every helper that talks to a hub by URL
-//! authenticates the way an agent does: a hub started by the harness makes
-//! its first-start token (`<data-dir>/agent-token`) and registers it here
-//! under its URL.
+//! The hubs' tokens and private CAs, so every helper that talks to a hub by
+//! URL authenticates and verifies TLS the way an agent does: a hub started
+//! by the harness makes its first-start token (`<data-dir>/agent-token`) and
+//! registers it here under its URL; a TLS hub registers the CA that signed
+//! its certificate.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -37,4 +38,27 @@ pub fn authorize(request: reqwest::RequestBuilder, url: &str) -> reqwest::Reques
         Some(token) => request.bearer_auth(token),
         None => request,
     }
+}
+
+fn cas() -> &'static Mutex<Vec<String>> {
+    static CAS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    CAS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Trusts the PEM CA `pem` in every client [`crate::converge`] makes from now on.
+pub fn trust_ca(pem: &str) {
+    let mut cas = cas().lock().unwrap();
+    if !cas.iter().any(|known| known == pem) {
+        cas.push(pem.to_owned());
+    }
+}
+
+/// The CAs registered with [`trust_ca`].
+pub fn trusted_cas() -> Vec<reqwest::Certificate> {
+    cas()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).expect("a PEM CA certificate"))
+        .collect()
 }

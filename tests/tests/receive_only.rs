@@ -127,7 +127,10 @@ async fn a_read_only_token_receives_and_never_sends() {
     // not even try.
     let r_log = r.log();
     for attempt in ["refused a change", "uploaded", "deleted on the hub"] {
-        assert!(!r_log.contains(attempt), "R tried to write ({attempt}):\n{r_log}");
+        assert!(
+            !r_log.contains(attempt),
+            "R tried to write ({attempt}):\n{r_log}"
+        );
     }
     // W holds exactly what the hub holds.
     wait_converged(&[w_dir.as_path()], hub.url(), CONVERGE)
