@@ -364,18 +364,8 @@ mod tests {
         assert!(message.contains("--token-file"), "{message}");
     }
 
-    // A self-signed CA (the same one `hub_client`'s TLS tests use).
-    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBajCCAQ+gAwIBAgIBATAKBggqhkjOPQQDAjAbMRkwFwYDVQQDDBBzZi1hZ2Vu
-dCB0ZXN0IENBMCAXDTAwMDEwMTAwMDAwMFoYDzIxMjUwMTAxMDAwMDAwWjAbMRkw
-FwYDVQQDDBBzZi1hZ2VudCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD
-QgAEkIuhk3Ttuiu5jLtc7uXlT3tnaiiwF2aOkfEKYOqsTMf8a9wesZ+8Ze/84rMm
-oIzeyhoXyWZ8XQsDkYSE/nTDwqNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8B
-Af8EBAMCAQYwHQYDVR0OBBYEFAVsj94D3QzN6Fb2IjUuf96cHczVMAoGCCqGSM49
-BAMCA0kAMEYCIQCHCqObdim8SPvuwLPcvlPinIV6viYuNJ3RXuKdztsKVwIhAP5e
-21ntEb90vt7n2TrMkVNIPe9M5ZLnIE924DoXeYk5
------END CERTIFICATE-----
-";
+    // The self-signed CA of `hub_client`'s TLS tests.
+    use crate::hub_client::tests::TEST_CA_PEM as CA_PEM;
 
     #[test]
     fn ca_files_hold_one_or_more_pem_certificates() {

@@ -653,7 +653,10 @@ fn build_http(
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(read_timeout)
         .tcp_keepalive(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the hub's default --header-timeout (15 s), which also closes
+        // idle connections: the agent drops an idle connection first rather
+        // than send a request into one the hub is closing.
+        .pool_idle_timeout(Duration::from_secs(10))
         // The hub never redirects, and a streamed body cannot be replayed.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("sf-agent/", env!("CARGO_PKG_VERSION")))
@@ -1062,7 +1065,7 @@ pub(crate) mod tests {
     //   openssl ca … -extensions leaf   (CA:FALSE, serverAuth,
     //                                    subjectAltName=IP:127.0.0.1,DNS:localhost)
     // The key is the leaf's, in PKCS#8. Nothing outside these tests trusts it.
-    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+    pub(crate) const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
 MIIBajCCAQ+gAwIBAgIBATAKBggqhkjOPQQDAjAbMRkwFwYDVQQDDBBzZi1hZ2Vu
 dCB0ZXN0IENBMCAXDTAwMDEwMTAwMDAwMFoYDzIxMjUwMTAxMDAwMDAwWjAbMRkw
 FwYDVQQDDBBzZi1hZ2VudCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD

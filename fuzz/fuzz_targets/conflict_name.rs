@@ -59,7 +59,8 @@ fuzz_target!(|input: (&str, &str, u64, u8)| {
     };
     let parsed = parse_conflict_copy(&copy).unwrap_or_else(|| panic!("{copy:?} does not parse"));
     assert!(!parsed.origin.is_empty());
-    if canonical_origin(&parsed.origin) {
+    // (A reading with a huge counter would take that many candidates.)
+    if canonical_origin(&parsed.origin) && parsed.counter < 10_000 {
         // Some names read two ways (an extension that itself looks like a
         // stamp); either reading names this same copy.
         assert_eq!(render(&parsed), copy, "{parsed:?}");

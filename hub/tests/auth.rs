@@ -494,6 +494,15 @@ on_both_backends!(
     the_first_start_token_is_private,
 );
 
+async fn whoami_status(hub: &TestHub, token: &str) -> StatusCode {
+    let resp = hub
+        .anon
+        .get(hub.url("/v1/whoami"))
+        .bearer_auth(token)
+        .send();
+    resp.await.unwrap().status()
+}
+
 #[tokio::test]
 async fn a_bootstrap_token_is_added_and_rotated() {
     let generate = || {
