@@ -520,35 +520,11 @@ async fn a_bootstrap_token_is_added_and_rotated() {
     .unwrap();
     // A deployment with a bootstrap token gets no first-start token file.
     assert!(!hub.storage.data_path().join("agent-token").exists());
-    let whoami = |token: String| {
-        let http = hub.anon.clone();
-        let url = hub.url("/v1/whoami");
-        async move {
-            http.get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(whoami(first.clone()).await, StatusCode::OK);
+    assert_eq!(whoami_status(&hub, &first).await, StatusCode::OK);
     let storage = hub.stop().await;
     let hub = TestHub::start_on(storage, |s| s.bootstrap_token = Some(second.clone())).await;
-    let status = |token: String| {
-        let http = hub.anon.clone();
-        let url = hub.url("/v1/whoami");
-        async move {
-            http.get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(status(second).await, StatusCode::OK);
-    assert_eq!(status(first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(whoami_status(&hub, &second).await, StatusCode::OK);
+    assert_eq!(whoami_status(&hub, &first).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
