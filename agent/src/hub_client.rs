@@ -53,6 +53,9 @@ const CHANNEL_CAPACITY: usize = 3;
 /// A batch of chunks asked about in one `/v1/chunks/missing` request.
 const BATCH_MAX_CHUNKS: usize = 32;
 const BATCH_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// The largest JSON answer read from the hub. A page of the change feed
+/// with chunk lists is far below it (a 16 GiB file lists ~3 MB of chunks).
+const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 /// Concurrent `PUT /v1/chunks/{hash}` requests within one batch.
 const PUT_CONCURRENCY: usize = 4;
 
@@ -188,6 +191,13 @@ impl HubClient {
             None
         };
         let auth = access.token.as_ref().map(|token| token.header_value());
+        if auth.is_some() && base.starts_with("http://") && !is_loopback_url(&base) {
+            tracing::warn!(
+                hub = %base,
+                "the token crosses the network in clear: serve the hub over TLS \
+                 (sf-hub --tls-cert/--tls-key, or a TLS proxy) and use https://"
+            );
+        }
         Ok(Self {
             base,
             http: build_http(READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
@@ -234,7 +244,7 @@ impl HubClient {
         if !resp.status().is_success() {
             return Err(self.refusal(resp).await);
         }
-        let body = resp.bytes().await.map_err(HubError::Unreachable)?;
+        let body = read_capped(resp, MAX_ANSWER_BYTES).await?;
         // Entries are validated one by one by the engine (engine/trust.rs):
         // one unusable entry is skipped and reported, and must not stop the
         // rest of the feed (`decode_changes` would refuse the whole page).
@@ -745,6 +755,19 @@ fn normalize_base_url(raw: &str) -> Result<String, HubError> {
     })
 }
 
+/// Whether `base` (`http(s)://host[:port]`) names this machine.
+fn is_loopback_url(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `http://…` → `ws://…/v1/ws`, `https://…` → `wss://…/v1/ws`.
 fn ws_url_for(base: &str) -> String {
     let rest = base
@@ -781,9 +804,9 @@ impl HubClient {
     /// Reads a non-success answer into the error it stands for.
     async fn refusal(&self, resp: reqwest::Response) -> HubError {
         let status = resp.status();
-        match resp.bytes().await {
+        match read_capped(resp, MAX_ANSWER_BYTES).await {
             Ok(body) => self.token_refused(status, &body),
-            Err(err) => HubError::Unreachable(err),
+            Err(err) => err,
         }
     }
 
@@ -839,9 +862,30 @@ async fn json_body<T: DeserializeOwned>(
     resp: reqwest::Response,
     what: &str,
 ) -> Result<T, HubError> {
-    let body = resp.bytes().await.map_err(HubError::Unreachable)?;
+    let body = read_capped(resp, MAX_ANSWER_BYTES).await?;
     serde_json::from_slice(&body)
         .map_err(|err| HubError::Protocol(format!("{what}: {err} in answer {}", snippet(&body))))
+}
+
+/// Reads an answer's body, refusing one larger than `limit`: a broken or
+/// hostile hub cannot make the agent hold gigabytes.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, HubError> {
+    let too_big = || {
+        HubError::Protocol(format!(
+            "the hub's answer is larger than {limit} bytes; is this a synced-folder hub?"
+        ))
+    };
+    if resp.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = resp.chunk().await.map_err(HubError::Unreachable)? {
+        if body.len() + piece.len() > limit {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
 }
 
 fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
@@ -1317,6 +1361,20 @@ D7kIgnhxbuZ9k9lzV1WmHNCAGmKF93N2L1YssI8OcSUtVbnRoMylRTbE
         assert!(!bad.is_retryable());
         assert!(!HubError::Io(std::io::Error::other("x")).is_retryable());
         assert!(ws_timeout("quiet".into()).is_retryable());
+    }
+
+    #[test]
+    fn loopback_hub_urls() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:80",
+        ] {
+            assert!(is_loopback_url(local), "{local}");
+        }
+        for remote in ["http://hub.lan:8080", "http://10.0.0.2", "http://[fe80::1]"] {
+            assert!(!is_loopback_url(remote), "{remote}");
+        }
     }
 
     #[test]

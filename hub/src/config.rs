@@ -90,7 +90,7 @@ pub struct Settings {
     /// Only from the environment (SF_HUB_BOOTSTRAP_TOKEN), never a flag, so
     /// it does not show in `ps`.
     #[arg(skip)]
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<SecretValue>,
 
     /// Serve HTTPS and wss:// with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "SF_TLS_CERT", requires = "tls_key")]
@@ -114,6 +114,16 @@ pub struct Settings {
     /// Most connections served at once; more are answered 503 and closed.
     #[arg(long, env = "SF_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+
+    /// Most connections from one address at once; more get 503. Behind a
+    /// reverse proxy every client shares the proxy's address: raise it, or
+    /// 0 for no per-address cap.
+    #[arg(long, env = "SF_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// A client that reads nothing of an answer for this long is cut off.
+    #[arg(long, env = "SF_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
 
     /// Most WebSocket clients at once; more get 503.
     #[arg(long, env = "SF_MAX_WEBSOCKETS", default_value_t = 512)]
@@ -144,6 +154,22 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
 }
 
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl From<String> for SecretValue {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
 impl Settings {
     /// Settings for tests and embedding: everything on defaults, data in `data_dir`.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
@@ -164,6 +190,8 @@ impl Settings {
             header_timeout: Duration::from_secs(15),
             min_body_rate: 1024,
             max_connections: 1024,
+            max_connections_per_ip: 256,
+            send_timeout: Duration::from_secs(30),
             max_websockets: 512,
         }
     }
@@ -333,6 +361,13 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let mut settings = Settings::with_data_dir("/data");
+        settings.bootstrap_token = Some("sft_supersecret".to_owned().into());
+        assert!(!format!("{settings:?}").contains("supersecret"));
     }
 
     #[test]

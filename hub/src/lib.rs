@@ -105,7 +105,7 @@ pub async fn launch(
         );
     } else {
         if let Some(token) = &settings.bootstrap_token {
-            provision::bootstrap(&db, token).await?;
+            provision::bootstrap(&db, &token.0).await?;
         }
         if let Some(path) = provision::first_token(&db, &data_dir).await? {
             tracing::info!(
@@ -161,6 +161,8 @@ pub async fn launch(
     let limits = serve::Limits {
         header_timeout: settings.header_timeout,
         max_connections: settings.max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
+        send_timeout: settings.send_timeout,
         shutdown_grace: SHUTDOWN_GRACE,
     };
     let app = routes::router(hub, settings.min_body_rate, settings.header_timeout);

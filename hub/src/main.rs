@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
     // From the environment only, so the secret never shows in `ps`.
     settings.bootstrap_token = std::env::var("SF_HUB_BOOTSTRAP_TOKEN")
         .ok()
-        .filter(|v| !v.trim().is_empty());
+        .filter(|v| !v.trim().is_empty())
+        .map(Into::into);
     let api_addr = settings.listen_addr().map_err(anyhow::Error::msg)?;
     let metrics_addr = settings.metrics_addr().map_err(anyhow::Error::msg)?;
     let api = TcpListener::bind(api_addr).await.with_context(|| {

@@ -514,7 +514,7 @@ async fn a_bootstrap_token_is_added_and_rotated() {
     };
     let (first, second) = (generate(), generate());
     let hub = TestHub::start_with(common::Backend::Sqlite, |s| {
-        s.bootstrap_token = Some(first.clone());
+        s.bootstrap_token = Some(first.clone().into());
     })
     .await
     .unwrap();
@@ -522,7 +522,7 @@ async fn a_bootstrap_token_is_added_and_rotated() {
     assert!(!hub.storage.data_path().join("agent-token").exists());
     assert_eq!(whoami_status(&hub, &first).await, StatusCode::OK);
     let storage = hub.stop().await;
-    let hub = TestHub::start_on(storage, |s| s.bootstrap_token = Some(second.clone())).await;
+    let hub = TestHub::start_on(storage, |s| s.bootstrap_token = Some(second.clone().into())).await;
     assert_eq!(whoami_status(&hub, &second).await, StatusCode::OK);
     assert_eq!(whoami_status(&hub, &first).await, StatusCode::UNAUTHORIZED);
 }
@@ -533,7 +533,7 @@ async fn a_malformed_bootstrap_token_stops_the_hub_with_a_message() {
         .await
         .unwrap();
     let mut settings = storage.settings();
-    settings.bootstrap_token = Some("changeme".into());
+    settings.bootstrap_token = Some("changeme".to_owned().into());
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = sf_hub::launch(settings, api, metrics, std::future::pending())

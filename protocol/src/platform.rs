@@ -85,6 +85,8 @@ pub enum NameRule {
         "the file system there cannot tell it apart from {other:?} (letter case or Unicode form)"
     )]
     Collision { other: String },
+    #[error("at the top of a folder it may be the 8.3 short name of the agent's own `.sf` folder")]
+    ShortNameOfReserved,
 }
 
 /// A name (a segment, or for a collision the colliding path) that cannot
@@ -148,9 +150,30 @@ pub fn name_problem(segment: &str, platform: Platform) -> Option<NameProblem> {
 /// The first segment of `path` that cannot exist on `platform`, if any.
 /// Collisions need the other paths: see [`Collisions`].
 pub fn path_problem(path: &SyncPath, platform: Platform) -> Option<NameProblem> {
+    let first = path.as_str().split('/').next().unwrap_or_default();
+    if platform == Platform::Windows && is_short_name_of_reserved(first) {
+        return Some(NameProblem {
+            name: first.to_owned(),
+            platform,
+            rule: NameRule::ShortNameOfReserved,
+        });
+    }
     path.as_str()
         .split('/')
         .find_map(|segment| name_problem(segment, platform))
+}
+
+/// `SF~1`, `sf~12`…: on an NTFS volume with 8.3 names, Windows may resolve
+/// such a name to `.sf`, the agent's state folder.
+fn is_short_name_of_reserved(segment: &str) -> bool {
+    let Some(rest) = segment
+        .get(..3)
+        .filter(|head| head.eq_ignore_ascii_case("sf~"))
+        .map(|_| &segment[3..])
+    else {
+        return false;
+    };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A case-insensitive key: NFC, then per character the lower case of its

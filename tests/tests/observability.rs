@@ -429,8 +429,8 @@ async fn legacy_upload_conflict(hub_url: &str, path: &str, base: &str, content: 
     let meta = json!({ "path": path, "base_sha": sha256(base).to_hex() }).to_string();
     let mut body = meta.clone().into_bytes();
     body.extend_from_slice(content.as_bytes());
-    let resp = reqwest::Client::new()
-        .post(format!("{hub_url}/upload"))
+    let url = format!("{hub_url}/upload");
+    let resp = tokens::authorize(reqwest::Client::new().post(&url), &url)
         .header("X-Meta-Length", meta.len().to_string())
         .body(body)
         .send()
@@ -446,8 +446,8 @@ async fn legacy_upload_conflict(hub_url: &str, path: &str, base: &str, content: 
 
 /// `POST /v1/restore`.
 async fn restore(hub_url: &str, path: &str, version: u64) {
-    let resp = reqwest::Client::new()
-        .post(format!("{hub_url}/v1/restore"))
+    let url = format!("{hub_url}/v1/restore");
+    let resp = tokens::authorize(reqwest::Client::new().post(&url), &url)
         .json(&json!({ "path": path, "version": version, "origin": "e2e" }))
         .send()
         .await

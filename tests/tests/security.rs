@@ -172,11 +172,16 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
     let hub = Hub::start_with(
         &sandbox.dir("hub"),
         HubOptions {
+            // Every client here is 127.0.0.1: the per-address cap would
+            // refuse most slow ones at once (and the normal client with
+            // them); this test is about the timeouts.
             args: vec![
                 "--header-timeout".into(),
                 "2s".into(),
                 "--min-body-rate".into(),
                 "1KiB".into(),
+                "--max-connections-per-ip".into(),
+                "0".into(),
             ],
             ..HubOptions::default()
         },
@@ -348,4 +353,84 @@ async fn a_tls_hub_with_a_private_ca() {
     for agent in [&mut a, &mut b, &mut c] {
         agent.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_one_address_are_capped() {
+    let sandbox = Sandbox::new("per_address_cap");
+    let hub = Hub::start_with(
+        &sandbox.dir("hub"),
+        HubOptions {
+            args: vec!["--max-connections-per-ip".into(), "3".into()],
+            ..HubOptions::default()
+        },
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(("127.0.0.1", hub.port())).await.unwrap());
+    }
+    // The harness's own pooled connection may hold one of the three: either
+    // way a fourth from this address is over the cap.
+    let mut extra = TcpStream::connect(("127.0.0.1", hub.port())).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(PATIENCE, extra.read_to_string(&mut answer))
+        .await
+        .expect("an answer to a connection over the per-address cap")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("your address"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    const SIZE: usize = 48 << 20;
+    let sandbox = Sandbox::new("slow_reader");
+    let hub = Hub::start_with(
+        &sandbox.dir("hub"),
+        HubOptions {
+            args: vec!["--send-timeout".into(), "2s".into()],
+            ..HubOptions::default()
+        },
+    )
+    .await;
+    let token = hub.token();
+    let meta = r#"{"path":"big.bin"}"#;
+    let mut body = meta.as_bytes().to_vec();
+    body.extend_from_slice(&random_bytes(11, SIZE));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/upload", hub.url()))
+        .bearer_auth(&token)
+        .header("X-Meta-Length", meta.len().to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut tcp = TcpStream::connect(("127.0.0.1", hub.port())).await.unwrap();
+    let request = format!(
+        "GET /v1/file?path=big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Read nothing for a while: the socket buffers fill and the hub's
+    // writes stall far beyond its send timeout.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut received))
+        .await
+        .expect("the connection ends")
+        .ok();
+    eprintln!(
+        "received {} of {SIZE} bytes before the hub gave up",
+        received.len()
+    );
+    assert!(received.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        received.len() < SIZE,
+        "the hub kept sending to a client that read nothing for 8 s"
+    );
+    // Others are still served.
+    let index = hub_index(hub.url()).await.unwrap();
+    assert!(index.contains_key("big.bin"));
 }

@@ -17,7 +17,7 @@
 pub mod provision;
 pub mod token;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -105,6 +105,15 @@ impl Auth {
     }
 
     async fn refresh(&self) -> Result<(), DbError> {
+        // What was known before reading: a token `authenticate` adds while
+        // the query runs may be missing from the rows without being revoked.
+        let before: HashSet<TokenHash> = self
+            .live
+            .read()
+            .expect("token cache lock")
+            .keys()
+            .copied()
+            .collect();
         let rows = self.db.live_tokens().await?;
         let mut fresh = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -114,13 +123,16 @@ impl Auth {
         }
         let removed = {
             let mut live = self.live.write().expect("token cache lock");
-            let removed = live.keys().any(|hash| !fresh.contains_key(hash));
-            // Keep the touch times of tokens that stay.
-            for (hash, cached) in &fresh {
-                if let Some(old) = live.get(hash) {
-                    cached
-                        .last_touch_ms
-                        .store(old.last_touch_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+            let removed = before.iter().any(|hash| !fresh.contains_key(hash));
+            for (hash, cached) in live.iter() {
+                if let Some(kept) = fresh.get(hash) {
+                    // Keep the touch times of tokens that stay.
+                    let touched = cached.last_touch_ms.load(Ordering::Relaxed);
+                    kept.last_touch_ms.store(touched, Ordering::Relaxed);
+                } else if !before.contains(hash) {
+                    // Added by `authenticate` while the query ran: the next
+                    // refresh judges it.
+                    fresh.insert(*hash, Arc::clone(cached));
                 }
             }
             *live = fresh;

@@ -22,14 +22,16 @@ pub async fn healthz() -> Json<HealthResponse> {
 
 /// `GET /readyz`: the database answers and the content store is writable.
 pub async fn readyz(State(hub): State<Arc<Hub>>) -> Result<Json<HealthResponse>, ApiError> {
-    hub.db
-        .ping()
-        .await
-        .map_err(|e| ApiError::NotReady(format!("database unavailable: {e}")))?;
-    hub.store
-        .probe()
-        .await
-        .map_err(|e| ApiError::NotReady(format!("content store not writable: {e}")))?;
+    // The details (host names, paths) go to the operator's log, not to
+    // whoever asks: the probe is open to anyone.
+    hub.db.ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness: the database does not answer");
+        ApiError::NotReady("database unavailable; the hub's log says why".into())
+    })?;
+    hub.store.probe().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness: the content store is not writable");
+        ApiError::NotReady("content store not writable; the hub's log says why".into())
+    })?;
     Ok(Json(HealthResponse {
         status: "ready".into(),
         database: Some(hub.db.backend().name().into()),

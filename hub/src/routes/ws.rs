@@ -141,6 +141,14 @@ async fn push_changes(
     // on the channel and is skipped below rather than lost.
     let mut changes = hub.subscribe();
     let mut revocations = hub.access.auth.revocations();
+    // Revoked between the request's authentication and this subscription:
+    // that revocation's signal is already marked seen.
+    if !hub.access.auth.is_live(caller) {
+        return Some((
+            WS_CLOSE_REVOKED,
+            "token revoked; get a new token from the hub's operator",
+        ));
+    }
     let head = match hub.db.head().await {
         Ok(head) => head,
         Err(err) => {

@@ -3,12 +3,16 @@
 //! these knobs).
 //!
 //! Layout:
-//! - this module: accepting, the connection cap, per-connection hyper
+//! - this module: accepting, the connection caps, per-connection hyper
 //!   set-up (header and keep-alive timeout), graceful shutdown;
 //! - [`tls`]: loading the PEM certificate and key into a rustls acceptor;
-//! - [`body_rate`]: cutting off request bodies that trickle in.
+//! - [`body_rate`]: cutting off request bodies that trickle in;
+//! - [`send_timeout`]: cutting off clients that stop reading answers;
+//! - [`per_ip`]: the cap on connections from one address.
 
 pub mod body_rate;
+pub mod per_ip;
+pub mod send_timeout;
 pub mod tls;
 
 use std::sync::Arc;
@@ -24,6 +28,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use send_timeout::SendTimeout;
+
 /// How the listener treats its clients.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -33,6 +39,11 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Connections served at once; beyond it a client gets 503 and is closed.
     pub max_connections: usize,
+    /// Connections from one address at once (0: no cap).
+    pub max_connections_per_ip: usize,
+    /// A write to a client that makes no progress for this long ends the
+    /// connection.
+    pub send_timeout: Duration,
     /// How long shutdown waits for requests in flight before closing.
     pub shutdown_grace: Duration,
 }
@@ -59,9 +70,10 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = per_ip::PerIp::new(limits.max_connections_per_ip);
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -78,17 +90,22 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(refuse_busy(tcp, tls.is_some()));
+        let Some(ip_slot) = per_ip.acquire(peer.ip()) else {
+            tokio::spawn(refuse_busy(tcp, tls.is_some(), PER_IP_BUSY));
             continue;
         };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(refuse_busy(tcp, tls.is_some(), ALL_BUSY));
+            continue;
+        };
+        let tcp = SendTimeout::new(tcp, limits.send_timeout);
         let service = TowerToHyperService::new(app.clone());
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, ip_slot);
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
@@ -124,13 +141,15 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await.is_ok();
 }
 
-/// Answers a connection over the cap with a 503 and closes it. Over TLS
-/// there is no cheap way to answer: the connection is just closed.
-async fn refuse_busy(mut tcp: TcpStream, tls: bool) {
+const ALL_BUSY: &str = r#"{"error":"busy","detail":"the hub is serving as many connections as it allows (--max-connections); retry in a moment"}"#;
+const PER_IP_BUSY: &str = r#"{"error":"busy","detail":"too many connections from your address (the hub's --max-connections-per-ip); close some and retry"}"#;
+
+/// Answers a connection over a cap with a 503 and `body`, and closes it.
+/// Over TLS there is no cheap way to answer: the connection is just closed.
+async fn refuse_busy(mut tcp: TcpStream, tls: bool, body: &'static str) {
     if tls {
         return;
     }
-    let body = r#"{"error":"busy","detail":"the hub is serving as many connections as it allows (--max-connections); retry in a moment"}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
