@@ -247,8 +247,8 @@ impl HubClient {
         let body = read_capped(resp, MAX_ANSWER_BYTES).await?;
         // Entries are validated one by one by the engine (engine/trust.rs):
         // one unusable entry is skipped and reported, and must not stop the
-        // rest of the feed (`decode_changes` would refuse the whole page).
-        serde_json::from_slice::<ChangesResponse>(&body).map_err(|err| {
+        // rest of the feed.
+        sf_protocol::v1::decode_changes(&body).map_err(|err| {
             HubError::Protocol(format!(
                 "GET /v1/changes: {err} in answer {}",
                 snippet(&body)
