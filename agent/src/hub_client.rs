@@ -2,33 +2,39 @@
 //! section 4): the change feed, chunk upload and download, commits, deletes
 //! and the WebSocket that pushes changes.
 //!
-//! Uploads stream with flat memory: a blocking task cuts the file into chunks
-//! and hands them over a small bounded channel; the async side asks the hub
-//! which chunks of a batch it lacks, uploads only those and keeps just the
-//! chunk list for the commit.
+//! Layout: this module holds the client, its requests and the WebSocket;
+//! `upload` streams a file up with flat memory; `error` is [`HubError`] and
+//! reading refusals; `tls` is the rustls set-up and TLS failure messages.
 //!
 //! Every request and the WebSocket upgrade carry the agent's token
 //! ([`crate::credentials`]); a 401, or a socket the hub closes because the
 //! token was revoked, becomes [`HubError::Unauthorized`], which names the
 //! token that was refused.
 
-use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use reqwest::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use sf_protocol::chunking::{Chunk, ChunkRef, Chunker, MAX_CHUNK_SIZE};
+use sf_protocol::chunking::MAX_CHUNK_SIZE;
 use sf_protocol::v1::{
     ChangesQuery, ChangesResponse, CommitRequest, DeleteRequest, Entry, EntryKind, ErrorBody,
-    ErrorCode, MissingChunksRequest, MissingChunksResponse, WS_CLOSE_REVOKED, WhoAmI, WsFrame,
+    ErrorCode, WS_CLOSE_REVOKED, WhoAmI, WsFrame,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
 
+mod error;
+mod tls;
+mod upload;
+
+pub use error::HubError;
+
 use crate::credentials::{HubAccess, TokenRefused, TokenSource};
-use crate::progress::Progress;
+use error::{refusal_from, snippet, ws_error, ws_timeout};
+#[cfg(test)]
+use tls::crypto_provider;
+use tls::{rustls_error_in, tls_failure, tls_message, ws_tls_config};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
@@ -62,71 +68,6 @@ const PUT_CONCURRENCY: usize = 4;
 /// An open `/v1/ws` socket.
 pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    /// The hub could not be reached or the connection broke: retry later with backoff.
-    #[error("the hub is unreachable: {0}")]
-    Unreachable(#[source] reqwest::Error),
-    /// The hub answered with an error body (4xx/5xx) other than the cases
-    /// the call maps to an outcome (boxed to keep `Result`s small). A 5xx answer without a hub error body (a
-    /// proxy's page) is reported here too, with a made-up `internal` body.
-    #[error("the hub refused the request (HTTP {status} {:?}): {}", body.error, body.detail)]
-    Refused { status: u16, body: Box<ErrorBody> },
-    /// The hub's answer does not have the expected shape.
-    #[error("unexpected answer from the hub: {0}")]
-    Protocol(String),
-    /// Reading the local file failed.
-    #[error("local I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The WebSocket could not be opened, broke, or went silent: reconnect
-    /// later with backoff.
-    #[error("the hub WebSocket failed: {0}")]
-    WebSocket(#[source] Box<tungstenite::Error>),
-    /// The TLS handshake with an `https://` hub (a request or the `wss://`
-    /// socket) failed: the certificate was rejected,
-    /// the other side does not speak TLS, or it aborted the handshake. The
-    /// message says what failed and what to do. Retryable (the hub's
-    /// certificate may be fixed meanwhile), but usually needs someone to act.
-    #[error("TLS with the hub failed: {0}")]
-    Tls(String),
-    /// The hub URL or the client set-up is unusable; retrying cannot help.
-    #[error("invalid hub client configuration: {0}")]
-    Config(String),
-    /// The hub refused the token (401, or a WebSocket closed because the
-    /// token was revoked): retrying with the same token cannot help.
-    #[error(transparent)]
-    Unauthorized(TokenRefused),
-}
-
-impl HubError {
-    /// True when the same request may succeed later: the hub was unreachable,
-    /// the connection broke, or it answered 5xx (or 408/429).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
-            HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            HubError::Protocol(_)
-            | HubError::Io(_)
-            | HubError::Config(_)
-            | HubError::Unauthorized(_) => false,
-        }
-    }
-
-    /// True for a 403 `forbidden`: the token may not change anything (a
-    /// read-only token).
-    pub fn is_forbidden(&self) -> bool {
-        matches!(self, HubError::Refused { status: 403, body } if body.error == ErrorCode::Forbidden)
-    }
-
-    /// The hub's error code, when it answered with an error body.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match self {
-            HubError::Refused { body, .. } => Some(body.error),
-            _ => None,
-        }
-    }
-}
 
 /// What became of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,64 +195,6 @@ impl HubClient {
                 snippet(&body)
             ))
         })
-    }
-
-    /// Uploads the file at `disk_path` as the next version of `path` and
-    /// commits it.
-    ///
-    /// The file is read once, chunk by chunk; only chunks the hub lacks are
-    /// sent. When the bytes read do not hash to `expected_sha` (the file
-    /// changed while being read) nothing is committed and the answer is
-    /// [`CommitOutcome::FileChanged`]. If the hub reports missing chunks at
-    /// commit time (something removed them meanwhile) the whole upload is
-    /// retried once.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn upload_file(
-        &self,
-        disk_path: &Path,
-        path: &SyncPath,
-        base_version: u64,
-        expected_sha: Sha256Hex,
-        mtime_ns: i64,
-        executable: bool,
-        origin: &str,
-        progress: Option<&Progress>,
-    ) -> Result<CommitOutcome, HubError> {
-        let mut retried = false;
-        loop {
-            let Some((size, chunks)) = self
-                .upload_chunks(disk_path, expected_sha, progress)
-                .await?
-            else {
-                tracing::debug!(%path, "file changed while being uploaded");
-                return Ok(CommitOutcome::FileChanged);
-            };
-            let request = CommitRequest {
-                path: path.clone(),
-                kind: EntryKind::File,
-                base_version,
-                sha256: expected_sha,
-                size,
-                mtime_ns,
-                executable,
-                chunks,
-                origin: origin.to_owned(),
-            };
-            match self.commit(&request).await {
-                Err(HubError::Refused { status, body })
-                    if body.error == ErrorCode::MissingChunks && !retried =>
-                {
-                    tracing::warn!(
-                        %path,
-                        status,
-                        missing = body.missing.as_ref().map_or(0, Vec::len),
-                        "the hub lost chunks before the commit; uploading again"
-                    );
-                    retried = true;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Commits a directory entry at `path`.
@@ -502,143 +385,6 @@ impl HubClient {
             }
         }
     }
-
-    /// `POST /v1/commit`, with `409 conflict` mapped to an outcome.
-    async fn commit(&self, request: &CommitRequest) -> Result<CommitOutcome, HubError> {
-        let resp = self
-            .send(self.patient.post(self.url("/v1/commit")).json(request))
-            .await?;
-        if resp.status().is_success() {
-            return Ok(CommitOutcome::Committed(
-                json_body(resp, "POST /v1/commit").await?,
-            ));
-        }
-        match self.refusal(resp).await {
-            HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
-                Ok(CommitOutcome::Conflict(body.current))
-            }
-            other => Err(other),
-        }
-    }
-
-    /// Reads `disk_path` chunk by chunk and uploads the chunks the hub lacks.
-    /// Returns the size and chunk list, or `None` when the bytes read do not
-    /// hash to `expected_sha`.
-    async fn upload_chunks(
-        &self,
-        disk_path: &Path,
-        expected_sha: Sha256Hex,
-        progress: Option<&Progress>,
-    ) -> Result<Option<(u64, Vec<ChunkRef>)>, HubError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_CAPACITY);
-        let source = disk_path.to_owned();
-        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256Hex, u64)> {
-            let mut chunker = Chunker::new(std::fs::File::open(&source)?);
-            for chunk in &mut chunker {
-                if tx.blocking_send(chunk?).is_err() {
-                    // The uploader gave up (an error on its side); stop reading.
-                    return Err(std::io::Error::other("upload abandoned"));
-                }
-            }
-            Ok(chunker.finish())
-        });
-
-        let mut refs = Vec::new();
-        let mut batch = Vec::new();
-        let mut batch_bytes = 0;
-        let mut stats = UploadStats::default();
-        while let Some(chunk) = rx.recv().await {
-            refs.push(chunk.to_ref());
-            batch_bytes += chunk.data.len();
-            batch.push(chunk);
-            if batch.len() >= BATCH_MAX_CHUNKS || batch_bytes >= BATCH_MAX_BYTES {
-                self.send_batch(std::mem::take(&mut batch), &mut stats)
-                    .await?;
-                if let Some(progress) = progress {
-                    progress.add_bytes(batch_bytes as u64);
-                }
-                batch_bytes = 0;
-            }
-        }
-        let (sha, size) = reader
-            .await
-            .map_err(|err| std::io::Error::other(format!("the chunk reader failed: {err}")))??;
-        if sha != expected_sha {
-            return Ok(None);
-        }
-        if !batch.is_empty() {
-            self.send_batch(batch, &mut stats).await?;
-            if let Some(progress) = progress {
-                progress.add_bytes(batch_bytes as u64);
-            }
-        }
-        tracing::debug!(
-            file = %disk_path.display(),
-            size,
-            chunks = refs.len(),
-            sent_chunks = stats.sent_chunks,
-            sent_bytes = stats.sent_bytes,
-            "chunks uploaded"
-        );
-        Ok(Some((size, refs)))
-    }
-
-    /// Asks which chunks of `batch` the hub lacks and uploads those.
-    async fn send_batch(&self, batch: Vec<Chunk>, stats: &mut UploadStats) -> Result<(), HubError> {
-        let hashes: Vec<Sha256Hex> = batch.iter().map(|chunk| chunk.hash).collect();
-        let mut missing: HashSet<Sha256Hex> =
-            self.missing_chunks(hashes).await?.into_iter().collect();
-        // A chunk that repeats within the batch is sent once.
-        let to_send: Vec<Chunk> = batch
-            .into_iter()
-            .filter(|chunk| missing.remove(&chunk.hash))
-            .collect();
-        stats.sent_chunks += to_send.len();
-        stats.sent_bytes += to_send.iter().map(|chunk| chunk.data.len()).sum::<usize>();
-        futures_util::stream::iter(to_send)
-            .map(|chunk| self.put_chunk(chunk))
-            .buffer_unordered(PUT_CONCURRENCY)
-            .try_for_each(|()| async { Ok(()) })
-            .await
-    }
-
-    /// `POST /v1/chunks/missing`.
-    async fn missing_chunks(&self, chunks: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, HubError> {
-        let request = MissingChunksRequest { chunks };
-        let resp = self
-            .send(
-                self.http
-                    .post(self.url("/v1/chunks/missing"))
-                    .json(&request),
-            )
-            .await?;
-        if !resp.status().is_success() {
-            return Err(self.refusal(resp).await);
-        }
-        let answer: MissingChunksResponse = json_body(resp, "POST /v1/chunks/missing").await?;
-        Ok(answer.missing)
-    }
-
-    /// `PUT /v1/chunks/{hash}` with the chunk's bytes.
-    async fn put_chunk(&self, chunk: Chunk) -> Result<(), HubError> {
-        let request = self
-            .patient
-            .put(self.url(&format!("/v1/chunks/{}", chunk.hash)))
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .body(chunk.data);
-        let resp = self.send(request).await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.refusal(resp).await)
-        }
-    }
-}
-
-#[derive(Default)]
-struct UploadStats {
-    sent_chunks: usize,
-    sent_bytes: usize,
 }
 
 fn build_http(
@@ -672,55 +418,6 @@ fn build_http(
         .user_agent(concat!("sf-agent/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|err| HubError::Config(format!("cannot build the HTTP client: {err}")))
-}
-
-/// The rustls set-up for `wss://`, the same as reqwest's `rustls` feature
-/// builds for HTTP: the same crypto provider and rustls-platform-verifier
-/// over the system's CA certificates, so requests and the WebSocket trust
-/// the same hubs. `extra_roots` (from `--ca-cert`) are trusted besides the
-/// system's CAs.
-fn ws_tls_config(
-    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, HubError> {
-    let provider = crypto_provider();
-    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
-        extra_roots.iter().cloned(),
-        Arc::clone(&provider),
-    )
-    .map_err(|err| {
-        HubError::Config(format!(
-            "cannot load this machine's CA certificates for TLS to the hub ({err}): \
-             install them (the ca-certificates package on Debian and Ubuntu), or pass \
-             the hub's CA with --ca-cert"
-        ))
-    })?;
-    ws_tls_config_with(provider, verifier)
-}
-
-fn ws_tls_config_with(
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    verifier: rustls_platform_verifier::Verifier,
-) -> Result<Arc<rustls::ClientConfig>, HubError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| HubError::Config(format!("cannot set up TLS for the hub: {err}")))?
-        // "Dangerous" only because the verifier is not rustls' own: the
-        // platform verifier checks the chain, validity and host name.
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    // The WebSocket upgrade is HTTP/1.1, even where a proxy also offers h2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The provider reqwest picks: the process default if the program installed
-/// one, else aws-lc-rs. Passing it explicitly means rustls never has to
-/// choose, which panics when more than one provider is compiled in.
-fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 /// Checks `raw` is `http(s)://host[:port]` (optionally with a trailing slash)
@@ -839,24 +536,6 @@ impl HubClient {
     }
 }
 
-/// The rustls error somewhere in `err`'s chain of causes, if any.
-fn rustls_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        // `io::Error::source` skips the error it wraps: look at that one too.
-        cause = match err.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
-    }
-    None
-}
-
 /// Reads a success answer's JSON body.
 async fn json_body<T: DeserializeOwned>(
     resp: reqwest::Response,
@@ -886,142 +565,6 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8
         body.extend_from_slice(&piece);
     }
     Ok(body)
-}
-
-fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(parsed) => HubError::Refused {
-            status: status.as_u16(),
-            body: Box::new(parsed),
-        },
-        // Not the hub's own answer (a proxy or load balancer in between):
-        // keep 5xx retryable, call anything else a protocol error.
-        Err(_) if status.is_server_error() => HubError::Refused {
-            status: status.as_u16(),
-            body: Box::new(ErrorBody {
-                error: if status == StatusCode::SERVICE_UNAVAILABLE {
-                    ErrorCode::NotReady
-                } else {
-                    ErrorCode::Internal
-                },
-                detail: format!("HTTP {status} without a hub error body: {}", snippet(body)),
-                current: None,
-                missing: None,
-            }),
-        },
-        Err(_) => HubError::Protocol(format!(
-            "HTTP {status} without a hub error body: {}",
-            snippet(body)
-        )),
-    }
-}
-
-fn ws_error(err: tungstenite::Error) -> HubError {
-    match err {
-        // The upgrade was refused with an HTTP answer, e.g. `400 invalid_request`.
-        tungstenite::Error::Http(response) => {
-            let status = response.status();
-            refusal_from(status, response.body().as_deref().unwrap_or_default())
-        }
-        // An unusable URL (unsupported scheme, no host name).
-        tungstenite::Error::Url(err) => {
-            HubError::Config(format!("cannot open the WebSocket: {err}"))
-        }
-        other => HubError::WebSocket(Box::new(other)),
-    }
-}
-
-/// The TLS failure behind `err`, raised while opening `url`, as an error
-/// that says what to do; `None` when `err` is not about TLS.
-fn tls_failure(err: &tungstenite::Error, url: &str) -> Option<HubError> {
-    use tungstenite::error::TlsError;
-
-    let tls: &rustls::Error = match err {
-        // tokio-tungstenite hands rustls' handshake errors over as I/O errors.
-        tungstenite::Error::Io(io) => match rustls_error_in(io) {
-            Some(tls) => tls,
-            None if io.kind() == std::io::ErrorKind::UnexpectedEof && url.starts_with("wss://") => {
-                return Some(HubError::Tls(format!(
-                    "{url}: the connection was closed during the TLS handshake ({io}); \
-                     check that the hub (or its proxy) serves TLS on this port, \
-                     or use http:// for a hub without TLS"
-                )));
-            }
-            None => return None,
-        },
-        tungstenite::Error::Tls(TlsError::Rustls(tls)) => tls,
-        tungstenite::Error::Tls(other) => {
-            return Some(HubError::Tls(format!("{url}: {other}")));
-        }
-        _ => return None,
-    };
-    Some(HubError::Tls(tls_message(url, tls)))
-}
-
-/// What failed in the TLS handshake with `url`, and what to do about it.
-fn tls_message(url: &str, tls: &rustls::Error) -> String {
-    use rustls::CertificateError as Cert;
-    let advice = match tls {
-        rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => {
-            "the hub's certificate is not trusted by this machine: if the hub uses a \
-             private or self-signed CA, pass that CA certificate with --ca-cert FILE \
-             (or SF_CA_CERT), or install it in the system trust store (on Debian and \
-             Ubuntu: copy it into /usr/local/share/ca-certificates/ and run \
-             update-ca-certificates), then restart the agent"
-        }
-        rustls::Error::InvalidCertificate(
-            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
-        ) => {
-            "the hub's certificate is not issued for the host name in --hub: use the \
-             name the certificate was issued for, or reissue the certificate with \
-             this name"
-        }
-        rustls::Error::InvalidCertificate(
-            Cert::Expired
-            | Cert::ExpiredContext { .. }
-            | Cert::NotValidYet
-            | Cert::NotValidYetContext { .. },
-        ) => {
-            "the hub's certificate is outside its validity period: renew it on the \
-             hub, or correct this machine's clock"
-        }
-        rustls::Error::InvalidCertificate(_) => {
-            "the hub's certificate was rejected: give the hub a valid certificate"
-        }
-        rustls::Error::InvalidMessage(_)
-        | rustls::Error::InappropriateMessage { .. }
-        | rustls::Error::InappropriateHandshakeMessage { .. } => {
-            "the other side does not speak TLS: use http:// for a hub without TLS, \
-             or check the port"
-        }
-        rustls::Error::AlertReceived(_) => {
-            "the hub (or its proxy) aborted the TLS handshake: check its TLS set-up"
-        }
-        rustls::Error::PeerIncompatible(_) => {
-            "the hub offers no TLS version or cipher suite in common with the agent \
-             (TLS 1.2 or 1.3 is needed)"
-        }
-        _ => "the TLS handshake failed",
-    };
-    format!("{url}: {tls}; {advice}")
-}
-
-fn ws_timeout(what: String) -> HubError {
-    HubError::WebSocket(Box::new(tungstenite::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        what,
-    ))))
-}
-
-/// The start of a body, for error messages.
-fn snippet(body: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]).into_owned();
-    if body.len() > MAX {
-        format!("{text}…")
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! How a call to the hub fails ([`HubError`]), and reading the hub's error
+//! answers and WebSocket failures into it.
+
+use reqwest::StatusCode;
+use sf_protocol::v1::{ErrorBody, ErrorCode};
+use tokio_tungstenite::tungstenite;
+
+use crate::credentials::TokenRefused;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The hub could not be reached or the connection broke: retry later with backoff.
+    #[error("the hub is unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The hub answered with an error body (4xx/5xx) other than the cases
+    /// the call maps to an outcome (boxed to keep `Result`s small). A 5xx answer without a hub error body (a
+    /// proxy's page) is reported here too, with a made-up `internal` body.
+    #[error("the hub refused the request (HTTP {status} {:?}): {}", body.error, body.detail)]
+    Refused { status: u16, body: Box<ErrorBody> },
+    /// The hub's answer does not have the expected shape.
+    #[error("unexpected answer from the hub: {0}")]
+    Protocol(String),
+    /// Reading the local file failed.
+    #[error("local I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket could not be opened, broke, or went silent: reconnect
+    /// later with backoff.
+    #[error("the hub WebSocket failed: {0}")]
+    WebSocket(#[source] Box<tungstenite::Error>),
+    /// The TLS handshake with an `https://` hub (a request or the `wss://`
+    /// socket) failed: the certificate was rejected,
+    /// the other side does not speak TLS, or it aborted the handshake. The
+    /// message says what failed and what to do. Retryable (the hub's
+    /// certificate may be fixed meanwhile), but usually needs someone to act.
+    #[error("TLS with the hub failed: {0}")]
+    Tls(String),
+    /// The hub URL or the client set-up is unusable; retrying cannot help.
+    #[error("invalid hub client configuration: {0}")]
+    Config(String),
+    /// The hub refused the token (401, or a WebSocket closed because the
+    /// token was revoked): retrying with the same token cannot help.
+    #[error(transparent)]
+    Unauthorized(TokenRefused),
+}
+
+impl HubError {
+    /// True when the same request may succeed later: the hub was unreachable,
+    /// the connection broke, or it answered 5xx (or 408/429).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
+            HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            HubError::Protocol(_)
+            | HubError::Io(_)
+            | HubError::Config(_)
+            | HubError::Unauthorized(_) => false,
+        }
+    }
+
+    /// True for a 403 `forbidden`: the token may not change anything (a
+    /// read-only token).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, HubError::Refused { status: 403, body } if body.error == ErrorCode::Forbidden)
+    }
+
+    /// The hub's error code, when it answered with an error body.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            HubError::Refused { body, .. } => Some(body.error),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => HubError::Refused {
+            status: status.as_u16(),
+            body: Box::new(parsed),
+        },
+        // Not the hub's own answer (a proxy or load balancer in between):
+        // keep 5xx retryable, call anything else a protocol error.
+        Err(_) if status.is_server_error() => HubError::Refused {
+            status: status.as_u16(),
+            body: Box::new(ErrorBody {
+                error: if status == StatusCode::SERVICE_UNAVAILABLE {
+                    ErrorCode::NotReady
+                } else {
+                    ErrorCode::Internal
+                },
+                detail: format!("HTTP {status} without a hub error body: {}", snippet(body)),
+                current: None,
+                missing: None,
+            }),
+        },
+        Err(_) => HubError::Protocol(format!(
+            "HTTP {status} without a hub error body: {}",
+            snippet(body)
+        )),
+    }
+}
+
+pub(super) fn ws_error(err: tungstenite::Error) -> HubError {
+    match err {
+        // The upgrade was refused with an HTTP answer, e.g. `400 invalid_request`.
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            refusal_from(status, response.body().as_deref().unwrap_or_default())
+        }
+        // An unusable URL (unsupported scheme, no host name).
+        tungstenite::Error::Url(err) => {
+            HubError::Config(format!("cannot open the WebSocket: {err}"))
+        }
+        other => HubError::WebSocket(Box::new(other)),
+    }
+}
+
+pub(super) fn ws_timeout(what: String) -> HubError {
+    HubError::WebSocket(Box::new(tungstenite::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        what,
+    ))))
+}
+
+/// The start of a body, for error messages.
+pub(super) fn snippet(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]).into_owned();
+    if body.len() > MAX {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
