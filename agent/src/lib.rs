@@ -171,6 +171,11 @@ async fn follow_hub(
     loop {
         let session = async {
             let mut socket = hub.connect_ws().await?;
+            // Connected: the next loss starts the delays from the shortest
+            // again. (Sessions end in an error when the hub is killed or the
+            // network cut, so resetting only on a clean end let the delay
+            // grow for the life of the process.)
+            backoff.reset();
             while let Some(frame) = hub.next_frame(&mut socket).await {
                 match frame? {
                     WsFrame::Hello { .. } | WsFrame::Change(_) => doorbell.notify_one(),
@@ -193,7 +198,7 @@ async fn follow_hub(
                         tracing::warn!(error = %err, "cannot open the hub's push connection");
                     }
                     Err(err) => tracing::debug!(error = %err, "hub push connection lost"),
-                    Ok(()) => backoff.reset(),
+                    Ok(()) => {}
                 }
             }
         }

@@ -293,7 +293,12 @@ impl Engine {
                     None => events_open = false,
                 },
                 () = doorbell.notified() => self.remote_news = true,
-                _ = scan_timer.tick() => self.full_scan = true,
+                // The periodic scan reads the feed too: a missed ring of the
+                // push connection never costs more than one interval.
+                _ = scan_timer.tick() => {
+                    self.full_scan = true;
+                    self.remote_news = true;
+                }
                 () = retry => retry_at = None,
                 () = deferred => {
                     let now = tokio::time::Instant::now();

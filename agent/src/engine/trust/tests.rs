@@ -133,6 +133,15 @@ struct Running {
 }
 
 fn start(root: &std::path::Path, url: &str, state: &State) -> Running {
+    start_scanning_every(root, url, state, Duration::from_secs(3600))
+}
+
+fn start_scanning_every(
+    root: &std::path::Path,
+    url: &str,
+    state: &State,
+    scan_interval: Duration,
+) -> Running {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let hub = HubClient::new(url).unwrap();
     let engine = Engine::new(
@@ -146,10 +155,7 @@ fn start(root: &std::path::Path, url: &str, state: &State) -> Running {
     let doorbell = Arc::new(Notify::new());
     let ring = doorbell.clone();
     let task = tokio::spawn(async move {
-        engine
-            .run(triggers, ring, Duration::from_secs(3600))
-            .await
-            .unwrap();
+        engine.run(triggers, ring, scan_interval).await.unwrap();
     });
     Running {
         stop,
@@ -311,4 +317,38 @@ fn the_case_probe_tells_this_file_system_apart_and_leaves_nothing_behind() {
             .count(),
         0
     );
+}
+
+/// A ring of the push connection can be missed (the socket was down when
+/// the hub committed); the periodic scan must then read the feed itself.
+#[tokio::test]
+async fn the_periodic_scan_reads_the_feed_without_a_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let served = Arc::new(Mutex::new(Served {
+        hub_id: "hub-one".into(),
+        ..Served::default()
+    }));
+    let url = fake_hub(served.clone()).await;
+    let state = State::open(&root, registry.path()).await.unwrap();
+    let running = start_scanning_every(&root, &url, &state, Duration::from_secs(1));
+    until("the first cycle is done", async || {
+        state.meta("last_cycle_ms").await.unwrap().is_some()
+    })
+    .await;
+
+    // A commit the agent is never told about.
+    {
+        let mut s = served.lock().unwrap();
+        let late = file("late.txt", 1, 1, "arrived by the scan", &mut s);
+        s.feed.push(late);
+    }
+    until("late.txt arrives", async || root.join("late.txt").exists()).await;
+    assert_eq!(
+        std::fs::read(root.join("late.txt")).unwrap(),
+        b"arrived by the scan"
+    );
+    let _ = running.stop.send(true);
+    running.task.await.unwrap();
 }
