@@ -6,7 +6,8 @@
 //! window. A file closed after writing is reported at once as well (see
 //! [`CloseWriteTap`]): the writer says it is done, so waiting out the
 //! window would only add latency. The engine still checks that the file is
-//! stable while it reads it.
+//! stable while it reads it. Removals and renames are reported at once too:
+//! the debouncer would drop them for a path created within its window.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -132,9 +133,15 @@ impl Watcher for CloseWriteTap {
     }
 }
 
-/// Reports a file at once when it is closed after writing, unless the same
-/// file was reported that way within the debounce window: a file that is
-/// rewritten again and again (a log) waits for the debouncer like the rest.
+/// Reports at once what the debouncer could swallow or delay:
+/// - a removal or a rename: the debouncer drops a path created and removed
+///   (or renamed away) within its window, with no event at all, so a file
+///   the agent just uploaded, or just downloaded, and that the user deletes
+///   at once would wait for the next full scan; it also drops the pending
+///   events of everything inside a removed folder;
+/// - a file closed after writing, unless the same file was reported that
+///   way within the window: a file rewritten again and again (a log) waits
+///   for the debouncer like the rest.
 fn close_write_tap(
     root: PathBuf,
     window: Duration,
@@ -142,7 +149,21 @@ fn close_write_tap(
 ) -> Tap {
     let mut recent: HashMap<PathBuf, Instant> = HashMap::new();
     Box::new(move |event: &Event| {
-        use notify::event::{AccessKind, AccessMode};
+        use notify::event::{AccessKind, AccessMode, ModifyKind};
+        if matches!(
+            event.kind,
+            notify::EventKind::Remove(_) | notify::EventKind::Modify(ModifyKind::Name(_))
+        ) {
+            let paths: Vec<SyncPath> = event
+                .paths
+                .iter()
+                .filter_map(|p| relative(&root, p))
+                .collect();
+            if !paths.is_empty() {
+                let _ = triggers.send(Trigger::Paths(paths));
+            }
+            return;
+        }
         if !matches!(
             event.kind,
             notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
