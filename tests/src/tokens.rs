@@ -45,7 +45,7 @@ fn cas() -> &'static Mutex<Vec<String>> {
     CAS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Trusts the PEM CA `pem` in every client [`crate::converge`] makes from now on.
+/// Trusts the PEM CA `pem` in every client the convergence helpers make from now on.
 pub fn trust_ca(pem: &str) {
     let mut cas = cas().lock().unwrap();
     if !cas.iter().any(|known| known == pem) {

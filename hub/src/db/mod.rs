@@ -3,9 +3,9 @@
 //! One [`Database`] type serves both back ends through sqlx's `Any` driver:
 //! the SQL the hub issues is portable (see `read.rs` and `write.rs`), while
 //! what differs — connection set-up and the schema — lives in one module per
-//! back end ([`sqlite`], [`postgres`]) with its own migrations folder. The back
+//! back end (`sqlite`, `postgres`) with its own migrations folder. The back
 //! end is chosen once, from the URL, at start-up. Access tokens and the hub's
-//! identity live in [`tokens`].
+//! identity live in `tokens`.
 
 mod postgres;
 mod read;
