@@ -25,13 +25,21 @@ fn has_nfd_marks(path: &str) -> bool {
     path.contains(['\u{301}', '\u{308}'])
 }
 
-/// The NFD names in A's folder.
+/// The NFD names in A's folder. They are made next to it and moved in
+/// whole, as a user drops in a folder: a running agent renames an NFD
+/// folder to NFC as soon as it sees it, so a file written into it a moment
+/// later could find it gone.
 fn write_nfd_names(a_dir: &Path) {
-    write_file(&a_dir.join(CAFE_NFD), "latte\n");
+    let staging = a_dir.with_extension("staging");
+    write_file(&staging.join(CAFE_NFD), "latte\n");
     write_file(
-        &a_dir.join(MUNICH_NFD).join(GREETING_NFD),
+        &staging.join(MUNICH_NFD).join(GREETING_NFD),
         "Servus aus M\u{fc}nchen\n",
     );
+    for name in [CAFE_NFD, MUNICH_NFD] {
+        std::fs::rename(staging.join(name), a_dir.join(name)).unwrap();
+    }
+    std::fs::remove_dir(&staging).unwrap();
 }
 
 /// After convergence: every folder and the hub hold the NFC names with
