@@ -964,12 +964,9 @@ mod tests {
         assert_eq!(synced, 2);
     }
 
-    #[tokio::test]
-    async fn conflict_copies_on_the_hub_are_found_by_prefix() {
-        let folder = tempfile::tempdir().unwrap();
-        let registry = tempfile::tempdir().unwrap();
-        let state = State::open(folder.path(), registry.path()).await.unwrap();
-        let entry = |path: &str, seq: u64, deleted: bool| Entry {
+    /// Version 1 of an empty file at `path` (a tombstone when `deleted`).
+    fn empty_file_entry(path: &str, seq: u64, deleted: bool) -> Entry {
+        Entry {
             path: SyncPath::parse(path).unwrap(),
             kind: EntryKind::File,
             version: 1,
@@ -982,7 +979,15 @@ mod tests {
             origin: "x".into(),
             committed_ms: 0,
             chunks: (!deleted).then(Vec::new),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn conflict_copies_on_the_hub_are_found_by_prefix() {
+        let folder = tempfile::tempdir().unwrap();
+        let registry = tempfile::tempdir().unwrap();
+        let state = State::open(folder.path(), registry.path()).await.unwrap();
+        let entry = empty_file_entry;
         let changes = [
             entry("d/Ünï (conflict a 2026-01-01 000000).txt", 1, false),
             entry("d/Ünï (conflict b 2026-01-01 000000).txt", 2, true),
@@ -1141,20 +1146,7 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let registry = tempfile::tempdir().unwrap();
         let state = State::open(folder.path(), registry.path()).await.unwrap();
-        let entry = |path: &str, seq: u64, deleted: bool| Entry {
-            path: SyncPath::parse(path).unwrap(),
-            kind: EntryKind::File,
-            version: 1,
-            seq,
-            sha256: (!deleted).then(Sha256Hex::empty),
-            size: 0,
-            mtime_ns: 0,
-            executable: false,
-            deleted,
-            origin: "x".into(),
-            committed_ms: 0,
-            chunks: None,
-        };
+        let entry = empty_file_entry;
         let changes = [
             entry("Notes.txt", 1, false),
             entry("notes.txt", 2, false),
