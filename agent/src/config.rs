@@ -39,7 +39,7 @@ pub struct Settings {
     #[arg(long, env = "SERVER_URL", default_value = "http://127.0.0.1:8080")]
     pub hub: String,
 
-    /// The folder to keep in sync (created state lives in <dir>/.sf).
+    /// The folder to keep in sync (created state lives in `<dir>/.sf`).
     #[arg(long, env = "SYNC_DIR")]
     pub dir: Option<PathBuf>,
 
@@ -69,7 +69,7 @@ pub struct Settings {
     pub state_home: Option<PathBuf>,
 
     /// A file holding the hub's access token: one made with `sf-hub token
-    /// create NAME`, or the hub's <data-dir>/agent-token. Read once at start.
+    /// create NAME`, or the hub's `<data-dir>/agent-token`. Read once at start.
     /// The token itself may instead be given in the SF_TOKEN environment
     /// variable; it is never accepted as an argument, where `ps` would show
     /// it. Without a token the agent works only with a hub run with

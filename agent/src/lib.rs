@@ -1,28 +1,29 @@
 //! The synced-folder agent: keeps one local folder in sync with a hub.
 //!
-//! Decisions are a pure function ([`reconcile`]) of three views of each path
-//! ([`model`]): disk now ([`scan`]), last synced ([`state`]), hub now (the
-//! change feed via [`hub_client`]). [`engine`] runs the loop, [`apply`]
-//! changes the folder safely, [`watch`] turns file events into hints, and a
+//! Decisions are a pure function (`reconcile`) of three views of each path
+//! (`model`): disk now (`scan`), last synced (`state`), hub now (the
+//! change feed via `hub_client`). `engine` runs the loop, `apply`
+//! changes the folder safely, `watch` turns file events into hints, and a
 //! WebSocket task turns hub pushes into hints.
 //!
-//! [`credentials`] holds the token and extra CAs. A refused token stops the
+//! `credentials` holds the token and extra CAs. A refused token stops the
 //! agent ([`AgentError::Unauthorized`]) wherever it shows, in the sync loop
 //! or on the WebSocket; a read-only one makes it receive-only.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod config;
-pub mod credentials;
-pub mod engine;
-pub mod hub_client;
-pub mod ignore;
-pub mod model;
+pub(crate) mod credentials;
+pub(crate) mod engine;
+pub(crate) mod hub_client;
+pub(crate) mod ignore;
+pub(crate) mod model;
 pub mod progress;
-pub mod reconcile;
-pub mod scan;
-pub mod state;
+pub(crate) mod reconcile;
+pub(crate) mod scan;
+pub(crate) mod state;
 pub mod status;
-pub mod watch;
+pub(crate) mod walk;
+pub(crate) mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub use config::Settings;
 use crate::credentials::{CredentialsError, TokenRefused};
 use crate::engine::{Backoff, Engine, EngineError};
 use crate::hub_client::{HubClient, HubError};
-use crate::state::{State, StateError};
+use crate::state::{MetaKey, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -49,6 +50,20 @@ pub enum AgentError {
     Unauthorized(TokenRefused),
     #[error(transparent)]
     State(#[from] StateError),
+    /// The synced folder itself cannot be resolved (its state opened fine).
+    #[error("cannot read the synced folder {path}: {source}")]
+    FolderUnreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What an interrupted run left in `.sf/tmp` cannot be cleared away.
+    #[error("cannot clear the agent's temporary files in {path}: {source}")]
+    TempNotCleared {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Hub(#[from] HubError),
     #[error(transparent)]
@@ -74,12 +89,14 @@ pub async fn run(
     // Before anything else: a bad token file is a mistake to fix first.
     let access = settings.access()?;
     let state = State::open(&dir, &settings.state_home()).await?;
-    let root = dir.canonicalize().map_err(|source| StateError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    apply::clear_temp(&root).map_err(|source| StateError::Io {
-        path: root.clone(),
+    let root = dir
+        .canonicalize()
+        .map_err(|source| AgentError::FolderUnreadable {
+            path: dir.clone(),
+            source,
+        })?;
+    apply::clear_temp(&root).map_err(|source| AgentError::TempNotCleared {
+        path: root.join(state::STATE_DIR).join("tmp"),
         source,
     })?;
     if let Err(err) = apply::purge_trash(&root) {
@@ -94,7 +111,7 @@ pub async fn run(
             "no token given (--token-file): only a hub run with --no-auth lets this agent in"
         );
     }
-    state.set_meta("hub", hub.base_url()).await?;
+    state.set_meta(MetaKey::Hub, hub.base_url()).await?;
     let origin = settings.name();
 
     let (stop_tx, stop_rx) = signal::channel(false);
@@ -145,7 +162,7 @@ pub async fn run(
     };
     if let Err(err @ AgentError::Unauthorized(_)) = &outcome {
         // For `sf-agent status`, which the user may run next.
-        let _ = state.set_meta("last_error", &err.to_string()).await;
+        let _ = state.set_meta(MetaKey::LastError, &err.to_string()).await;
     }
     state.close().await;
     tracing::info!("agent stopped");

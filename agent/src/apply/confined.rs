@@ -30,59 +30,7 @@ pub enum WalkError {
     },
 }
 
-/// What a name in a directory is, links not followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
-    Symlink,
-    /// FIFO, socket or device.
-    Special,
-}
-
-impl Kind {
-    /// For messages: "d is a symbolic link".
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::File => "a file, not a directory",
-            Kind::Dir => "a directory",
-            Kind::Symlink => "a symbolic link",
-            Kind::Special => "a FIFO, socket or device, not a directory",
-        }
-    }
-}
-
-/// The stat data sync compares, taken without following links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found {
-    pub kind: Kind,
-    /// 0 for directories.
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub inode: u64,
-}
-
-impl Found {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        let file_type = meta.file_type();
-        let kind = if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_dir() {
-            Kind::Dir
-        } else if file_type.is_file() {
-            Kind::File
-        } else {
-            Kind::Special
-        };
-        let (size, mtime_ns, inode) = super::stat_triplet(meta);
-        Found {
-            kind,
-            size,
-            mtime_ns,
-            inode,
-        }
-    }
-}
+pub(crate) use crate::scan::{Kind, Stat};
 
 /// An open directory inside the folder (or the folder itself).
 #[derive(Debug)]
@@ -220,13 +168,13 @@ impl Dir {
     }
 
     /// What `name` is, links not followed; `None` when nothing is there.
-    pub fn stat(&self, name: &str) -> io::Result<Option<Found>> {
+    pub fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
         #[cfg(unix)]
         let result = rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map(|stat| found_of_stat(&stat))
+            .map(|stat| Stat::of_raw(&stat))
             .map_err(io::Error::from);
         #[cfg(not(unix))]
-        let result = std::fs::symlink_metadata(self.path.join(name)).map(|m| Found::of(&m));
+        let result = std::fs::symlink_metadata(self.path.join(name)).map(|m| Stat::of(&m));
         match result {
             Ok(found) => Ok(Some(found)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -444,38 +392,7 @@ impl Dir {
     }
 }
 
-#[cfg(unix)]
-#[allow(clippy::unnecessary_cast)]
-fn found_of_stat(stat: &rustix::fs::Stat) -> Found {
-    let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode as _);
-    let kind = match file_type {
-        rustix::fs::FileType::RegularFile => Kind::File,
-        rustix::fs::FileType::Directory => Kind::Dir,
-        rustix::fs::FileType::Symlink => Kind::Symlink,
-        _ => Kind::Special,
-    };
-    // As `std::fs::Metadata::modified` since the epoch (0 before it), so
-    // these compare equal with what the scan recorded.
-    let secs = stat.st_mtime as i64;
-    let mtime_ns = if secs < 0 {
-        0
-    } else {
-        secs.saturating_mul(1_000_000_000)
-            .saturating_add(stat.st_mtime_nsec as i64)
-    };
-    Found {
-        kind,
-        size: if kind == Kind::Dir {
-            0
-        } else {
-            stat.st_size as u64
-        },
-        mtime_ns,
-        inode: stat.st_ino as u64,
-    }
-}
-
 /// The stat data of an open file.
-pub fn found_of_file(file: &File) -> io::Result<Found> {
-    Ok(Found::of(&file.metadata()?))
+pub fn stat_of_file(file: &File) -> io::Result<Stat> {
+    Ok(Stat::of(&file.metadata()?))
 }

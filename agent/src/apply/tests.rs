@@ -3,12 +3,26 @@
 
 use std::os::unix::fs::symlink;
 
+use std::io::Write;
+
+use sf_protocol::v1::Entry;
+
+use super::download::put_in_place;
 use super::*;
+use crate::hub_client::HubClient;
+use crate::ignore::IgnoreRules;
+use crate::model::SyncedFile;
 use crate::scan::local_path;
+use crate::state::State;
 
 fn seen(path: &Path) -> LocalFile {
     let meta = std::fs::symlink_metadata(path).unwrap();
-    let (size, mtime_ns, inode) = stat_triplet(&meta);
+    let Stat {
+        size,
+        mtime_ns,
+        inode,
+        ..
+    } = Stat::of(&meta);
     LocalFile {
         kind: if meta.is_dir() {
             EntryKind::Dir
@@ -413,4 +427,25 @@ fn a_folder_swapped_for_a_symlink_after_it_was_opened_is_not_followed() {
     // A new walk sees the link and refuses.
     let err = folder.parent_of(&path, true).unwrap_err();
     assert_eq!(err.to_string(), "not applied: d is a symbolic link");
+}
+
+/// A file last modified before 1970 (restored from an old archive, or a
+/// clock that was wrong) is seen the same way by the scan that decides and
+/// by the check before it is replaced, so a hub update reaches it.
+#[test]
+fn a_file_from_before_1970_takes_the_hubs_update() {
+    let (_dir, root) = folder();
+    let target = root.join("old.txt");
+    std::fs::write(&target, "from an old archive").unwrap();
+    let file = std::fs::File::options().write(true).open(&target).unwrap();
+    file.set_modified(crate::scan::system_time(-300_000_000_000_000_000))
+        .unwrap();
+    drop(file);
+    let scanned = crate::scan::stat_entry(&root, &p("old.txt"), None)
+        .unwrap()
+        .unwrap();
+    assert!(scanned.mtime_ns < 0, "{scanned:?}");
+
+    place(&root, "old.txt", "the hub's update", Some(&scanned)).unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"the hub's update");
 }

@@ -22,8 +22,10 @@ use sf_protocol::SyncPath;
 use sf_protocol::platform::{NameProblem, NameRule, path_problem};
 use sf_protocol::v1::Entry;
 
-use super::{Engine, Views};
-use crate::state::{HUB_ID, STATE_DIR, StateError};
+use super::Engine;
+use crate::model::Views;
+use crate::scan::Stat;
+use crate::state::{MetaKey, ProblemKind, STATE_DIR, StateError};
 
 impl Engine {
     /// Why the hub's `entry` is not applied here, if it is not.
@@ -71,7 +73,9 @@ impl Engine {
             tracing::error!(%path, reason, "hub entry not applied; other paths go on syncing");
         }
         // Every time: a record made since (the path synced once) cleared it.
-        self.state.set_problem(path.as_str(), "error", reason).await
+        self.state
+            .set_problem(path.as_str(), ProblemKind::Refused, reason)
+            .await
     }
 
     /// Compares the hub's identity (from the change feed) with the one the
@@ -83,7 +87,7 @@ impl Engine {
         if hub_id.is_empty() {
             return Ok(false);
         }
-        match self.state.meta(HUB_ID).await? {
+        match self.state.meta(MetaKey::HubId).await? {
             Some(known) if known == hub_id => Ok(false),
             Some(known) if !known.is_empty() => {
                 tracing::warn!(
@@ -103,7 +107,7 @@ impl Engine {
             // The first identity seen: a new folder, or a hub that just
             // learnt to send one.
             _ => {
-                self.state.set_meta(HUB_ID, hub_id).await?;
+                self.state.set_meta(MetaKey::HubId, hub_id).await?;
                 Ok(false)
             }
         }
@@ -123,7 +127,7 @@ pub(super) fn case_insensitive(root: &Path) -> bool {
         std::fs::symlink_metadata(&lower),
         std::fs::symlink_metadata(&upper),
     ) {
-        (Ok(a), Ok(b)) => crate::apply::stat_triplet(&a).2 == crate::apply::stat_triplet(&b).2,
+        (Ok(a), Ok(b)) => Stat::of(&a).inode == Stat::of(&b).inode,
         _ => false,
     };
     let _ = std::fs::remove_file(&lower);

@@ -132,3 +132,50 @@ pub(super) fn snippet(body: &[u8]) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_map_to_refusals_and_retryability() {
+        let conflict = br#"{"error":"conflict","detail":"stale","current":null}"#;
+        match refusal_from(StatusCode::CONFLICT, conflict) {
+            HubError::Refused { status: 409, body } => {
+                assert_eq!(body.error, ErrorCode::Conflict);
+                assert!(body.current.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let internal = refusal_from(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":"internal","detail":"db"}"#,
+        );
+        assert!(internal.is_retryable());
+        assert_eq!(internal.code(), Some(ErrorCode::Internal));
+
+        // A proxy's HTML page: 5xx stays retryable, 4xx is a protocol error.
+        let gateway = refusal_from(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert!(gateway.is_retryable(), "{gateway:?}");
+        let unavailable = refusal_from(StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert_eq!(unavailable.code(), Some(ErrorCode::NotReady));
+        let not_found = refusal_from(StatusCode::NOT_FOUND, b"<html>nope</html>");
+        assert!(matches!(not_found, HubError::Protocol(_)), "{not_found:?}");
+        assert!(!not_found.is_retryable());
+
+        let bad = refusal_from(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_path","detail":"invalid path"}"#,
+        );
+        assert!(!bad.is_retryable());
+        assert!(!HubError::Io(std::io::Error::other("x")).is_retryable());
+        assert!(ws_timeout("quiet".into()).is_retryable());
+    }
+
+    #[test]
+    fn snippets_are_bounded() {
+        assert_eq!(snippet(b"short"), "short");
+        let long = vec![b'a'; 1000];
+        assert_eq!(snippet(&long).chars().count(), 201);
+    }
+}

@@ -14,9 +14,10 @@ use sf_protocol::v1::{
 };
 use sf_protocol::{Sha256Hex, SyncPath};
 
+use super::requests::json_body;
 use super::{
     BATCH_MAX_BYTES, BATCH_MAX_CHUNKS, CHANNEL_CAPACITY, CommitOutcome, HubClient, HubError,
-    PUT_CONCURRENCY, json_body,
+    PUT_CONCURRENCY,
 };
 use crate::progress::Progress;
 

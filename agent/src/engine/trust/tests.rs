@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::engine::Engine;
 use crate::hub_client::HubClient;
-use crate::state::{HUB_ID, State};
+use crate::state::{MetaKey, State};
 
 /// What the fake hub serves, and the requests it saw.
 #[derive(Default)]
@@ -221,7 +221,7 @@ async fn unusable_entries_and_paths_through_symlinks_are_skipped_and_the_rest_sy
     let state = State::open(&root, registry.path()).await.unwrap();
     let running = start(&root, &url, &state);
     until("the first cycle is done", async || {
-        state.meta("last_cycle_ms").await.unwrap().is_some()
+        state.meta(MetaKey::LastCycleMs).await.unwrap().is_some()
     })
     .await;
 
@@ -260,7 +260,7 @@ async fn unusable_entries_and_paths_through_symlinks_are_skipped_and_the_rest_sy
     // The feed moved past them: they are not asked for again.
     assert_eq!(state.last_seq().await.unwrap(), 6);
     assert_eq!(
-        state.meta(HUB_ID).await.unwrap().as_deref(),
+        state.meta(MetaKey::HubId).await.unwrap().as_deref(),
         Some("hub-one")
     );
     let report = crate::status::report(&root).await.unwrap();
@@ -334,7 +334,7 @@ async fn the_periodic_scan_reads_the_feed_without_a_ring() {
     let state = State::open(&root, registry.path()).await.unwrap();
     let running = start_scanning_every(&root, &url, &state, Duration::from_secs(1));
     until("the first cycle is done", async || {
-        state.meta("last_cycle_ms").await.unwrap().is_some()
+        state.meta(MetaKey::LastCycleMs).await.unwrap().is_some()
     })
     .await;
 
@@ -351,4 +351,36 @@ async fn the_periodic_scan_reads_the_feed_without_a_ring() {
     );
     let _ = running.stop.send(true);
     running.task.await.unwrap();
+}
+
+/// A path that cannot be read is reported for `sf-agent status` and looked
+/// at again later, the same way whether an event cycle or the full scan's
+/// walk found it (the two used to differ: only event cycles reported it).
+#[tokio::test]
+async fn an_unreadable_path_is_reported_and_retried_however_it_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let state = State::open(&root, registry.path()).await.unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut engine = Engine::new(
+        root.clone(),
+        "tester".into(),
+        HubClient::new("http://127.0.0.1:9").unwrap(),
+        state.clone(),
+        stop_rx,
+    );
+    let path = SyncPath::parse("locked.txt").unwrap();
+    let why = crate::walk::Unsettled::Unreadable("Permission denied (os error 13)".into());
+    engine.unsettled(&path, &why).await.unwrap();
+    assert_eq!(
+        problem_of(&state, "locked.txt").await.as_deref(),
+        Some("cannot read locked.txt: Permission denied (os error 13)")
+    );
+    assert!(engine.deferred.contains_key(&path));
+    let report = crate::status::report(&root).await.unwrap();
+    assert!(
+        report.contains("locked.txt: cannot read locked.txt: Permission denied"),
+        "{report}"
+    );
 }

@@ -3,14 +3,18 @@
 //! speak real HTTP and WebSocket.
 
 use std::io::{Read, Write};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
-use sf_protocol::v1::Scope;
+use reqwest::StatusCode;
+use sf_protocol::v1::{Scope, WsFrame};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::*;
-use crate::credentials::Token;
+use super::{TEST_SERVER_PATIENCE, client_trusting_test_ca, test_server_tls};
+use crate::credentials::{HubAccess, Token, TokenSource};
+use crate::hub_client::error::refusal_from;
+use crate::hub_client::{HubClient, HubError};
 
 /// What a stand-in hub answers to one plain HTTP request (its head).
 pub(crate) type Answer = fn(&str) -> String;

@@ -1,0 +1,129 @@
+//! The trash: what the agent removes from the folder is moved to
+//! `.sf/trash/<date>/<path>` and kept for [`TRASH_DAYS`] days.
+
+use std::path::{Path, PathBuf};
+
+use sf_protocol::SyncPath;
+use sf_protocol::v1::EntryKind;
+
+use std::sync::atomic::Ordering;
+
+use super::confined::{Dir, WalkError};
+use super::{ApplyError, Folder, TEMP_COUNTER, io, unchanged_since};
+use crate::ignore::IgnoreRules;
+use crate::model::LocalFile;
+
+/// How long trashed files are kept.
+pub(crate) const TRASH_DAYS: i64 = 30;
+
+/// Moves `name` in `dir` into today's trash as `path`; returns where it went.
+pub(super) fn keep_in_trash(
+    folder: &Folder,
+    dir: &Dir,
+    name: &str,
+    path: &SyncPath,
+) -> Result<PathBuf, ApplyError> {
+    let (dest, shown) = trash_destination(folder, path)?;
+    dir.rename(name, &dest, path.file_name())
+        .map_err(io(dir.path().join(name)))?;
+    Ok(shown)
+}
+
+/// Moves the file or empty folder at `path` into `.sf/trash/<date>/<path>`.
+/// A folder that still has contents is left in place. Returns where it went.
+pub(crate) fn move_to_trash(
+    root: &Path,
+    path: &SyncPath,
+    expected: &LocalFile,
+    rules: &IgnoreRules,
+) -> Result<Option<PathBuf>, ApplyError> {
+    let folder = Folder::open(root)?;
+    let (parent, name) = folder.parent_of(path, false)?;
+    trash_from(&folder, &parent, name, path, expected, rules)
+}
+
+/// [`move_to_trash`] of `name` in `parent`, the place of `path`.
+pub(super) fn trash_from(
+    folder: &Folder,
+    parent: &Dir,
+    name: &str,
+    path: &SyncPath,
+    expected: &LocalFile,
+    rules: &IgnoreRules,
+) -> Result<Option<PathBuf>, ApplyError> {
+    if !unchanged_since(parent, name, Some(expected)) {
+        return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+    }
+    if expected.kind == EntryKind::Dir {
+        // A folder left with only ignored files (.DS_Store, *.swp) counts as
+        // empty: it goes to the trash whole, ignored files included.
+        let dir = parent
+            .walk([name], false)
+            .map_err(|_| ApplyError::ChangedMeanwhile { path: path.clone() })?;
+        for (child, is_dir) in dir.names().map_err(io(dir.path()))? {
+            let relative = format!("{path}/{}", child.to_string_lossy());
+            if !rules.is_ignored(&relative, is_dir) {
+                return Ok(None);
+            }
+        }
+    }
+    let (dest, shown) = trash_destination(folder, path)?;
+    parent
+        .rename(name, &dest, path.file_name())
+        .map_err(io(parent.path().join(name)))?;
+    parent.sync().map_err(io(parent.path()))?;
+    Ok(Some(shown))
+}
+
+/// A free place for `path` in today's trash, `.sf/trash/<date>/<path>`,
+/// with its parent folders made: the directory, and the whole path for
+/// messages.
+fn trash_destination(folder: &Folder, path: &SyncPath) -> Result<(Dir, PathBuf), ApplyError> {
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let day = folder.state_dir(&["trash", &today])?;
+    let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
+    let name = path.file_name();
+    if let Ok(dir) = day.walk(parents(), true)
+        && matches!(dir.stat(name), Ok(None))
+    {
+        let shown = dir.path().join(name);
+        return Ok((dir, shown));
+    }
+    // Something of that name (or a file where a folder of it would go) was
+    // trashed today already: keep both.
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let unique = format!("{}-{n}", crate::state::now_ms());
+    let dir = day
+        .walk(std::iter::once(unique.as_str()).chain(parents()), true)
+        .map_err(|err| match err {
+            WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
+            WalkError::Io { path, source } => ApplyError::Io { path, source },
+        })?;
+    let shown = dir.path().join(name);
+    Ok((dir, shown))
+}
+
+/// Deletes trash folders older than [`TRASH_DAYS`].
+pub(crate) fn purge_trash(root: &Path) -> std::io::Result<usize> {
+    let trash = Folder::open(root)
+        .and_then(|folder| folder.state_dir(&["trash"]))
+        .map_err(std::io::Error::other)?;
+    let cutoff = time::OffsetDateTime::now_utc().date() - time::Duration::days(TRASH_DAYS);
+    let mut purged = 0;
+    for (name, _) in trash.names()? {
+        let Some(name) = name.to_str() else { continue };
+        let Some(date) = parse_date(name) else {
+            continue;
+        };
+        if date < cutoff {
+            trash.remove_tree(name)?;
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
+fn parse_date(raw: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, format).ok()
+}

@@ -1,0 +1,226 @@
+//! The agent's typed client for the hub's v1 API (`protocol/README.md`,
+//! section 4): the change feed, chunk upload and download, commits, deletes
+//! and the WebSocket that pushes changes.
+//!
+//! Layout: this module holds [`HubClient`] (its HTTP clients, base URL and
+//! token) and what its calls answer; the calls are split by what they do:
+//!
+//! - `requests`: `whoami`, the change feed, directory commits, deletes and
+//!   chunk downloads, and what every request shares (sending with the
+//!   token, reading refusals, bounded answers);
+//! - `upload`: streams a file up with flat memory and commits it;
+//! - `ws`: the WebSocket that pushes changes (opening it, reading frames);
+//! - `error`: [`HubError`] and reading the hub's refusals into it;
+//! - `tls`: the rustls set-up and TLS failure messages.
+//!
+//! Every request and the WebSocket upgrade carry the agent's token
+//! ([`crate::credentials`]); a 401, or a socket the hub closes because the
+//! token was revoked, becomes [`HubError::Unauthorized`], which names the
+//! token that was refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header;
+use sf_protocol::v1::Entry;
+
+mod error;
+mod requests;
+mod tls;
+mod upload;
+mod ws;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use error::HubError;
+
+use crate::credentials::{HubAccess, TokenSource};
+use tls::ws_tls_config;
+
+/// How long establishing a TCP connection to the hub may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ordinary requests: the longest wait for the answer's headers, and for each
+/// read of its body after that.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Chunk uploads and commits. reqwest's read timeout runs from the start of
+/// the request until the answer's headers arrive, so it also covers sending a
+/// 2 MiB chunk on a slow link and the hub re-reading every byte of a large
+/// file to verify a commit.
+const PATIENT_READ_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Chunks in flight between the reading thread and the uploader.
+const CHANNEL_CAPACITY: usize = 3;
+/// A batch of chunks asked about in one `/v1/chunks/missing` request.
+const BATCH_MAX_CHUNKS: usize = 32;
+const BATCH_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Concurrent `PUT /v1/chunks/{hash}` requests within one batch.
+const PUT_CONCURRENCY: usize = 4;
+
+/// What became of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The hub holds the new version (or the identical current one).
+    Committed(Entry),
+    /// `409 conflict`: `base_version` is not the path's current version. The
+    /// hub's current entry (with chunks) is given unless the path never
+    /// existed.
+    Conflict(Option<Entry>),
+    /// The file's bytes changed while being read: its sha differs from the
+    /// expected one. Nothing was committed; rescan the file.
+    FileChanged,
+}
+
+/// What became of a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The tombstone (new, or the existing one when the path was already deleted).
+    Deleted(Entry),
+    /// `409 conflict`: `base_version` is not the path's current version.
+    Conflict(Option<Entry>),
+    /// The path never existed on the hub.
+    NotFound,
+}
+
+/// A client for one hub. Cheap to clone: clones share connection pools.
+/// `Debug` never shows the token: its header value is marked sensitive.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    /// `http(s)://host[:port]`, without a trailing slash.
+    base: String,
+    /// Ordinary requests.
+    http: reqwest::Client,
+    /// Chunk uploads and commits (see [`PATIENT_READ_TIMEOUT`]).
+    patient: reqwest::Client,
+    /// TLS for `wss://`, present for `https://` hubs.
+    ws_tls: Option<Arc<rustls::ClientConfig>>,
+    /// `Authorization: Bearer …` for the WebSocket upgrade (the reqwest
+    /// clients send it as a default header).
+    auth: Option<header::HeaderValue>,
+    /// Where the token came from, for the message of a refusal.
+    token_source: TokenSource,
+}
+
+impl HubClient {
+    /// A client without a token or extra CA certificates; see
+    /// [`HubClient::with_access`].
+    #[cfg(test)]
+    pub fn new(base_url: &str) -> Result<Self, HubError> {
+        Self::with_access(base_url, &HubAccess::default())
+    }
+
+    /// A client for the hub at `base_url`, which must be `http://host[:port]`
+    /// or `https://host[:port]` (a trailing slash is tolerated; a path, query,
+    /// fragment or credentials are not), presenting `access.token` and
+    /// trusting `access.extra_roots` besides the system's CAs.
+    pub fn with_access(base_url: &str, access: &HubAccess) -> Result<Self, HubError> {
+        let base = normalize_base_url(base_url)?;
+        let ws_tls = if base.starts_with("https://") {
+            Some(ws_tls_config(&access.extra_roots)?)
+        } else {
+            None
+        };
+        let auth = access.token.as_ref().map(|token| token.header_value());
+        if auth.is_some() && base.starts_with("http://") && !is_loopback_url(&base) {
+            tracing::warn!(
+                hub = %base,
+                "the token crosses the network in clear: serve the hub over TLS \
+                 (sf-hub --tls-cert/--tls-key, or a TLS proxy) and use https://"
+            );
+        }
+        Ok(Self {
+            base,
+            http: build_http(READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
+            patient: build_http(PATIENT_READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
+            ws_tls,
+            auth,
+            token_source: access.token_source(),
+        })
+    }
+
+    /// The hub's base URL, `http(s)://host[:port]` without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn build_http(
+    read_timeout: Duration,
+    auth: Option<&header::HeaderValue>,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<reqwest::Client, HubError> {
+    let mut headers = header::HeaderMap::new();
+    if let Some(auth) = auth {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    let roots = extra_roots
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| HubError::Config(format!("cannot use a --ca-cert certificate: {err}")))?;
+    reqwest::Client::builder()
+        .default_headers(headers)
+        // The system's CAs and these: reqwest hands both to the platform
+        // verifier, as `ws_tls_config` does for the WebSocket.
+        .tls_certs_merge(roots)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(read_timeout)
+        .tcp_keepalive(Duration::from_secs(30))
+        // Below the hub's default --header-timeout (15 s), which also closes
+        // idle connections: the agent drops an idle connection first rather
+        // than send a request into one the hub is closing.
+        .pool_idle_timeout(Duration::from_secs(10))
+        // The hub never redirects, and a streamed body cannot be replayed.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sf-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| HubError::Config(format!("cannot build the HTTP client: {err}")))
+}
+
+/// Checks `raw` is `http(s)://host[:port]` (optionally with a trailing slash)
+/// and returns it without the slash.
+fn normalize_base_url(raw: &str) -> Result<String, HubError> {
+    let bad = |why: &str| {
+        HubError::Config(format!(
+            "hub URL {raw:?} {why}: expected http://host[:port] or https://host[:port]"
+        ))
+    };
+    let url =
+        reqwest::Url::parse(raw.trim()).map_err(|err| bad(&format!("is not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("does not start with http:// or https://"));
+    }
+    let host = match url.host_str() {
+        Some(host) if !host.is_empty() => host,
+        _ => return Err(bad("has no host")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("carries credentials"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(bad("has a path"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("has a query or fragment"));
+    }
+    Ok(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+/// Whether `base` (`http(s)://host[:port]`) names this machine.
+fn is_loopback_url(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

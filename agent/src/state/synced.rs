@@ -1,0 +1,261 @@
+//! What disk and hub last agreed on, per path (the `synced` table), and
+//! which chunks each synced file is made of (`chunk_index`), for downloads
+//! to copy from disk instead of fetching.
+
+use std::collections::{HashMap, HashSet};
+
+use sf_protocol::chunking::ChunkRef;
+use sf_protocol::v1::{Entry, EntryKind};
+use sf_protocol::{Sha256Hex, SyncPath};
+use sqlx::Row;
+
+use super::{ProblemKind, State, StateError};
+use crate::model::SyncedFile;
+
+impl State {
+    /// Whether anything was ever synced: a folder without records gets a
+    /// first sync.
+    pub async fn has_synced(&self) -> Result<bool, StateError> {
+        let found = sqlx::query("SELECT 1 FROM synced LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// How many files and how many folders are synced.
+    pub async fn synced_counts(&self) -> Result<(u64, u64), StateError> {
+        let (files, folders): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE kind = 'file'), COUNT(*) FILTER (WHERE kind <> 'file') \
+             FROM synced",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((files as u64, folders as u64))
+    }
+
+    /// Whether any synced record lies inside folder `path`.
+    pub async fn has_synced_under(&self, path: &SyncPath) -> Result<bool, StateError> {
+        // '0' follows '/' in byte order: the range is exactly "path/...".
+        let found = sqlx::query("SELECT 1 FROM synced WHERE path > ? AND path < ? LIMIT 1")
+            .bind(format!("{path}/"))
+            .bind(format!("{path}0"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn synced(&self, path: &SyncPath) -> Result<Option<SyncedFile>, StateError> {
+        Ok(self.synced_of([path]).await?.remove(path))
+    }
+
+    /// The synced records of `paths`, for those that have one.
+    pub async fn synced_of<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a SyncPath>,
+    ) -> Result<HashMap<SyncPath, SyncedFile>, StateError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = HashMap::new();
+        for path in paths {
+            let row = sqlx::query("SELECT * FROM synced WHERE path = ?")
+                .bind(path.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                let (path, file) = synced_from_row(&row)?;
+                found.insert(path, file);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The paths of `entries` that are synced at exactly that entry's
+    /// version and content (the hub telling us what we committed or
+    /// downloaded ourselves), or at a later version: nothing to look at.
+    pub async fn synced_as(&self, entries: &[Entry]) -> Result<HashSet<SyncPath>, StateError> {
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let paths =
+            serde_json::to_string(&paths).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let rows =
+            sqlx::query("SELECT * FROM synced WHERE path IN (SELECT value FROM json_each(?))")
+                .bind(paths)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut synced = HashMap::new();
+        for row in &rows {
+            let (path, file) = synced_from_row(row)?;
+            synced.insert(path, file);
+        }
+        Ok(entries
+            .iter()
+            .filter(|entry| {
+                synced.get(&entry.path).is_some_and(|s| {
+                    s.version > entry.version
+                        || (s.version == entry.version
+                            && !entry.deleted
+                            && entry.kind == s.kind
+                            && entry.sha256 == Some(s.sha256)
+                            && entry.executable == s.executable)
+                })
+            })
+            .map(|entry| entry.path.clone())
+            .collect())
+    }
+
+    /// Records that `path` on disk and the hub agree on `file`, made of
+    /// `chunks`.
+    pub async fn record(
+        &self,
+        path: &SyncPath,
+        file: &SyncedFile,
+        chunks: &[ChunkRef],
+    ) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
+             sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, \
+             inode = excluded.inode, executable = excluded.executable, version = excluded.version",
+        )
+        .bind(path.as_str())
+        .bind(file.kind.as_str())
+        .bind(file.sha256.to_hex())
+        .bind(file.size as i64)
+        .bind(file.mtime_ns)
+        .bind(file.inode as i64)
+        .bind(i64::from(file.executable))
+        .bind(file.version as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM chunk_index WHERE path = ?")
+            .bind(path.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let mut start = 0u64;
+        for chunk in chunks {
+            sqlx::query(
+                "INSERT INTO chunk_index (path, start, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(path.as_str())
+            .bind(start as i64)
+            .bind(chunk.hash.to_hex())
+            .execute(&mut *tx)
+            .await?;
+            start += chunk.len;
+        }
+        // Synced now: its errors and refusals are over, not its conflicts.
+        sqlx::query("DELETE FROM problems WHERE path = ? AND kind = ?")
+            .bind(path.as_str())
+            .bind(ProblemKind::Error.as_stored())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn forget(&self, path: &SyncPath) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["synced", "chunk_index"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE path = ?"
+            )))
+            .bind(path.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Synced files that hold chunk `hash`, with the chunk's offset in each:
+    /// downloads copy such chunks instead of fetching them.
+    pub async fn find_local_chunk(
+        &self,
+        hash: &Sha256Hex,
+    ) -> Result<Vec<(SyncPath, SyncedFile, u64)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT s.*, c.start FROM chunk_index c JOIN synced s ON s.path = c.path \
+             WHERE c.hash = ? LIMIT 4",
+        )
+        .bind(hash.to_hex())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (path, file) = synced_from_row(row)?;
+                Ok((path, file, row.try_get::<i64, _>("start")? as u64))
+            })
+            .collect()
+    }
+}
+
+pub(super) fn synced_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(SyncPath, SyncedFile), StateError> {
+    let corrupt = |what: &str| StateError::Corrupt(what.to_owned());
+    let path: String = row.try_get("path")?;
+    let kind: String = row.try_get("kind")?;
+    let sha: String = row.try_get("sha256")?;
+    Ok((
+        SyncPath::parse(path).map_err(|e| corrupt(&e.to_string()))?,
+        SyncedFile {
+            kind: EntryKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
+            sha256: Sha256Hex::parse(&sha).map_err(|e| corrupt(&e.to_string()))?,
+            size: row.try_get::<i64, _>("size")? as u64,
+            mtime_ns: row.try_get("mtime_ns")?,
+            inode: row.try_get::<i64, _>("inode")? as u64,
+            executable: row.try_get::<i64, _>("executable")? != 0,
+            version: row.try_get::<i64, _>("version")? as u64,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::fixtures::{chunk, file, fresh};
+
+    #[tokio::test]
+    async fn chunks_are_found_where_they_sit_until_the_file_is_forgotten() {
+        let (_dirs, state) = fresh().await;
+        let a = SyncPath::parse("a").unwrap();
+        let b = SyncPath::parse("dir/b").unwrap();
+        state
+            .record(&a, &file(1), &[chunk(1, 10), chunk(2, 20)])
+            .await
+            .unwrap();
+        state
+            .record(&b, &file(1), &[chunk(3, 5), chunk(2, 20), chunk(2, 20)])
+            .await
+            .unwrap();
+        let mut found: Vec<(String, u64)> = state
+            .find_local_chunk(&chunk(2, 20).hash)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _, at)| (p.to_string(), at))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [("a".into(), 10), ("dir/b".into(), 5), ("dir/b".into(), 25)]
+        );
+        // A new version of `a` replaces its chunks; forgetting `b` drops its.
+        state.record(&a, &file(2), &[chunk(4, 30)]).await.unwrap();
+        state.forget(&b).await.unwrap();
+        assert!(
+            state
+                .find_local_chunk(&chunk(2, 20).hash)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let found = state.find_local_chunk(&chunk(4, 30).hash).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.version, found[0].2),
+            ("a", 2, 0)
+        );
+        assert!(state.synced(&b).await.unwrap().is_none());
+        assert_eq!(state.synced(&a).await.unwrap().unwrap().version, 2);
+    }
+}
