@@ -74,7 +74,7 @@ pub struct Settings {
     #[arg(long, env = "SF_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
-    /// sqlite://… or postgres://…. Default: SQLite at <data-dir>/hub.db, or
+    /// sqlite://… or postgres://…. Default: SQLite at `<data-dir>/hub.db`, or
     /// PostgreSQL when POSTGRES_HOST is set (with POSTGRES_PORT, POSTGRES_DB,
     /// POSTGRES_USER, POSTGRES_PASSWORD).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
@@ -153,6 +153,46 @@ pub struct Settings {
     #[arg(long, env = "SF_MAX_STORE_BYTES", value_parser = parse_size)]
     pub max_store_bytes: Option<u64>,
 }
+
+/// Every environment variable the hub reads, so that whoever starts it as a
+/// child process (the tests, the benches) can clear them all and no setting
+/// of the caller's environment leaks in. A test in this module checks that
+/// every `env = …` of [`Cli`] and every variable read in `src/` is listed.
+pub const ENV_VARS: &[&str] = &[
+    // The `env = …` of the flags in [`Settings`].
+    "SF_LISTEN",
+    "SF_METRICS_LISTEN",
+    "SF_DATA_DIR",
+    "DATABASE_URL",
+    "SF_TLS_CERT",
+    "SF_TLS_KEY",
+    "SF_HEADER_TIMEOUT",
+    "SF_MIN_BODY_RATE",
+    "SF_MAX_CONNECTIONS",
+    "SF_MAX_CONNECTIONS_PER_IP",
+    "SF_SEND_TIMEOUT",
+    "SF_MAX_WEBSOCKETS",
+    "SF_MAX_FILE_SIZE",
+    "SF_DATABASE_TIMEOUT",
+    "SF_CHUNK_GRACE",
+    "SF_GC_INTERVAL",
+    "SF_MAX_STORE_BYTES",
+    // From the environment only (never a flag: it is a secret).
+    "SF_HUB_BOOTSTRAP_TOKEN",
+    // The original deployment's variables, honoured when the flags are unset.
+    "SERVER_HOST",
+    "SERVER_PORT",
+    "METRICS_HOST",
+    "METRICS_PORT",
+    "STORAGE_DIR",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    // The log filter (`info` when unset).
+    "RUST_LOG",
+];
 
 /// A secret setting: its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -368,6 +408,88 @@ mod tests {
         let mut settings = Settings::with_data_dir("/data");
         settings.bootstrap_token = Some("sft_supersecret".to_owned().into());
         assert!(!format!("{settings:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn env_vars_lists_every_env_attribute() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if let Some(name) = arg.get_env().map(|n| n.to_string_lossy())
+                    && !ENV_VARS.contains(&name.as_ref())
+                {
+                    missing.push(format!("{} (--{})", name, arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "not in ENV_VARS: {missing:?}");
+        let mut sorted = ENV_VARS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ENV_VARS.len(), "ENV_VARS lists a name twice");
+    }
+
+    /// The variables read by name outside clap (`env::var("…")`,
+    /// `env_nonempty("…")`, the `resolve_addr` fallbacks): the source is
+    /// scanned, so a new one cannot be forgotten in [`ENV_VARS`].
+    #[test]
+    fn env_vars_lists_every_variable_read_in_src() {
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    rust_files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let is_name = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        };
+        let mut files = Vec::new();
+        rust_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut read = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for line in text.lines() {
+                for call in ["env::var(\"", "env::var_os(\"", "env_nonempty(\""] {
+                    for (i, _) in line.match_indices(call) {
+                        let rest = &line[i + call.len()..];
+                        let name = rest.split('"').next().filter(|n| is_name(n));
+                        read.extend(name.map(str::to_owned));
+                    }
+                }
+                if line.contains("resolve_addr(self.") {
+                    let names = line.split('"').skip(1).step_by(2);
+                    read.extend(names.filter(|n| is_name(n)).map(str::to_owned));
+                }
+            }
+        }
+        assert!(
+            ["POSTGRES_HOST", "SERVER_PORT", "SF_HUB_BOOTSTRAP_TOKEN"]
+                .iter()
+                .all(|known| read.iter().any(|name| name == known)),
+            "the scan found too little: {read:?}"
+        );
+        let missing: Vec<String> = read
+            .into_iter()
+            .filter(|name| !ENV_VARS.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "read in src/ but not in ENV_VARS: {missing:?}"
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum ApiError {
     Database(#[from] DbError),
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),
+    /// A bug: a handler or its blocking work panicked. Not a storage error,
+    /// so nobody goes looking at the disk.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -78,9 +82,32 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
-            ApiError::Database(_) | ApiError::Storage(_) => {
+            ApiError::Database(_) | ApiError::Storage(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
             }
+        }
+    }
+
+    /// A caught panic, from its payload: the panic message when it has one.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        ApiError::Internal(format!(
+            "a bug in the hub panicked ({message}); this request failed, the hub keeps serving"
+        ))
+    }
+}
+
+/// Blocking work moved to its own thread (`spawn_blocking`) panicked, or the
+/// runtime dropped it while shutting down.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        match err.try_into_panic() {
+            Ok(payload) => ApiError::panicked(payload.as_ref()),
+            Err(_) => ApiError::NotReady("the hub is shutting down".into()),
         }
     }
 }
@@ -182,6 +209,7 @@ impl From<PutError> for ApiError {
             PutError::Body(_) | PutError::Empty => ApiError::InvalidRequest(err.to_string()),
             PutError::Full(_) => ApiError::InsufficientStorage(err.to_string()),
             PutError::Io(io) => ApiError::Storage(io),
+            PutError::Worker(worker) => worker.into(),
         }
     }
 }
@@ -199,6 +227,48 @@ impl From<IngestError> for ApiError {
             IngestError::Read(_) => ApiError::InvalidRequest(err.to_string()),
             IngestError::Full(_) => ApiError::InsufficientStorage(err.to_string()),
             IngestError::Store(io) => ApiError::Storage(io),
+            IngestError::Worker(worker) => worker.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn panicked_blocking_work() -> tokio::task::JoinError {
+        tokio::task::spawn_blocking(|| panic!("a bug in blocking work"))
+            .await
+            .unwrap_err()
+    }
+
+    /// A panic on a blocking thread reaches the client as `internal` with its
+    /// message, whichever layer (service, chunk store, legacy ingest) saw it.
+    #[tokio::test]
+    async fn a_panic_in_blocking_work_is_an_internal_error() {
+        let cases = [
+            ("service", ApiError::from(panicked_blocking_work().await)),
+            (
+                "store",
+                ApiError::from(PutError::from(panicked_blocking_work().await)),
+            ),
+            (
+                "ingest",
+                ApiError::from(IngestError::Worker(panicked_blocking_work().await)),
+            ),
+        ];
+        for (layer, err) in cases {
+            assert!(matches!(err, ApiError::Internal(_)), "{layer}: {err:?}");
+            assert_eq!(
+                err.status_and_code(),
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+                "{layer}"
+            );
+            let detail = err.to_string();
+            assert!(
+                detail.starts_with("internal error: ") && detail.contains("a bug in blocking work"),
+                "{layer}: {detail}"
+            );
         }
     }
 }

@@ -91,8 +91,7 @@ pub async fn collect(hub: &Hub, grace: Duration) -> Result<Collected, ApiError> 
         }
         let store = Arc::clone(&hub.store);
         let old = tokio::task::spawn_blocking(move || store.old_chunks_blocking(prefix, cutoff))
-            .await
-            .map_err(|e| ApiError::Storage(std::io::Error::other(e)))??;
+            .await??;
         for batch in old.chunks(BATCH) {
             let (chunks, bytes) = hub.remove_unreferenced(batch, Some(cutoff)).await?;
             total.chunks += chunks;

@@ -39,6 +39,9 @@ pub enum IngestError {
     Full(StoreFull),
     #[error("storing the upload failed: {0}")]
     Store(io::Error),
+    /// The blocking ingest panicked (a bug), or was dropped at shutdown.
+    #[error(transparent)]
+    Worker(tokio::task::JoinError),
 }
 
 impl From<PutError> for IngestError {
@@ -46,6 +49,7 @@ impl From<PutError> for IngestError {
         match err {
             PutError::Full(full) => IngestError::Full(full),
             PutError::Io(io) => IngestError::Store(io),
+            PutError::Worker(worker) => IngestError::Worker(worker),
             // The hub's own chunker makes neither bad hashes nor odd sizes.
             other => IngestError::Store(io::Error::other(other.to_string())),
         }
@@ -74,7 +78,7 @@ where
     tokio::task::spawn_blocking(move || ingest_blocking(&store, bridge, limit, removals))
         .await
         .map_err(|e| IngestFailed {
-            reason: IngestError::Store(io::Error::other(e)),
+            reason: IngestError::Worker(e),
             created: Vec::new(),
         })?
 }

@@ -1,25 +1,30 @@
 //! The synced-folder hub: the server that holds every file, its version
 //! history and the audit log, and serves agents and the original clients.
 //!
-//! It owns the HTTP API ([`routes`]), who may use it ([`auth`]: tokens), the
-//! listener loop with TLS and slow-client limits ([`serve`]), the
-//! state-changing operations and their broadcast ([`service`]), the database
-//! ([`db`]: SQLite or PostgreSQL), the chunk store on disk ([`store`]), the
-//! metrics listener ([`metrics`]) and the `sf-hub token` commands
+//! It owns the HTTP API (`routes`), who may use it (`auth`: tokens), the
+//! listener loop with TLS and slow-client limits (`serve`), the
+//! state-changing operations and their broadcast (`service`), the database
+//! (`db`: SQLite or PostgreSQL), the chunk store on disk (`store`), the
+//! metrics listener (`metrics`) and the `sf-hub token` commands
 //! ([`token_cli`]). [`launch`] runs it all on listeners the caller binds, so
 //! tests start the real server on port 0.
+//!
+//! The public surface is what the `sf-hub` binary and the tests need:
+//! [`launch`] with its [`Settings`] (parsed by [`config::Cli`]) and
+//! [`LaunchError`], the token commands, and the error types those name.
+//! Everything else is private to the crate.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod db;
-pub mod error;
-pub mod gc;
-pub mod ingest;
-pub mod metrics;
-pub mod routes;
-pub mod serve;
-pub mod service;
-pub mod store;
+pub(crate) mod db;
+pub(crate) mod error;
+pub(crate) mod gc;
+pub(crate) mod ingest;
+pub(crate) mod metrics;
+pub(crate) mod routes;
+pub(crate) mod serve;
+pub(crate) mod service;
+pub(crate) mod store;
 pub mod token_cli;
 
 use std::future::Future;
@@ -30,11 +35,14 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+pub use auth::provision::ProvisionError;
 pub use config::Settings;
+pub use db::{AddTokenError, DbError};
+pub use serve::tls::TlsError;
 
 use crate::auth::Auth;
-use crate::auth::provision::{self, ProvisionError};
-use crate::db::{Database, DbError};
+use crate::auth::provision;
+use crate::db::Database;
 use crate::metrics::Metrics;
 use crate::service::{Access, Hub};
 use crate::store::ChunkStore;
@@ -42,6 +50,7 @@ use crate::store::ChunkStore;
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Why [`launch`] could not start the hub or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("cannot prepare the data directory {path}: {source}")]

@@ -31,7 +31,7 @@ pub use usage::StoreFull;
 pub use verify::VerifyError;
 
 /// A present chunk whose mtime is older than this gets a fresh one when a
-/// client is told the hub holds it (see [`ChunkStore::missing`]): the client
+/// client is told the hub holds it (see [`ChunkStore::missing_blocking`]): the client
 /// is about to commit it, and garbage collection goes by mtime.
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
@@ -52,6 +52,9 @@ pub enum PutError {
     Full(#[from] StoreFull),
     #[error("writing the chunk failed: {0}")]
     Io(#[from] io::Error),
+    /// The blocking file work panicked (a bug), or was dropped at shutdown.
+    #[error(transparent)]
+    Worker(#[from] tokio::task::JoinError),
 }
 
 /// Whether a put wrote a new chunk or found an identical one already stored.
@@ -118,15 +121,6 @@ impl ChunkStore {
             .join(format!("{}-{n}.part", std::process::id()))
     }
 
-    /// The stored length of `hash`, or `None` when the hub lacks it.
-    pub async fn len_of(&self, hash: &Sha256Hex) -> io::Result<Option<u64>> {
-        match tokio::fs::metadata(self.chunk_path(hash)).await {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
-    }
-
     /// Stores a chunk streamed from a request body after checking that its
     /// bytes hash to `expected`. Memory stays at one body frame. A chunk
     /// already stored gets a fresh mtime, so garbage collection keeps it
@@ -145,9 +139,7 @@ impl ChunkStore {
         let final_path = self.chunk_path(&expected);
         let already = {
             let path = final_path.clone();
-            tokio::task::spawn_blocking(move || refresh_blocking(&path))
-                .await
-                .map_err(io::Error::other)??
+            tokio::task::spawn_blocking(move || refresh_blocking(&path)).await??
         };
         if !already {
             // Full already: refuse before reading (or writing) anything.
@@ -189,10 +181,10 @@ impl ChunkStore {
         self.note_new(&expected);
         let published = {
             let (temp, final_path) = (temp.path.clone(), final_path.clone());
-            tokio::task::spawn_blocking(move || publish_blocking(&temp, &final_path))
-                .await
-                .map_err(io::Error::other)
-                .and_then(|r| r)
+            match tokio::task::spawn_blocking(move || publish_blocking(&temp, &final_path)).await {
+                Ok(published) => published.map_err(PutError::from),
+                Err(worker) => Err(PutError::from(worker)),
+            }
         };
         match published {
             Ok(Stored::New) => Ok((Stored::New, len)),
@@ -203,7 +195,7 @@ impl ChunkStore {
             }
             Err(err) => {
                 self.release(len);
-                Err(err.into())
+                Err(err)
             }
         }
     }
@@ -236,33 +228,26 @@ impl ChunkStore {
     /// Chunks among `hashes` that the hub lacks (each once, in first-listed
     /// order), and the bytes of those it holds. Present chunks get a fresh
     /// mtime if theirs is old: the client will not upload them again.
-    pub async fn missing(&self, hashes: &[Sha256Hex]) -> io::Result<(Vec<Sha256Hex>, u64)> {
-        let mut seen = std::collections::HashSet::with_capacity(hashes.len());
-        let paths: Vec<(Sha256Hex, PathBuf)> = hashes
-            .iter()
-            .filter(|hash| seen.insert(**hash))
-            .map(|hash| (*hash, self.chunk_path(hash)))
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            let mut missing = Vec::new();
-            let mut present_bytes = 0;
-            let stale = SystemTime::now() - REFRESH_AFTER;
-            for (hash, path) in paths {
-                match std::fs::metadata(&path) {
-                    Ok(meta) => {
-                        present_bytes += meta.len();
-                        if meta.modified()? < stale && !refresh_blocking(&path)? {
-                            missing.push(hash);
-                        }
+    /// Blocking.
+    pub fn missing_blocking(&self, hashes: &[Sha256Hex]) -> io::Result<(Vec<Sha256Hex>, u64)> {
+        let mut seen = HashSet::with_capacity(hashes.len());
+        let mut missing = Vec::new();
+        let mut present_bytes = 0;
+        let stale = SystemTime::now() - REFRESH_AFTER;
+        for hash in hashes.iter().filter(|hash| seen.insert(**hash)) {
+            let path = self.chunk_path(hash);
+            match std::fs::metadata(&path) {
+                Ok(meta) => {
+                    present_bytes += meta.len();
+                    if meta.modified()? < stale && !refresh_blocking(&path)? {
+                        missing.push(*hash);
                     }
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(hash),
-                    Err(err) => return Err(err),
                 }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(*hash),
+                Err(err) => return Err(err),
             }
-            Ok((missing, present_bytes))
-        })
-        .await
-        .map_err(io::Error::other)?
+        }
+        Ok((missing, present_bytes))
     }
 
     /// Checks, without reading content, that every chunk of `distinct` (each

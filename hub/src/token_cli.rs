@@ -10,6 +10,7 @@ use crate::auth::token::Secret;
 use crate::config::{Settings, TokenCommand};
 use crate::db::{AddTokenError, Database, DbError, TokenRow};
 
+/// Why a token command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenCliError {
     #[error(transparent)]

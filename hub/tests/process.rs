@@ -187,15 +187,7 @@ async fn sigkill_scenario(pg: Option<&PgTestDatabase>) {
             "acknowledged upload {} is missing or wrong in /index after the crash",
             ack.path
         );
-        let resp = hub
-            .http
-            .get(hub.url("/download"))
-            .query(&[("path", &ack.path)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "download {}", ack.path);
-        let (sha, len) = hash_body(resp).await;
+        let (sha, len) = fetch_hashed(&hub, "/download", &ack.path).await;
         assert_eq!(
             (sha, len),
             (ack.sha, ack.len),
@@ -485,8 +477,17 @@ async fn all_changes(hub: &HubProcess) -> (u64, Vec<Entry>) {
     (head.unwrap_or(0), all)
 }
 
-/// Streams a response body through SHA-256; returns its digest and length.
-async fn hash_body(resp: reqwest::Response) -> (Sha256Hex, u64) {
+/// `GET route?path=P`, which must answer 200, with the body streamed through
+/// SHA-256: its digest and length.
+async fn fetch_hashed(hub: &HubProcess, route: &str, path: &str) -> (Sha256Hex, u64) {
+    let resp = hub
+        .http
+        .get(hub.url(route))
+        .query(&[("path", path)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{route} {path}");
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     let mut body = resp.bytes_stream();
@@ -560,15 +561,10 @@ async fn large_uploads_stream_with_flat_memory() {
     lap(&format!("legacy upload of {mib} MiB"));
 
     // Legacy download, streamed and hashed.
-    let resp = hub
-        .http
-        .get(hub.url("/download"))
-        .query(&[("path", path)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(hash_body(resp).await, (legacy_sha, LARGE_FILE));
+    assert_eq!(
+        fetch_hashed(&hub, "/download", path).await,
+        (legacy_sha, LARGE_FILE)
+    );
     lap("legacy download");
 
     // v1: other content (so no chunk is deduplicated) written to a temp file.
@@ -634,15 +630,10 @@ async fn large_uploads_stream_with_flat_memory() {
     assert_eq!(entry.sha256, Some(v1_sha));
     lap("v1 commit (the hub re-reads and hashes every chunk)");
 
-    let resp = hub
-        .http
-        .get(hub.url("/v1/file"))
-        .query(&[("path", v1_path)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(hash_body(resp).await, (v1_sha, LARGE_FILE));
+    assert_eq!(
+        fetch_hashed(&hub, "/v1/file", v1_path).await,
+        (v1_sha, LARGE_FILE)
+    );
     lap("GET /v1/file");
 
     let peak = hub.peak_rss();

@@ -24,26 +24,51 @@ pub const MAX_CHUNK_SIZE: usize = 2 * 1024 * 1024;
 /// One chunk of a file, as listed in a commit: its name and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {
+    /// The chunk's name: the SHA-256 of its bytes, under which it is
+    /// uploaded (`PUT /v1/chunks/{hash}`) and stored once however many files
+    /// hold it.
     pub hash: Sha256Hex,
+    /// The chunk's length in bytes: 1 to [`MAX_CHUNK_SIZE`], and at least
+    /// [`MIN_CHUNK_SIZE`] for every chunk of a file but its last.
     pub len: u64,
 }
 
 /// Why a chunk list cannot be the chunking of a file of the declared size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkListError {
+    /// More chunks than [`max_chunks_for`] the size: some chunk but the last
+    /// would have to be shorter than [`MIN_CHUNK_SIZE`].
     #[error("a file of {size} bytes has at most {max} chunks; {listed} are listed")]
-    TooMany { size: u64, listed: usize, max: u64 },
+    TooMany {
+        /// The declared file size, in bytes.
+        size: u64,
+        /// How many chunks the list has.
+        listed: usize,
+        /// The most chunks `size` bytes can be cut into.
+        max: u64,
+    },
+    /// A chunk of length 0, over [`MAX_CHUNK_SIZE`], or (not the last)
+    /// under [`MIN_CHUNK_SIZE`].
     #[error(
         "chunk {index} ({hash}) has length {len}; every chunk is at most {MAX_CHUNK_SIZE} bytes \
          and every chunk but the last at least {MIN_CHUNK_SIZE}"
     )]
     BadLength {
+        /// The chunk's position in the list, from 0.
         index: usize,
+        /// The chunk's name.
         hash: Sha256Hex,
+        /// Its listed length, in bytes.
         len: u64,
     },
+    /// The lengths are each fine but do not add up to the declared size.
     #[error("the chunk lengths add up to {listed} bytes, not to the size {size} given")]
-    SizeMismatch { listed: u64, size: u64 },
+    SizeMismatch {
+        /// The sum of the listed lengths (saturating), in bytes.
+        listed: u64,
+        /// The declared file size, in bytes.
+        size: u64,
+    },
 }
 
 /// The most chunks a file of `size` bytes can be cut into: every chunk but
@@ -92,11 +117,14 @@ pub fn check_chunk_list(chunks: &[ChunkRef], size: u64) -> Result<(), ChunkListE
 
 /// A chunk cut from a stream, with its bytes.
 pub struct Chunk {
+    /// The SHA-256 of `data`: the chunk's name on the wire.
     pub hash: Sha256Hex,
+    /// The chunk's bytes, 1 to [`MAX_CHUNK_SIZE`] of them.
     pub data: Vec<u8>,
 }
 
 impl Chunk {
+    /// The chunk as a commit lists it: its name and length.
     pub fn to_ref(&self) -> ChunkRef {
         ChunkRef {
             hash: self.hash,
@@ -114,6 +142,8 @@ pub struct Chunker<R: Read> {
 }
 
 impl<R: Read> Chunker<R> {
+    /// A chunker over `source` with the protocol's parameters. Nothing is
+    /// read until the first chunk is asked for.
     pub fn new(source: R) -> Self {
         Self {
             inner: fastcdc::v2020::StreamCDC::new(

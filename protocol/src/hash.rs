@@ -19,6 +19,8 @@ pub struct HashError(pub String);
 pub struct Sha256Hex([u8; 32]);
 
 impl Sha256Hex {
+    /// Reads 64 hex characters, either case. The error keeps at most 80
+    /// characters of the input, so a huge bad value is not echoed whole.
     pub fn parse(raw: &str) -> Result<Self, HashError> {
         let mut bytes = [0u8; 32];
         if raw.len() != 64 || hex::decode_to_slice(raw, &mut bytes).is_err() {
@@ -37,14 +39,19 @@ impl Sha256Hex {
         Self::of(b"")
     }
 
+    /// A digest already computed elsewhere (e.g. a `Sha256` hasher's
+    /// output), taken as is.
     pub fn from_digest(digest: [u8; 32]) -> Self {
         Self(digest)
     }
 
+    /// The 32 raw digest bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
+    /// The wire form: 64 lower-case hex characters (also what `Display`
+    /// writes).
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

@@ -21,29 +21,45 @@ pub const LEGACY_ORIGIN: &str = "legacy";
 /// `GET /index`: live files only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexResponse {
+    /// Every live file, by path. Directories and tombstones are not listed.
+    /// The keys are plain strings, not [`SyncPath`]s: this is what the
+    /// original client reads, and the hub only ever writes valid paths.
     pub index: BTreeMap<String, IndexEntry>,
     /// Hub time of the answer, in seconds since the epoch.
     pub ts: f64,
 }
 
+/// One live file in `GET /index`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
+    /// The current content's digest; the `base_sha` a client's next upload
+    /// of this path sends.
     pub sha: Sha256Hex,
-    /// Seconds since the epoch.
+    /// The file's modification time, in seconds since the epoch (the v1
+    /// `mtime_ns` divided by 10^9). For a legacy upload, when the hub
+    /// received it: the original protocol carries no mtime.
     pub mtime: f64,
+    /// The path's current version, as in the v1 API.
     pub version: u64,
 }
 
 /// `GET /download?path=P`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DownloadQuery {
+    /// The live file to send whole; a directory, a tombstone or an unknown
+    /// path is `404 not_found`.
     pub path: SyncPath,
 }
 
 /// The JSON part at the start of a `POST /upload` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UploadMeta {
+    /// Where the bytes that follow go.
     pub path: SyncPath,
+    /// The hub's sha the client last saw for `path` (its `GET /index`
+    /// `sha`); `None` (`null` or left out) for a new file. A live path with
+    /// another sha makes the upload a conflict copy. Not looked at when the
+    /// path is absent or a tombstone.
     #[serde(default)]
     pub base_sha: Option<Sha256Hex>,
 }
@@ -51,11 +67,13 @@ pub struct UploadMeta {
 /// Why the start of a `POST /upload` cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadFramingError {
+    /// No `X-Meta-Length` header.
     #[error(
         "missing X-Meta-Length header: it must give the byte length of the JSON metadata at \
          the start of the body"
     )]
     MissingMetaLength,
+    /// `X-Meta-Length` is not a plain decimal from 1 to [`MAX_META_LENGTH`].
     #[error("X-Meta-Length must be a byte count from 1 to {MAX_META_LENGTH}")]
     BadMetaLength,
     /// The metadata is not JSON of the expected shape.
@@ -110,7 +128,10 @@ pub fn decode_upload_meta(bytes: &[u8]) -> Result<UploadMeta, UploadFramingError
 /// Answer to `POST /upload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadResponse {
+    /// Always `true`; failures answer an error body instead.
     pub ok: bool,
+    /// The path's current version after the upload: the new one, or (for a
+    /// conflict copy, a stale or an unchanged upload) the one already there.
     pub version: u64,
     /// The path's current content; `null` when a stale upload met a tombstone.
     pub sha: Option<Sha256Hex>,
@@ -125,40 +146,56 @@ pub struct UploadResponse {
 /// `POST /delete`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteRequest {
+    /// The file or folder to tombstone, with no base check; an unknown path
+    /// is `404 not_found`, a tombstone is left as it is.
     pub path: SyncPath,
 }
 
 /// `{"ok": true}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OkResponse {
+    /// Always `true`; failures answer an error body instead.
     pub ok: bool,
 }
 
 /// `GET /logs?limit=N&path=P`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogsQuery {
+    /// Rows to return, 1 to [`LOGS_MAX_LIMIT`]; default
+    /// [`LOGS_DEFAULT_LIMIT`]. Out of range is `400 invalid_request`, not
+    /// clamped.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Only the rows for exactly this path.
     #[serde(default)]
     pub path: Option<SyncPath>,
 }
 
+/// Rows per `GET /logs` unless `limit` says otherwise.
 pub const LOGS_DEFAULT_LIMIT: u32 = 50;
+/// The largest `limit` `GET /logs` accepts.
 pub const LOGS_MAX_LIMIT: u32 = 1000;
 
+/// The answer to `GET /logs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogsResponse {
+    /// Audit rows, newest first.
     pub logs: Vec<LogEntry>,
 }
 
 /// One row of the audit table `files_log`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogEntry {
+    /// The row's id; `GET /logs` lists the largest (newest) first.
     pub id: i64,
-    /// `upload`, `delete`, `conflict` or `restore`.
+    /// `upload`, `delete`, `conflict` or `restore`. v1 commits, directory
+    /// commits included, are `upload`.
     pub action: String,
+    /// The path changed (for `conflict`, the copy's path).
     pub path: String,
+    /// The path's version this change made.
     pub version: u64,
+    /// The new content's digest, in hex; `None` for a delete.
     pub sha: Option<String>,
     /// RFC 3339, UTC.
     pub timestamp: String,

@@ -13,6 +13,10 @@
 //! It holds no I/O beyond reading a `Read` to chunk it, and no database types.
 //! The protocol itself is written down in `protocol/README.md`.
 
+// The public surface is the contract between hub, agents and tests: every
+// item says what it means on the wire.
+#![deny(missing_docs)]
+
 pub mod chunking;
 pub mod conflict;
 pub mod hash;

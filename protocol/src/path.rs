@@ -27,22 +27,36 @@ pub const PATH_ERROR_PREFIX: &str = "invalid path: ";
 /// Why a string is not a valid [`SyncPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// The empty string.
     #[error("invalid path: it is empty")]
     Empty,
+    /// A leading `/`: paths are relative to the synced folder's root.
     #[error("invalid path: it must be relative, without a leading '/'")]
     Absolute,
+    /// `//` or a trailing `/`; the root itself is never named.
     #[error("invalid path: it has an empty segment ('//' or a trailing '/')")]
     EmptySegment,
+    /// A segment that is exactly `.` or `..` (the segment is kept), which
+    /// could step out of the folder. `..foo` and `...` are plain names.
     #[error("invalid path: segment {0:?} is not allowed: use plain names, not '.' or '..'")]
     DotSegment(String),
+    /// A `\`, which Windows would take for a separator.
     #[error("invalid path: it contains a backslash: use '/' as the separator")]
     Backslash,
+    /// A control character (Unicode category Cc: U+0000 to U+001F and U+007F
+    /// to U+009F); the first one's code point is kept.
     #[error("invalid path: it contains a control character (U+{0:04X})")]
     ControlCharacter(u32),
+    /// A segment longer than [`MAX_SEGMENT_BYTES`]; its length in bytes is
+    /// kept.
     #[error("invalid path: a segment is {0} bytes long; at most {MAX_SEGMENT_BYTES} are allowed")]
     SegmentTooLong(usize),
+    /// The whole path is longer than [`MAX_PATH_BYTES`]; its length in bytes
+    /// is kept.
     #[error("invalid path: it is {0} bytes long; at most {MAX_PATH_BYTES} are allowed")]
     TooLong(usize),
+    /// The first segment is [`RESERVED_TOP_LEVEL`] as Windows or macOS would
+    /// see it ([`is_reserved_name`]).
     #[error(
         "invalid path: '{RESERVED_TOP_LEVEL}' at the top level, in any letter case and with or \
          without trailing dots or spaces, is reserved for the agent's own state: rename it"
@@ -90,6 +104,7 @@ impl SyncPath {
         Ok(Self(raw))
     }
 
+    /// The path as sent on the wire.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -75,16 +75,30 @@ impl fmt::Display for Platform {
 /// Which rule a name breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameRule {
+    /// The name holds this character, which the platform forbids in names
+    /// (on Windows `< > : " / \ | ? *` and U+0000 to U+001F).
     #[error("the character {0:?} is not allowed in a name there")]
     ForbiddenCharacter(char),
+    /// Windows drops a trailing dot or space, so the name would change.
     #[error("a name cannot end with a dot or a space there")]
     TrailingDotOrSpace,
+    /// The part before the first dot is this Windows device name (as
+    /// Microsoft spells it, e.g. `NUL` for `nul.txt`), which opens the
+    /// device instead of a file.
     #[error("{0} is a reserved device name there, with or without an extension")]
     ReservedDeviceName(String),
+    /// The path, or a folder above it, meets another spelling at one local
+    /// name (see [`Collisions`]).
     #[error(
         "the file system there cannot tell it apart from {other:?} (letter case or Unicode form)"
     )]
-    Collision { other: String },
+    Collision {
+        /// One of the other spellings it meets (the path or folder as the
+        /// hub has it).
+        other: String,
+    },
+    /// A top-level `SF~1`-style name: on an NTFS volume with 8.3 names,
+    /// Windows may resolve it to the agent's own `.sf` folder.
     #[error("at the top of a folder it may be the 8.3 short name of the agent's own `.sf` folder")]
     ShortNameOfReserved,
 }
@@ -94,8 +108,12 @@ pub enum NameRule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name:?} cannot be stored on {platform}: {rule}; rename it on another device")]
 pub struct NameProblem {
+    /// The offending segment, or for a collision the path or folder that
+    /// collides, as the hub spells it.
     pub name: String,
+    /// The platform that cannot hold it.
     pub platform: Platform,
+    /// Which rule it breaks.
     pub rule: NameRule,
 }
 
@@ -233,6 +251,7 @@ impl Collisions {
         }
     }
 
+    /// True when no two of the paths meet: every one can be written.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }

@@ -6,28 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::bins::binary;
-use crate::process::Hub;
-
-/// Variables `sf-hub token` reads besides its flags: cleared so the
-/// caller's environment never picks another database.
-const TOKEN_CLI_ENV: &[&str] = &[
-    "SF_DATA_DIR",
-    "DATABASE_URL",
-    "STORAGE_DIR",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_DB",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-];
+use crate::hub::Hub;
 
 /// Runs `sf-hub token ARGS… --data-dir <hub's data dir>` next to the
-/// running hub; returns its stdout, or panics with its stderr.
+/// running hub, with none of the hub's variables from the caller's
+/// environment (so it never picks another database); returns its stdout,
+/// or panics with its stderr.
 pub fn hub_token_command(hub: &Hub, args: &[&str]) -> String {
     let mut command = Command::new(binary("sf-hub"));
-    for name in TOKEN_CLI_ENV {
-        command.env_remove(name);
-    }
+    sf_test_support::clear_hub_env(&mut command);
     let output = command
         .arg("token")
         .args(args)

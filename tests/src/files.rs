@@ -1,7 +1,7 @@
 //! Writing, reading and finding files in synced folders.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -50,68 +50,6 @@ pub fn is_executable(path: &Path) -> bool {
         .mode()
         & 0o111
         != 0
-}
-
-/// Deterministic pseudo-random bytes (xorshift64), produced in blocks.
-pub struct Noise {
-    state: u64,
-}
-
-impl Noise {
-    pub fn new(seed: u64) -> Self {
-        Self {
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-        }
-    }
-
-    pub fn fill(&mut self, block: &mut [u8]) {
-        for word in block.chunks_mut(8) {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            word.copy_from_slice(&self.state.to_le_bytes()[..word.len()]);
-        }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut bytes = [0u8; 8];
-        self.fill(&mut bytes);
-        u64::from_le_bytes(bytes)
-    }
-}
-
-/// `len` pseudo-random bytes for `seed`, in memory: for small files.
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    Noise::new(seed).fill(&mut bytes);
-    bytes
-}
-
-/// Writes `len` pseudo-random bytes at `path` in 1 MiB blocks (never the
-/// whole file in memory), fsyncs, and returns their sha256.
-pub fn write_random_file(path: &Path, seed: u64, len: u64) -> Sha256Hex {
-    const BLOCK: usize = 1 << 20;
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).expect("mkdir for a random file");
-    }
-    let mut file = io::BufWriter::with_capacity(
-        BLOCK,
-        fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display())),
-    );
-    let mut noise = Noise::new(seed);
-    let mut hasher = Sha256::new();
-    let mut block = vec![0u8; BLOCK];
-    let mut left = len;
-    while left > 0 {
-        let n = (left as usize).min(BLOCK);
-        noise.fill(&mut block[..n]);
-        hasher.update(&block[..n]);
-        file.write_all(&block[..n]).expect("write a random file");
-        left -= n as u64;
-    }
-    let file = file.into_inner().expect("flush a random file");
-    file.sync_all().expect("fsync a random file");
-    Sha256Hex::from(hasher)
 }
 
 /// Every file under `<dir>/.sf/trash/<date>/` that holds `relative` there

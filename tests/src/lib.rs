@@ -15,6 +15,16 @@
 //! test executable; under Cargo they are brought up to date first (see
 //! [`binary`]).
 //!
+//! Layout: [`Hub`] (`hub.rs`) and [`Agent`] (`agent.rs`) are the processes,
+//! [`Sandbox`] (`sandbox.rs`) the test's folder and the children's shared
+//! knobs, `converge.rs` the convergence checks and hub queries, `files.rs`
+//! the file helpers, [`tokens`] the hubs' tokens and CAs, `access.rs` the
+//! token commands and `sf-agent status`, [`services`] what the deployment
+//! checks start (PostgreSQL, a hub with a given environment, Prometheus).
+//! What the hub's own tests and the benchmarks share with this harness —
+//! the hub child process, PostgreSQL per test, ports, `/proc`, test
+//! content — is in `sf-test-support`.
+//!
 //! Every helper that walks folders uses `tokio::task::block_in_place`, so
 //! the tests must run on the multi-thread runtime
 //! (`#[tokio::test(flavor = "multi_thread")]`).
@@ -25,24 +35,31 @@
 //! homes), `SF_E2E_NO_BUILD` and `SF_E2E_BIN_DIR` (see [`binary`]).
 
 mod access;
+mod agent;
 mod bins;
 mod converge;
 mod files;
+mod hub;
 mod pki;
-mod process;
+mod sandbox;
 pub mod services;
 pub mod tokens;
 
 pub use access::{agent_status, create_token, hub_token_command, write_token_file};
+pub use agent::{Agent, TwoAgents};
 pub use bins::binary;
 pub use converge::{
     folder_dirs, folder_files, hub_history, hub_index, wait_converged, wait_converged_except,
     wait_hub, wait_until,
 };
 pub use files::{
-    Noise, file_sha256, is_conflict_copy, is_executable, part_files, random_bytes, read_file,
-    set_mode, sha256, trashed_copies, write_file, write_random_file,
+    file_sha256, is_conflict_copy, is_executable, part_files, read_file, set_mode, sha256,
+    trashed_copies, write_file,
 };
+pub use hub::{Hub, HubOptions};
 pub use pki::TestPki;
-pub use process::{Agent, Hub, HubOptions, PROCESS_DEADLINE, Sandbox, TwoAgents};
+pub use sandbox::Sandbox;
 pub use sf_protocol::Sha256Hex;
+pub use sf_test_support::{
+    Noise, PROCESS_DEADLINE, clear_hub_env, random_bytes, write_random_file,
+};

@@ -18,7 +18,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 async fn no_auth_is_refused_on_all_interfaces() {
     let sandbox = Sandbox::new("no_auth_network");
     let output = tokio::task::block_in_place(|| {
-        Command::new(binary("sf-hub"))
+        clear_hub_env(&mut Command::new(binary("sf-hub")))
             .args([
                 "--no-auth",
                 "--listen",
@@ -28,8 +28,6 @@ async fn no_auth_is_refused_on_all_interfaces() {
             ])
             .arg("--data-dir")
             .arg(sandbox.dir("data"))
-            .env_remove("DATABASE_URL")
-            .env_remove("POSTGRES_HOST")
             .output()
             .expect("run sf-hub")
     });

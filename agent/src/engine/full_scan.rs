@@ -6,7 +6,7 @@
 use sf_protocol::SyncPath;
 use sf_protocol::v1::EntryKind;
 
-use super::{CycleError, Engine, EngineError};
+use super::{CycleError, Engine};
 use crate::model::Views;
 use crate::progress::{self, Progress};
 use crate::reconcile::{Decision, transfers};
@@ -27,9 +27,7 @@ impl From<WalkError> for CycleError {
     fn from(err: WalkError) -> Self {
         match err {
             WalkError::State(err) => err.into(),
-            WalkError::FolderUnreadable { path, source } => {
-                CycleError::Fatal(EngineError::FolderUnreadable { path, source })
-            }
+            WalkError::FolderUnreadable(err) => CycleError::Fatal(err.into()),
         }
     }
 }

@@ -59,15 +59,8 @@ pub enum EngineError {
     /// The hub refused the token: retrying cannot help.
     #[error(transparent)]
     Unauthorized(TokenRefused),
-    #[error(
-        "cannot list the synced folder {path}: {source}; check that it exists and that this \
-         user may read it"
-    )]
-    FolderUnreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    FolderUnreadable(#[from] crate::walk::FolderUnreadable),
 }
 
 /// Paths an event cycle takes from the change feed at most: beyond, the

@@ -122,6 +122,28 @@ fn del(base_version: u64) -> Action {
     Action::DeleteRemote { base_version }
 }
 
+/// A batch of paths with their three views.
+type Row = (
+    SyncPath,
+    Option<LocalFile>,
+    Option<SyncedFile>,
+    Option<Entry>,
+);
+
+/// Checks what [`decide_all`] does with `rows`, in its order.
+fn assert_decided(rows: &[Row], direction: Direction, expected: &[(&str, Action)]) {
+    let decided = decide_all(
+        rows.iter()
+            .map(|(p, l, s, r)| (p, l.as_ref(), s.as_ref(), r.as_ref())),
+        direction,
+    );
+    let got: Vec<(&str, Action)> = decided
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.action()))
+        .collect();
+    assert_eq!(got, expected);
+}
+
 type Case = (
     &'static str,
     Option<LocalFile>,
@@ -214,12 +236,6 @@ fn case_names_are_unique() {
 
 #[test]
 fn decide_all_orders_parents_first_and_removals_children_first() {
-    type Row = (
-        SyncPath,
-        Option<LocalFile>,
-        Option<SyncedFile>,
-        Option<Entry>,
-    );
     let rows: Vec<Row> = vec![
         // Trash: a hub-deleted tree, deepest first.
         (path("old"), ldir(), sdir(1), tomb(2)),
@@ -240,18 +256,10 @@ fn decide_all_orders_parents_first_and_removals_children_first() {
         (path("both"), None, sfile("b", 1), tomb(2)),
         (path("rec"), lfile("r"), None, rfile("r", 1)),
     ];
-    let decided = decide_all(
-        rows.iter()
-            .map(|(p, l, s, r)| (p, l.as_ref(), s.as_ref(), r.as_ref())),
+    assert_decided(
+        &rows,
         Direction::SendReceive,
-    );
-    let got: Vec<(&str, Action)> = decided
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.action()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
+        &[
             ("both", Action::Forget),
             ("new", Action::Download),
             ("new/sub", Action::Download),
@@ -264,7 +272,7 @@ fn decide_all_orders_parents_first_and_removals_children_first() {
             ("old", Action::TrashLocal),
             ("gone/f", Action::DeleteRemote { base_version: 1 }),
             ("gone", Action::DeleteRemote { base_version: 1 }),
-        ]
+        ],
     );
 }
 
@@ -386,21 +394,13 @@ fn receive_only_decide_all_sends_nothing() {
         ),
         (path("incoming.txt"), None, None, rfile("i", 1)),
     ];
-    let decided = decide_all(
-        rows.iter()
-            .map(|(p, l, s, r)| (p, l.as_ref(), s.as_ref(), r.as_ref())),
+    assert_decided(
+        &rows,
         Direction::ReceiveOnly,
-    );
-    let got: Vec<(&str, Action)> = decided
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.action()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
+        &[
             ("both.txt", Action::SetAsideThenDownload),
             ("incoming.txt", Action::Download),
-        ]
+        ],
     );
 }
 

@@ -76,10 +76,6 @@ impl Auth {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// Loads the live tokens, then keeps reloading them until `stop` flips.
     pub async fn start(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<(), DbError> {
         if !self.enabled {

@@ -15,6 +15,8 @@ pub const TOKEN_FILE_NAME: &str = "agent-token";
 pub const BOOTSTRAP_NAME: &str = "bootstrap";
 pub const DEFAULT_NAME: &str = "default";
 
+/// Why the start-up token (`SF_HUB_BOOTSTRAP_TOKEN`, or the first token
+/// the hub makes) could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection};
 
-pub use read::{HistoryPage, LogRow};
+pub use read::HistoryPage;
 pub use tokens::{AddTokenError, TokenRow};
 pub use write::{Action, NewVersion, WriteError, now_ms};
 
@@ -55,6 +55,7 @@ impl Backend {
     }
 }
 
+/// Why the database could not be opened, migrated or queried.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]

@@ -283,15 +283,6 @@ impl Database {
         Ok(referenced)
     }
 
-    /// Whether a live entry (file or directory) exists at `path`.
-    pub async fn is_live(&self, path: &SyncPath) -> Result<bool, DbError> {
-        let found = sqlx::query("SELECT 1 FROM files WHERE path = $1 AND deleted = 0")
-            .bind(path.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
-    }
-
     /// The newest audit rows, optionally for one path.
     pub async fn logs(&self, limit: u32, path: Option<&SyncPath>) -> Result<Vec<LogRow>, DbError> {
         let query = match path {

@@ -146,8 +146,7 @@ where
         }
         Err(ApiError::from(failed.reason))
     })
-    .await
-    .map_err(|e| ApiError::Storage(io::Error::other(e)))?
+    .await?
 }
 
 fn meta_longer_than_body(meta_length: u64) -> ApiError {

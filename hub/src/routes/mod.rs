@@ -138,13 +138,45 @@ fn redact_path_token(path: &str) -> String {
     }
 }
 
-/// A panicking handler answers 500 and the hub keeps serving.
+/// A panicking handler answers 500 `internal` and the hub keeps serving.
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
-    tracing::error!(panic = message, "request handler panicked");
-    ApiError::Storage(std::io::Error::other(format!("internal error: {message}"))).into_response()
+    ApiError::panicked(panic.as_ref()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use sf_protocol::v1::{ErrorBody, ErrorCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The layer [`router`] puts around every route, around a handler that
+    /// panics: the answer is a 500 `internal` error naming the panic, not a
+    /// storage error.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_not_storage() {
+        async fn boom() -> &'static str {
+            panic!("the handler's own bug")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = Request::get("/boom").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.error, ErrorCode::Internal);
+        assert!(
+            body.detail.starts_with("internal error: ")
+                && body.detail.contains("the handler's own bug")
+                && !body.detail.contains("storage"),
+            "{}",
+            body.detail
+        );
+    }
 }

@@ -74,7 +74,9 @@ pub async fn missing_chunks(
             "at most {MISSING_CHUNKS_MAX} chunks per request; split the list"
         )));
     }
-    let (missing, present_bytes) = hub.store.missing(&request.chunks).await?;
+    let store = Arc::clone(&hub.store);
+    let (missing, present_bytes) =
+        tokio::task::spawn_blocking(move || store.missing_blocking(&request.chunks)).await??;
     hub.metrics.dedup_saved_bytes.add(present_bytes, &[]);
     Ok(axum::Json(MissingChunksResponse { missing }))
 }

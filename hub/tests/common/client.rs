@@ -10,22 +10,18 @@ use sf_protocol::v1::{ChangesResponse, CommitRequest, Entry, EntryKind, ErrorBod
 
 use super::TestHub;
 
+/// Sums the samples of a metric in a Prometheus text exposition.
+pub use sf_test_support::metric_value;
+
 /// A refused request: its status and JSON error body.
 pub type Refusal = (StatusCode, ErrorBody);
 
-/// Deterministic pseudo-random bytes (xorshift), so content is incompressible
-/// and different seeds never share chunks by accident.
+/// Deterministic pseudo-random bytes ([`sf_test_support::random_bytes`]),
+/// so content is incompressible and different seeds never share chunks by
+/// accident. Length first, as these suites were written (the shared
+/// function takes the seed first).
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    sf_test_support::random_bytes(seed, len)
 }
 
 pub fn sha_hex(bytes: &[u8]) -> String {
@@ -210,17 +206,4 @@ impl TestHub {
     pub async fn metric(&self, name: &str) -> Option<f64> {
         metric_value(&self.metrics_text().await, name)
     }
-}
-
-/// Sums the samples of `name` in a Prometheus text exposition.
-pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ')?;
-        let series_name = series.split('{').next().unwrap();
-        if series_name == name {
-            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
-        }
-    }
-    found
 }

@@ -1,16 +1,16 @@
 //! Test harness: starts the real hub in-process on port 0 against real SQLite
 //! (a temp dir) or real PostgreSQL (a fresh database per test, from
-//! `SF_TEST_DATABASE_URL`), and talks to it over real HTTP and WebSocket.
+//! `SF_TEST_DATABASE_URL`, made by `sf-test-support`), and talks to it over
+//! real HTTP and WebSocket.
 #![allow(dead_code)]
 
 pub mod client;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sf_hub::{LaunchError, Settings};
-use sqlx::Connection;
+use sf_test_support::PgDatabase;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -58,82 +58,23 @@ macro_rules! on_both_backends {
     };
 }
 
-/// A PostgreSQL database made for one test and dropped after it.
+/// A PostgreSQL database made for one test and dropped after it
+/// ([`PgDatabase`]: a loud `skipped` line without `SF_TEST_DATABASE_URL`, a
+/// failure in CI), with its name and URL as fields for the suites.
 pub struct PgTestDatabase {
-    admin_url: String,
     pub name: String,
     pub url: String,
+    _db: PgDatabase,
 }
 
 impl PgTestDatabase {
-    /// `None` (with a loud `skipped` line) when `SF_TEST_DATABASE_URL` is
-    /// unset outside CI; in CI a missing variable fails the test.
     pub async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("SF_TEST_DATABASE_URL") else {
-            if std::env::var_os("CI").is_some() {
-                panic!("SF_TEST_DATABASE_URL is unset in CI: PostgreSQL tests must not be skipped");
-            }
-            eprintln!(
-                "skipped: PostgreSQL test (set SF_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)"
-            );
-            return None;
-        };
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "sf_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_micros()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to SF_TEST_DATABASE_URL: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        let url = match admin_url.rsplit_once('/') {
-            Some((server, db)) => {
-                let query = db
-                    .split_once('?')
-                    .map(|(_, q)| format!("?{q}"))
-                    .unwrap_or_default();
-                format!("{server}/{name}{query}")
-            }
-            None => panic!("SF_TEST_DATABASE_URL has no database part: {admin_url}"),
-        };
+        let db = PgDatabase::create(&sf_test_support::skip::current_test()).await?;
         Some(Self {
-            admin_url,
-            name,
-            url,
+            name: db.name().to_owned(),
+            url: db.url().to_owned(),
+            _db: db,
         })
-    }
-}
-
-impl Drop for PgTestDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop cannot await: use a short-lived runtime on its own thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
-        })
-        .join();
     }
 }
 
@@ -221,21 +162,9 @@ impl TestHub {
         if let Ok(token) = std::fs::read_to_string(hub.storage.data_dir.path().join("agent-token"))
         {
             hub.token = token.trim().to_owned();
-            hub.http = Self::client_with_token(&hub.token);
+            hub.http = sf_test_support::bearer_client(&hub.token);
         }
         hub
-    }
-
-    /// A client that sends `token` as `Authorization: Bearer` on every request.
-    pub fn client_with_token(token: &str) -> reqwest::Client {
-        let mut headers = reqwest::header::HeaderMap::new();
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-        reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap()
     }
 
     /// Waits for `/readyz` and checks the hub runs on the back end asked for,

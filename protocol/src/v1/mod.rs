@@ -1,155 +1,59 @@
 //! The v1 API used by agents: change feed, chunks, commits, history, and the
 //! WebSocket frames. See `protocol/README.md` for the exchange itself.
 
+//!
+//! Layout: `entry` holds what a committed version is and how a client
+//! checks one; `ws` the WebSocket frames and their decoding; this file the
+//! requests and answers of each route, and the error body.
+
 use serde::{Deserialize, Serialize};
 
-use crate::chunking::{ChunkListError, ChunkRef, check_chunk_list};
+use crate::chunking::ChunkRef;
 use crate::{Sha256Hex, SyncPath};
 
-/// Whether an entry is a regular file or a directory (so empty directories
-/// sync too). A directory carries no content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    #[default]
-    File,
-    Dir,
-}
+mod entry;
+mod ws;
 
-impl EntryKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::File => "file",
-            EntryKind::Dir => "dir",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "file" => Some(EntryKind::File),
-            "dir" => Some(EntryKind::Dir),
-            _ => None,
-        }
-    }
-}
-
-/// One committed version of one path: what the change feed, the WebSocket
-/// and commit responses carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub path: SyncPath,
-    pub kind: EntryKind,
-    /// Per-path version, starting at 1; a delete is a version too.
-    pub version: u64,
-    /// Hub-wide commit sequence number, strictly increasing, without gaps.
-    pub seq: u64,
-    /// Content digest; `None` for a tombstone. Directories carry the empty digest.
-    pub sha256: Option<Sha256Hex>,
-    pub size: u64,
-    /// Modification time the writer reported, in nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    pub executable: bool,
-    /// A tombstone: the path was deleted at this version.
-    pub deleted: bool,
-    /// Who made the change: an agent's name, `legacy` or `hub`.
-    pub origin: String,
-    /// When the hub committed it, in milliseconds since the epoch.
-    pub committed_ms: i64,
-    /// The chunk list, present only where asked for (`?chunks=true`) and in
-    /// commit responses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunks: Option<Vec<ChunkRef>>,
-}
-
-impl Entry {
-    /// True when `self` and `other` hold the same content and metadata that
-    /// matters for sync (mtime alone does not make a change).
-    pub fn same_content(&self, other: &Entry) -> bool {
-        self.kind == other.kind
-            && self.deleted == other.deleted
-            && self.sha256 == other.sha256
-            && self.executable == other.executable
-    }
-}
-
-/// Why an entry received from a hub cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EntryError {
-    #[error("{path}: a live file without a sha256")]
-    FileWithoutDigest { path: SyncPath },
-    #[error("{path}: a tombstone that carries a sha256 or a size")]
-    TombstoneWithContent { path: SyncPath },
-    #[error("{path}: a directory that carries content")]
-    DirWithContent { path: SyncPath },
-    #[error("{path}: version 0 or seq 0; both start at 1")]
-    ZeroVersion { path: SyncPath },
-    #[error("{path}: {source}")]
-    Chunks {
-        path: SyncPath,
-        #[source]
-        source: ChunkListError,
-    },
-}
-
-impl Entry {
-    /// Checks what the types cannot: a live file has a digest, a directory
-    /// and a tombstone carry no content, and a chunk list (when present) is
-    /// within the chunking bounds and sums to the size. An agent calls this
-    /// on every entry before acting on it.
-    pub fn validate(&self) -> Result<(), EntryError> {
-        let path = || self.path.clone();
-        if self.version == 0 || self.seq == 0 {
-            return Err(EntryError::ZeroVersion { path: path() });
-        }
-        if self.deleted {
-            if self.sha256.is_some() || self.size != 0 {
-                return Err(EntryError::TombstoneWithContent { path: path() });
-            }
-            return Ok(());
-        }
-        match self.kind {
-            EntryKind::Dir => {
-                let empty = self.sha256.is_none_or(|sha| sha == Sha256Hex::empty());
-                if self.size != 0 || !empty || self.chunks.as_ref().is_some_and(|c| !c.is_empty()) {
-                    return Err(EntryError::DirWithContent { path: path() });
-                }
-            }
-            EntryKind::File => {
-                if self.sha256.is_none() {
-                    return Err(EntryError::FileWithoutDigest { path: path() });
-                }
-                if let Some(chunks) = &self.chunks {
-                    check_chunk_list(chunks, self.size).map_err(|source| EntryError::Chunks {
-                        path: path(),
-                        source,
-                    })?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
+pub use entry::{Entry, EntryError, EntryKind};
+pub use ws::{
+    FrameError, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WS_MAX_LAG, WsFrame, decode_changes,
+    decode_ws_frame,
+};
 
 /// `GET /v1/changes?since=SEQ&limit=N&chunks=BOOL`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesQuery {
+    /// Only versions with a seq above this one: the last seq the client
+    /// applied (0, the default, for everything).
     #[serde(default)]
     pub since: u64,
+    /// Entries per page, 1 to [`CHANGES_MAX_LIMIT`]; default
+    /// [`CHANGES_DEFAULT_LIMIT`]. Out of range is `400 invalid_request`,
+    /// not clamped.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Whether every entry carries its chunk list (`[]` for directories and
+    /// tombstones); without it `chunks` is left out.
     #[serde(default)]
     pub chunks: bool,
 }
 
-/// Default and upper bound for `limit` in `/v1/changes`.
+/// Entries per `/v1/changes` page unless `limit` says otherwise.
 pub const CHANGES_DEFAULT_LIMIT: u32 = 1000;
+/// The largest `limit` `/v1/changes` accepts.
 pub const CHANGES_MAX_LIMIT: u32 = 10_000;
 
+/// The answer to `GET /v1/changes`: one page of the hub-wide change feed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesResponse {
+    /// Every version with a seq above `since`, in ascending seq order, at
+    /// most `limit` of them: all versions of a path, tombstones included,
+    /// not only the latest. Apply them in order.
     pub changes: Vec<Entry>,
-    /// The newest seq at the time of the answer; `changes` may stop earlier
-    /// when `limit` was reached.
+    /// The newest seq, read after the page, so every seq up to it is
+    /// committed; `changes` may stop earlier (the `limit`, or a commit
+    /// between the two reads): page on from the last seq applied until it
+    /// reaches `head`. 0 on an empty hub.
     pub head: u64,
     /// The hub's identity: random, made once with its database. A different
     /// identity at the same URL means another hub (or one restored from a
@@ -164,7 +68,9 @@ pub struct ChangesResponse {
 pub struct WhoAmI {
     /// The token's name; `None` when the hub runs with `--no-auth`.
     pub token: Option<String>,
+    /// What the token may do; always [`Scope::Write`] under `--no-auth`.
     pub scope: Scope,
+    /// The hub's identity, as in [`ChangesResponse::hub_id`].
     pub hub_id: String,
 }
 
@@ -179,6 +85,8 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The wire spelling, `"read"` or `"write"`, as serde writes it; also
+    /// what the hub's token table stores.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
@@ -186,6 +94,8 @@ impl Scope {
         }
     }
 
+    /// The inverse of [`Scope::as_str`]: exact, lower-case spellings only;
+    /// `None` for anything else.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "read" => Some(Scope::Read),
@@ -198,14 +108,21 @@ impl Scope {
 /// Prefix of every token the hub issues, so secret scanners can spot leaked ones.
 pub const TOKEN_PREFIX: &str = "sft_";
 
-/// `POST /v1/chunks/missing`
+/// `POST /v1/chunks/missing`: which of these chunks does the hub lack, so
+/// only those are uploaded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MissingChunksRequest {
+    /// The chunk names to ask about, at most [`MISSING_CHUNKS_MAX`]; more is
+    /// `400 invalid_request`. Asking about a chunk the hub holds also keeps
+    /// it from garbage collection for another `--chunk-grace`.
     pub chunks: Vec<Sha256Hex>,
 }
 
+/// The answer to `POST /v1/chunks/missing`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MissingChunksResponse {
+    /// The asked-about hashes the hub does not hold, in request order;
+    /// empty when it holds them all.
     pub missing: Vec<Sha256Hex>,
 }
 
@@ -215,20 +132,32 @@ pub const MISSING_CHUNKS_MAX: usize = 100_000;
 /// `POST /v1/commit`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitRequest {
+    /// The path to write a new version of.
     pub path: SyncPath,
+    /// File or folder; [`EntryKind::File`] when left out.
     #[serde(default)]
     pub kind: EntryKind,
     /// The version the writer last saw; 0 when the path does not exist or is
     /// a tombstone.
     pub base_version: u64,
+    /// Digest of the whole content, which the chunks must concatenate to;
+    /// the empty digest for a directory.
     pub sha256: Sha256Hex,
+    /// Content length in bytes, at most the hub's `--max-file-size`; 0 for a
+    /// directory.
     pub size: u64,
+    /// Modification time in nanoseconds since the epoch; 0 when left out.
     #[serde(default)]
     pub mtime_ns: i64,
+    /// The executable bit; stored as `false` for a directory.
     #[serde(default)]
     pub executable: bool,
+    /// The content's chunks in order, each already uploaded; `[]` (the
+    /// default) for an empty file and for a directory.
     #[serde(default)]
     pub chunks: Vec<ChunkRef>,
+    /// Who writes, usually the agent's name: trimmed, then 1 to 64 bytes
+    /// without control characters. `"unknown"` when left out.
     #[serde(default = "unknown_origin")]
     pub origin: String,
 }
@@ -236,8 +165,15 @@ pub struct CommitRequest {
 /// `POST /v1/delete`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteRequest {
+    /// The file or folder to write a tombstone for. A folder's contents are
+    /// not touched: each is deleted with its own request.
     pub path: SyncPath,
+    /// The version the writer last saw, matched as for a commit. On a path
+    /// that is already a tombstone, 0 or the tombstone's version gives back
+    /// that tombstone.
     pub base_version: u64,
+    /// Who deletes; the same rules and default (`"unknown"`) as
+    /// [`CommitRequest::origin`].
     #[serde(default = "unknown_origin")]
     pub origin: String,
 }
@@ -245,7 +181,10 @@ pub struct DeleteRequest {
 /// `GET /v1/file?path=P&version=N`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileQuery {
+    /// The file to read; a directory is `400 invalid_request`.
     pub path: SyncPath,
+    /// Which version to read; the current one when left out. A version that
+    /// does not exist or is a tombstone is `404 not_found`.
     #[serde(default)]
     pub version: Option<u64>,
 }
@@ -253,6 +192,7 @@ pub struct FileQuery {
 /// `GET /v1/history?path=P[&limit=N][&before=V | &after=V]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathQuery {
+    /// The path whose versions to list.
     pub path: SyncPath,
     /// Page size, 1 to [`HISTORY_MAX_LIMIT`]; default [`HISTORY_DEFAULT_LIMIT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,8 +205,10 @@ pub struct PathQuery {
     pub after: Option<u64>,
 }
 
+/// The answer to `GET /v1/history`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryResponse {
+    /// The path asked about.
     pub path: SyncPath,
     /// One page of versions, oldest first, tombstones included. Without
     /// `before` or `after`, the newest page.
@@ -287,77 +229,31 @@ pub const HISTORY_MAX_LIMIT: u32 = 10_000;
 /// `POST /v1/restore`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreRequest {
+    /// The path to restore. No `base_version`: the restore goes on top of
+    /// whatever is current, a tombstone included.
     pub path: SyncPath,
+    /// The old version whose content becomes current again as a new
+    /// version; it must hold content (a tombstone is `400 invalid_request`).
     pub version: u64,
+    /// Who restores; the same rules as [`CommitRequest::origin`], but
+    /// `"hub"` when left out.
     #[serde(default = "hub_origin")]
     pub origin: String,
 }
 
-/// Frames the hub sends on `/v1/ws`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum WsFrame {
-    /// First frame: every change with a seq above `head` follows on this socket.
-    Hello {
-        head: u64,
-        /// The hub's identity (see [`ChangesResponse::hub_id`]); empty from
-        /// hubs older than the field.
-        #[serde(default)]
-        hub_id: String,
-    },
-    /// A committed change, in seq order.
-    Change(Entry),
-}
-
-/// Why a WebSocket frame or a change-feed page from a hub cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// Not JSON of the expected shape (this includes a path that breaks the
-    /// path rules, and an unknown frame type).
-    #[error("not a valid hub message: {0}")]
-    Malformed(#[source] serde_json::Error),
-    /// Well-formed, but an entry in it fails [`Entry::validate`].
-    #[error("the hub sent an unusable entry: {0}")]
-    Entry(#[from] EntryError),
-}
-
-/// Decodes one WebSocket text frame from a hub and validates the entry a
-/// `change` frame carries. What an agent receives goes through here (or
-/// [`decode_changes`] and [`Entry::validate`]) before it acts on it.
-pub fn decode_ws_frame(text: &str) -> Result<WsFrame, FrameError> {
-    let frame: WsFrame = serde_json::from_str(text).map_err(FrameError::Malformed)?;
-    if let WsFrame::Change(entry) = &frame {
-        entry.validate()?;
-    }
-    Ok(frame)
-}
-
-/// Decodes a `GET /v1/changes` answer. Its entries are not validated here:
-/// a client checks each with [`Entry::validate`] before acting on it and
-/// skips (and reports) the unusable ones, so one bad entry cannot stop the
-/// rest of the feed. A page that is not of the expected shape (including a
-/// path that breaks the path rules) is refused whole.
-pub fn decode_changes(bytes: &[u8]) -> Result<ChangesResponse, FrameError> {
-    serde_json::from_slice(bytes).map_err(FrameError::Malformed)
-}
-
-/// WebSocket close code the hub uses when a client fell too far behind; the
-/// client catches up through `/v1/changes` and reconnects.
-pub const WS_CLOSE_LAGGED: u16 = 4000;
-/// WebSocket close code the hub uses when the token the socket was opened
-/// with is revoked (the reason says so); the client must not reconnect with
-/// the same token.
-pub const WS_CLOSE_REVOKED: u16 = 4001;
-/// How many changes a WebSocket client may lag behind before it is closed.
-pub const WS_MAX_LAG: usize = 4096;
-
 /// `GET /healthz`, `GET /readyz`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthResponse {
+    /// `"ok"` from `/healthz` (the process serves), `"ready"` from
+    /// `/readyz` (the database answers and the store is writable). A probe
+    /// that fails answers an [`ErrorBody`] with [`ErrorCode::NotReady`].
     pub status: String,
     /// `sqlite` or `postgres`: which back end this hub runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// The hub's head; sent by hubs before token authentication, never by
+    /// this one, whose probes are open to anyone and say nothing about the
+    /// files. Kept so answers from either decode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<u64>,
 }
@@ -366,16 +262,38 @@ pub struct HealthResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// 400: malformed JSON or query, a missing or invalid field, a bad hash
+    /// or `limit`, a dir commit with content, reading a directory as a file,
+    /// restoring a tombstone, no `Content-Type: application/json`.
     InvalidRequest,
+    /// 400: a path breaks the path rules ([`crate::PathError`]).
     InvalidPath,
+    /// 404: no such path, version, chunk or route.
     NotFound,
+    /// 409: `base_version` is not the path's current version; the body's
+    /// `current` carries that entry (left out when the path never existed).
     Conflict,
+    /// 409: the write would put an entry inside a live file, or replace a
+    /// folder that still has live contents with a file.
     PathConflict,
+    /// 400: a commit lists chunks the hub does not hold; the body's
+    /// `missing` lists them.
     MissingChunks,
+    /// 400: bytes do not hash to the name they were sent under, or chunk
+    /// lengths or digests disagree with the commit.
     ContentMismatch,
+    /// 413: a chunk over [`crate::chunking::MAX_CHUNK_SIZE`], a file over
+    /// `--max-file-size`, or a JSON body over its route's limit.
     PayloadTooLarge,
+    /// 416: a `Range` that starts at or past the end of the content (see
+    /// [`crate::range::RangeRequest::Unsatisfiable`]).
     RangeNotSatisfiable,
+    /// 503, worth retrying later: `/readyz` found the database or the
+    /// content store unavailable, the hub is shutting down, or garbage
+    /// collection removed part of a legacy upload while it was stored.
     NotReady,
+    /// 500: a database or storage failure, or a panic in a handler; the
+    /// hub keeps serving, and its log says why.
     Internal,
     /// 401: no token, or an unknown or revoked one.
     Unauthorized,
@@ -391,7 +309,10 @@ pub enum ErrorCode {
 /// The JSON body of every 4xx and 5xx answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// What went wrong, for programs to match on.
     pub error: ErrorCode,
+    /// What went wrong and what to do about it, for people; its wording is
+    /// not part of the protocol.
     pub detail: String,
     /// With `conflict`: the path's current entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,150 @@
+//! The original client's state changes: `POST /upload` (whole files, with
+//! the stale-upload and conflict-copy rules of the protocol README) and
+//! `POST /delete` (no base version).
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use sf_protocol::conflict::conflict_copy_path;
+use sf_protocol::legacy::{LEGACY_ORIGIN, UploadMeta, UploadResponse};
+use sf_protocol::v1::{Entry, EntryKind};
+use sf_protocol::{Sha256Hex, SyncPath};
+
+use super::content::distinct_chunks;
+use super::{Hub, tombstone_of};
+use crate::db::{Action, NewVersion};
+use crate::error::ApiError;
+use crate::ingest::Ingested;
+
+impl Hub {
+    /// `POST /upload`: the original client's whole-file upload, already
+    /// stored as chunks. See the protocol README for the stale-upload rule.
+    pub async fn legacy_upload(
+        &self,
+        meta: UploadMeta,
+        content: Ingested,
+    ) -> Result<UploadResponse, ApiError> {
+        if content.size > self.max_file_size {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the file is larger than this hub's limit of {} bytes",
+                self.max_file_size
+            )));
+        }
+        let started = Instant::now();
+        let _order = self.commit_lock.lock().await;
+        if let Err(err) = self
+            .recheck_chunks(content.removals, &distinct_chunks(&content.chunks)?)
+            .await
+        {
+            return Err(match err {
+                ApiError::MissingChunks(_) => ApiError::NotReady(
+                    "part of the upload was removed by garbage collection while it was \
+                     stored; send it again"
+                        .into(),
+                ),
+                other => other,
+            });
+        }
+        let path = meta.path;
+        let current = self.db.current(&path).await?;
+        let accepted = |entry: &Entry| UploadResponse {
+            ok: true,
+            version: entry.version,
+            sha: entry.sha256,
+            conflict: None,
+            stale: None,
+        };
+        let base = match &current {
+            Some(cur)
+                if !cur.deleted
+                    && cur.kind == EntryKind::File
+                    && cur.sha256 == Some(content.sha256) =>
+            {
+                return Ok(accepted(cur));
+            }
+            Some(cur) if self.is_stale(&path, &content.sha256).await? => {
+                return Ok(UploadResponse {
+                    stale: Some(true),
+                    ..accepted(cur)
+                });
+            }
+            Some(cur) if !cur.deleted && meta.base_sha != cur.sha256 => {
+                let copy = self.legacy_conflict_copy(&path, content, started).await?;
+                return Ok(UploadResponse {
+                    conflict: Some(copy.path.to_string()),
+                    ..accepted(cur)
+                });
+            }
+            Some(cur) => cur.version,
+            None => 0,
+        };
+        let new = legacy_version(path, content, Action::Upload);
+        let entry = self.db.write(new, base).await?;
+        Ok(accepted(&self.committed(entry, Action::Upload, started)))
+    }
+
+    /// An old client is replaying content the hub has already seen at this
+    /// path (an earlier version, or the bytes of one of its conflict copies).
+    async fn is_stale(&self, path: &SyncPath, sha256: &Sha256Hex) -> Result<bool, ApiError> {
+        Ok(self.db.path_ever_held(path, sha256).await?
+            || self.db.conflict_copy_holds(path, sha256).await?)
+    }
+
+    async fn legacy_conflict_copy(
+        &self,
+        path: &SyncPath,
+        content: Ingested,
+        started: Instant,
+    ) -> Result<Entry, ApiError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut taken = HashSet::new();
+        let copy_path = loop {
+            let candidate = conflict_copy_path(path, LEGACY_ORIGIN, now, |c| taken.contains(c))
+                .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
+            if self
+                .db
+                .current(&candidate)
+                .await?
+                .is_some_and(|e| !e.deleted)
+            {
+                taken.insert(candidate);
+            } else {
+                break candidate;
+            }
+        };
+        let new = legacy_version(copy_path, content, Action::Conflict);
+        let entry = self.db.write(new, 0).await?;
+        Ok(self.committed(entry, Action::Conflict, started))
+    }
+
+    /// `POST /delete`: the original client's delete, with no base version.
+    pub async fn legacy_delete(&self, path: SyncPath) -> Result<(), ApiError> {
+        let started = Instant::now();
+        let _order = self.commit_lock.lock().await;
+        let Some(current) = self.db.current(&path).await? else {
+            return Err(ApiError::NotFound(format!("{path} does not exist")));
+        };
+        if current.deleted {
+            return Ok(());
+        }
+        let tombstone = tombstone_of(&current, LEGACY_ORIGIN.to_owned());
+        let entry = self.db.write(tombstone, current.version).await?;
+        self.committed(entry, Action::Delete, started);
+        Ok(())
+    }
+}
+
+fn legacy_version(path: SyncPath, content: Ingested, action: Action) -> NewVersion {
+    NewVersion {
+        path,
+        kind: EntryKind::File,
+        sha256: Some(content.sha256),
+        size: content.size,
+        // The original protocol carries no mtime: record when the hub got it.
+        mtime_ns: crate::db::now_ms() * 1_000_000,
+        executable: false,
+        origin: LEGACY_ORIGIN.to_owned(),
+        chunks: content.chunks,
+        action,
+    }
+}

@@ -1,0 +1,196 @@
+//! The operations that change the hub's state — commit, delete, restore and
+//! the legacy upload — and what follows each commit: the WebSocket broadcast,
+//! metrics and the log line.
+//!
+//! Every state change runs under one commit lock: decisions that read the
+//! current entry (conflict naming, stale detection) and the write that
+//! follows see the same state, and changes are broadcast in seq order. The
+//! database transaction re-checks the base version, so the lock is about
+//! ordering, not correctness. Garbage collection removes chunks under the same
+//! lock, so a commit re-checks its chunks there if any were removed while it
+//! was being verified.
+//!
+//! A commit costs at most what its declared size allows: the chunk list is
+//! checked against the size before anything is read, each distinct chunk is
+//! looked up once, and content is verified by a bounded number of workers.
+//!
+//! Layout: this module holds the hub's shared state, the commit lock and
+//! what follows every commit; `content` checks a commit's chunks against the
+//! store (before the lock, and again under it); `v1` is commit, delete and
+//! restore; `legacy` is the original client's upload and delete.
+
+mod content;
+mod legacy;
+mod v1;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use opentelemetry::KeyValue;
+use sf_protocol::Sha256Hex;
+use sf_protocol::v1::{Entry, WS_MAX_LAG};
+use tokio::sync::{Mutex, Semaphore, broadcast, watch};
+
+use crate::db::{Action, Database, NewVersion, WriteError};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::ChunkStore;
+
+/// The longest origin name kept, in bytes.
+const MAX_ORIGIN_BYTES: usize = 64;
+
+/// Who may use the hub, and what it tells them about itself.
+pub struct Access {
+    pub auth: Arc<crate::auth::Auth>,
+    /// This hub's identity (see `sf_protocol::v1::ChangesResponse::hub_id`).
+    pub hub_id: String,
+    /// One permit per open WebSocket (`--max-websockets`).
+    pub websockets: Arc<tokio::sync::Semaphore>,
+}
+
+pub struct Hub {
+    pub db: Database,
+    pub store: Arc<ChunkStore>,
+    pub metrics: Arc<Metrics>,
+    pub max_file_size: u64,
+    /// Who may ask, and the hub's identity and client caps.
+    pub access: Access,
+    changes: broadcast::Sender<Entry>,
+    commit_lock: Mutex<()>,
+    /// One permit per content verification running (reading and hashing a
+    /// whole file): at most one per CPU, so commits cannot crowd out the rest.
+    verify_permits: Semaphore,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Hub {
+    pub fn new(
+        db: Database,
+        store: Arc<ChunkStore>,
+        metrics: Arc<Metrics>,
+        max_file_size: u64,
+        access: Access,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let (changes, _) = broadcast::channel(WS_MAX_LAG);
+        Self {
+            db,
+            store,
+            metrics,
+            max_file_size,
+            access,
+            changes,
+            commit_lock: Mutex::new(()),
+            verify_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
+            shutdown,
+        }
+    }
+
+    /// Every change committed from now on, in seq order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
+        self.changes.subscribe()
+    }
+
+    /// Flips to `true` when the hub starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Removes those of `hashes` that no version references (and, given
+    /// `older_than`, whose mtime is older): stale uploads for garbage
+    /// collection, or what a failed legacy upload stored. Runs under the
+    /// commit lock, so no commit can come to reference a chunk meanwhile.
+    /// Returns the chunks and bytes removed.
+    pub async fn remove_unreferenced(
+        &self,
+        hashes: &[Sha256Hex],
+        older_than: Option<SystemTime>,
+    ) -> Result<(u64, u64), ApiError> {
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let result = async {
+            let _order = self.commit_lock.lock().await;
+            let referenced = self.db.referenced_chunks(hashes).await?;
+            for hash in hashes.iter().filter(|h| !referenced.contains(h)) {
+                if let Some(len) = self.store.remove(hash, older_than).await? {
+                    count += 1;
+                    bytes += len;
+                }
+            }
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if count > 0 {
+            self.metrics.chunks_stored.add(-(count as i64), &[]);
+            self.metrics.chunk_bytes_stored.add(-(bytes as i64), &[]);
+            self.metrics.gc_removed_chunks.add(count, &[]);
+            self.metrics.gc_removed_bytes.add(bytes, &[]);
+        }
+        result.map(|()| (count, bytes))
+    }
+
+    /// After a commit: broadcast, count, log. Called with the commit lock
+    /// held, so broadcasts leave in seq order.
+    fn committed(&self, mut entry: Entry, action: Action, started: Instant) -> Entry {
+        self.metrics.commit_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[KeyValue::new("action", action.as_str())],
+        );
+        match action {
+            Action::Upload => self.metrics.uploads.add(1, &[]),
+            Action::Conflict => {
+                self.metrics.uploads.add(1, &[]);
+                self.metrics.conflicts.add(1, &[]);
+            }
+            Action::Delete => self.metrics.deletes.add(1, &[]),
+            Action::Restore => self.metrics.restores.add(1, &[]),
+        }
+        tracing::info!(
+            action = action.as_str(),
+            path = %entry.path,
+            version = entry.version,
+            seq = entry.seq,
+            size = entry.size,
+            origin = %entry.origin,
+            "committed"
+        );
+        let chunks = entry.chunks.take();
+        // No receivers is fine: nobody is listening.
+        let _ = self.changes.send(entry.clone());
+        entry.chunks = chunks;
+        entry
+    }
+
+    fn refused(&self, err: WriteError) -> ApiError {
+        if matches!(err, WriteError::Conflict(_)) {
+            self.metrics.conflicts.add(1, &[]);
+        }
+        err.into()
+    }
+}
+
+fn tombstone_of(current: &Entry, origin: String) -> NewVersion {
+    NewVersion {
+        path: current.path.clone(),
+        kind: current.kind,
+        sha256: None,
+        size: 0,
+        mtime_ns: current.mtime_ns,
+        executable: false,
+        origin,
+        chunks: Vec::new(),
+        action: Action::Delete,
+    }
+}
+
+fn clean_origin(origin: &str) -> Result<String, ApiError> {
+    let origin = origin.trim();
+    if origin.is_empty() || origin.len() > MAX_ORIGIN_BYTES || origin.chars().any(char::is_control)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "origin must be 1 to {MAX_ORIGIN_BYTES} bytes of printable text, e.g. the agent's name"
+        )));
+    }
+    Ok(origin.to_owned())
+}
