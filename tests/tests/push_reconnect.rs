@@ -13,10 +13,10 @@ const RESTARTS: usize = 10;
 /// How long an agent may take to reconnect while the restarts go on: far
 /// more than the longest delay, so the loop itself never fails on timing.
 const RECONNECT: Duration = Duration::from_secs(90);
-/// How long the last change may take to reach B. B scans only hourly, so
-/// only its push connection brings the change; with a delay that kept
-/// doubling, B would still be waiting (15–30 s) for its next attempt.
-const ARRIVE: Duration = Duration::from_secs(8);
+/// How long the agents may take to reconnect after the last restart, and
+/// the change to reach B then. With a delay that kept doubling they would
+/// wait 15–30 s for their next attempt; from the shortest, well under 1 s.
+const PROMPTLY: Duration = Duration::from_secs(8);
 
 /// How many agents hold a WebSocket to the hub right now.
 async fn connected_agents(hub: &Hub) -> f64 {
@@ -27,12 +27,12 @@ async fn connected_agents(hub: &Hub) -> f64 {
     sf_test_support::metric_value(&text, "sync_websocket_clients").unwrap_or(0.0)
 }
 
-async fn wait_connected(hub: &Hub, agents: f64, what: &str) {
-    let deadline = tokio::time::Instant::now() + RECONNECT;
+async fn wait_connected(hub: &Hub, agents: f64, within: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + within;
     while connected_agents(hub).await != agents {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: the agents did not reconnect within {RECONNECT:?}"
+            "{what}: the agents did not reconnect within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -47,7 +47,7 @@ async fn a_change_arrives_promptly_after_many_hub_restarts() {
     let hourly = ["--scan-interval", "3600"];
     let _a = Agent::start(&url, &a_dir, "a", &hourly).await;
     let _b = Agent::start(&url, &b_dir, "b", &hourly).await;
-    wait_connected(&hub, 2.0, "at start").await;
+    wait_connected(&hub, 2.0, RECONNECT, "at start").await;
 
     sandbox.step(&format!(
         "the hub is SIGKILLed and restarted {RESTARTS} times"
@@ -55,14 +55,15 @@ async fn a_change_arrives_promptly_after_many_hub_restarts() {
     for restart in 1..=RESTARTS {
         hub.kill();
         hub.restart().await;
-        wait_connected(&hub, 2.0, &format!("restart {restart}")).await;
+        wait_connected(&hub, 2.0, RECONNECT, &format!("restart {restart}")).await;
     }
 
-    sandbox.step("once more; A writes as soon as the hub is back");
+    sandbox.step("once more: both reconnect at once, and A's next change is pushed to B");
     hub.kill();
     hub.restart().await;
+    wait_connected(&hub, 2.0, PROMPTLY, "after the last restart").await;
     write_file(&a_dir.join("after-restarts.txt"), "still pushed at once\n");
-    wait_until(ARRIVE, "the change reaches B", || {
+    wait_until(PROMPTLY, "the change reaches B", || {
         b_dir.join("after-restarts.txt").exists()
     })
     .await
