@@ -142,12 +142,14 @@ impl Engine {
                     .await?;
                 self.download(path, &remote, None).await
             }
-            Decision::DeleteRemote { base_version } => {
+            Decision::DeleteRemote { synced } => {
                 // A folder goes once what was synced inside it is gone:
                 // whatever is left (unreadable, deferred, failed) keeps it.
-                if self.state.has_synced_under(path).await? {
+                // (Asked of folders only: a mass delete of files is a hot path.)
+                if synced.kind == EntryKind::Dir && self.state.has_synced_under(path).await? {
                     return Err(ActError::Retry("folder not empty yet"));
                 }
+                let base_version = synced.version;
                 self.check_marker()?;
                 match self.hub.delete(path, base_version, &self.origin).await? {
                     DeleteOutcome::Deleted(entry) => {

@@ -5,7 +5,7 @@
 
 use sf_protocol::v1::{Entry, EntryKind};
 
-use crate::model::LocalFile;
+use crate::model::{LocalFile, SyncedFile};
 
 /// What to do with one path, holding what it is done with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +25,9 @@ pub(crate) enum Decision {
     /// conflict copy (which is then uploaded as a new path), then download
     /// `remote` to the path.
     ConflictCopyThenDownload { local: LocalFile, remote: Entry },
-    /// Deleted locally, unchanged on the hub: delete on the hub with this
-    /// base version.
-    DeleteRemote { base_version: u64 },
+    /// Deleted locally, unchanged on the hub: delete on the hub on top of
+    /// the version of `synced`, what was last synced there.
+    DeleteRemote { synced: SyncedFile },
     /// Deleted on the hub, unchanged locally: move `local` to the trash.
     TrashLocal { local: LocalFile },
     /// Both sides hold the same thing: record `local` as synced at `entry`'s
@@ -64,8 +64,8 @@ impl Decision {
             },
             Decision::Download { .. } => Action::Download,
             Decision::ConflictCopyThenDownload { .. } => Action::ConflictCopyThenDownload,
-            Decision::DeleteRemote { base_version } => Action::DeleteRemote {
-                base_version: *base_version,
+            Decision::DeleteRemote { synced } => Action::DeleteRemote {
+                base_version: synced.version,
             },
             Decision::TrashLocal { .. } => Action::TrashLocal,
             Decision::Record { .. } => Action::Record,

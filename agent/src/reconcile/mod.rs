@@ -247,7 +247,7 @@ pub(crate) fn decide(
             download(entry, None)
         }
         None => Decision::DeleteRemote {
-            base_version: synced.version,
+            synced: synced.clone(),
         },
         // Hub delete (hub_changed is true: a tombstone at or below the
         // synced version counts as regression above).

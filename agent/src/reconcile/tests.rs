@@ -425,9 +425,7 @@ fn decisions_carry_what_they_act_on() {
                     local,
                     entry: remote,
                 } => Some(&local) == l && Some(&remote) == r,
-                Decision::DeleteRemote { base_version } => {
-                    s.is_some_and(|s| s.version == base_version)
-                }
+                Decision::DeleteRemote { synced } => Some(&synced) == s,
                 Decision::Nothing | Decision::Forget => true,
             };
             if !carried_ok {
