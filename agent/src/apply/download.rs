@@ -11,7 +11,8 @@ use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sha2::{Digest, Sha256};
 
-use super::confined::{self, Dir, Kind};
+use super::confined::{self, Dir, Kind, Stat};
+use super::download_many::next_from;
 use super::trash::trash_from;
 use super::{
     ApplyError, Folder, SWAP_EXTENSION, io, keep_in_trash, occupant, temp_name, unchanged_since,
@@ -35,43 +36,9 @@ pub(crate) async fn download(
 ) -> Result<(SyncedFile, Vec<ChunkRef>), ApplyError> {
     let path = &entry.path;
     let folder = Folder::open(root)?;
-    let (parent, name) = folder.parent_of(path, true)?;
-    let there = occupant(&parent, name, path)?;
     if entry.kind == EntryKind::Dir {
-        if there.is_none_or(|f| f.kind != Kind::Dir) {
-            if !unchanged_since(&parent, name, expected) {
-                return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
-            }
-            // A file the hub turned into a folder: its bytes are on the hub
-            // (it was unchanged), keep a copy in the trash all the same.
-            if let Some(file) = expected.filter(|l| l.kind == EntryKind::File) {
-                trash_from(&folder, &parent, name, path, file, &IgnoreRules::defaults())?;
-            }
-            match parent.mkdir(name) {
-                Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
-                    return Err(io(parent.path().join(name))(err));
-                }
-                _ => {}
-            }
-        }
-        let Some(found) = occupant(&parent, name, path)?.filter(|f| f.kind == Kind::Dir) else {
-            return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
-        };
-        return Ok((
-            SyncedFile {
-                kind: EntryKind::Dir,
-                sha256: Sha256Hex::empty(),
-                size: 0,
-                mtime_ns: found.mtime_ns,
-                inode: found.inode,
-                executable: false,
-                version: entry.version,
-            },
-            vec![],
-        ));
+        return make_dir(&folder, entry, expected);
     }
-    drop(parent);
-
     let expected_sha = entry
         .sha256
         .ok_or_else(|| ApplyError::NoDigest { path: path.clone() })?;
@@ -101,14 +68,7 @@ pub(crate) async fn download(
         set_file_metadata(&out, &temp_shown, entry.mtime_ns, entry.executable)?;
         out.sync_all().map_err(io(&temp_shown))?;
         drop(out);
-        // Walked again: the folder may have changed during the download.
-        let (parent, name) = folder.parent_of(path, true)?;
-        occupant(&parent, name, path)?;
-        put_in_place(&folder, &tmp, &temp, &parent, name, expected, path)?;
-        parent.sync().map_err(io(parent.path()))?;
-        occupant(&parent, name, path)?
-            .filter(|f| f.kind == Kind::File)
-            .ok_or_else(|| ApplyError::ChangedMeanwhile { path: path.clone() })
+        place_file(&folder, &tmp, &temp, entry, expected, true)
     }
     .await;
     let found = match result {
@@ -118,18 +78,88 @@ pub(crate) async fn download(
             return Err(err);
         }
     };
+    Ok((synced_file(entry, expected_sha, &found), chunks))
+}
+
+/// The record of the file `entry` written to disk as `found`.
+pub(super) fn synced_file(entry: &Entry, sha256: Sha256Hex, found: &Stat) -> SyncedFile {
+    SyncedFile {
+        kind: EntryKind::File,
+        sha256,
+        size: found.size,
+        mtime_ns: found.mtime_ns,
+        inode: found.inode,
+        executable: entry.executable,
+        version: entry.version,
+    }
+}
+
+/// Makes the folder `entry` where `expected` was (a file there goes to the
+/// trash first); returns its record.
+pub(super) fn make_dir(
+    folder: &Folder,
+    entry: &Entry,
+    expected: Option<&LocalFile>,
+) -> Result<(SyncedFile, Vec<ChunkRef>), ApplyError> {
+    let path = &entry.path;
+    let (parent, name) = folder.parent_of(path, true)?;
+    let there = occupant(&parent, name, path)?;
+    if there.is_none_or(|f| f.kind != Kind::Dir) {
+        if !unchanged_since(&parent, name, expected) {
+            return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+        }
+        // A file the hub turned into a folder: its bytes are on the hub
+        // (it was unchanged), keep a copy in the trash all the same.
+        if let Some(file) = expected.filter(|l| l.kind == EntryKind::File) {
+            trash_from(folder, &parent, name, path, file, &IgnoreRules::defaults())?;
+        }
+        match parent.mkdir(name) {
+            Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io(parent.path().join(name))(err));
+            }
+            _ => {}
+        }
+    }
+    let Some(found) = occupant(&parent, name, path)?.filter(|f| f.kind == Kind::Dir) else {
+        return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
+    };
     Ok((
         SyncedFile {
-            kind: EntryKind::File,
-            sha256: expected_sha,
-            size: found.size,
+            kind: EntryKind::Dir,
+            sha256: Sha256Hex::empty(),
+            size: 0,
             mtime_ns: found.mtime_ns,
             inode: found.inode,
-            executable: entry.executable,
+            executable: false,
             version: entry.version,
         },
-        chunks,
+        vec![],
     ))
+}
+
+/// Puts the finished, durable download `temp` (in `tmp`) at `entry`'s path
+/// in place of `expected`, and returns what is there now. With
+/// `sync_parent`, the rename is made durable here; a batch makes its
+/// renames durable together instead. The caller removes `temp` on error.
+pub(super) fn place_file(
+    folder: &Folder,
+    tmp: &Dir,
+    temp: &str,
+    entry: &Entry,
+    expected: Option<&LocalFile>,
+    sync_parent: bool,
+) -> Result<Stat, ApplyError> {
+    let path = &entry.path;
+    // Walked again: the folder may have changed during the download.
+    let (parent, name) = folder.parent_of(path, true)?;
+    occupant(&parent, name, path)?;
+    put_in_place(folder, tmp, temp, &parent, name, expected, path)?;
+    if sync_parent {
+        parent.sync().map_err(io(parent.path()))?;
+    }
+    occupant(&parent, name, path)?
+        .filter(|f| f.kind == Kind::File)
+        .ok_or_else(|| ApplyError::ChangedMeanwhile { path: path.clone() })
 }
 
 /// Moves the finished download `temp` (in `tmp`) to `name` in `parent`,
@@ -215,8 +245,13 @@ fn inode_of(dir: &Dir, name: &str) -> Option<u64> {
     dir.stat(name).ok().flatten().map(|found| found.inode)
 }
 
+/// Chunks fetched per request while building a large file: a round trip
+/// per window of about 128 MiB, so a slow link never waits on one.
+const FETCH_WINDOW: usize = 256;
+
 /// Builds the content from chunks into `out`: each chunk is copied from a
-/// synced local file that still holds it, or fetched from the hub.
+/// synced local file that still holds it, or fetched from the hub, a window
+/// of chunks per request.
 async fn assemble(
     folder: &Folder,
     hub: &HubClient,
@@ -227,22 +262,44 @@ async fn assemble(
     progress: Option<&Progress>,
 ) -> Result<Sha256Hex, ApplyError> {
     let mut whole = Sha256::new();
-    for chunk in chunks {
-        let bytes = match local_chunk(folder, state, chunk).await? {
-            Some(bytes) => bytes,
-            None => hub.fetch_chunk(&chunk.hash).await?.to_vec(),
+    for window in chunks.chunks(FETCH_WINDOW) {
+        let mut on_disk = Vec::with_capacity(window.len());
+        for chunk in window {
+            on_disk.push(!state.find_local_chunk(&chunk.hash).await?.is_empty());
+        }
+        let fetch: Vec<ChunkRef> = window
+            .iter()
+            .zip(&on_disk)
+            .filter(|(_, local)| !**local)
+            .map(|(chunk, _)| *chunk)
+            .collect();
+        let mut pack = if fetch.is_empty() {
+            None
+        } else {
+            Some(hub.fetch_pack(&fetch).await?)
         };
-        whole.update(&bytes);
-        out.write_all(&bytes).map_err(io(shown))?;
-        if let Some(progress) = progress {
-            progress.add_bytes(chunk.len);
+        for (chunk, local) in window.iter().zip(on_disk) {
+            let bytes = if local {
+                match local_chunk(folder, state, chunk).await? {
+                    Some(bytes) => bytes::Bytes::from(bytes),
+                    // Changed since it was looked up: this chunk on its own.
+                    None => hub.fetch_chunk(&chunk.hash).await?,
+                }
+            } else {
+                next_from(pack.as_mut()).await?.1
+            };
+            whole.update(&bytes);
+            out.write_all(&bytes).map_err(io(shown))?;
+            if let Some(progress) = progress {
+                progress.add_bytes(chunk.len);
+            }
         }
     }
     Ok(whole.into())
 }
 
 /// A chunk read from a synced file that still matches its record.
-async fn local_chunk(
+pub(super) async fn local_chunk(
     folder: &Folder,
     state: &State,
     chunk: &ChunkRef,
@@ -276,7 +333,7 @@ fn read_chunk_at(
     (Sha256Hex::of(&bytes) == chunk.hash).then_some(bytes)
 }
 
-fn set_file_metadata(
+pub(super) fn set_file_metadata(
     file: &std::fs::File,
     shown: &Path,
     mtime_ns: i64,

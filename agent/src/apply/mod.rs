@@ -11,6 +11,7 @@
 
 mod confined;
 mod download;
+mod download_many;
 mod trash;
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,9 @@ use crate::model::LocalFile;
 use crate::state::{STATE_DIR, StateError};
 
 pub(crate) use download::download;
+pub(crate) use download_many::{Wanted, download_many};
 use trash::keep_in_trash;
-pub(crate) use trash::{move_to_trash, purge_trash};
+pub(crate) use trash::{move_to_trash, purge_trash, trash_many};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

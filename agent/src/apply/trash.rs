@@ -8,7 +8,7 @@ use sf_protocol::v1::EntryKind;
 
 use std::sync::atomic::Ordering;
 
-use super::confined::{Dir, WalkError};
+use super::confined::{Dir, GROUP_SYNC, WalkError};
 use super::{ApplyError, Folder, TEMP_COUNTER, io, unchanged_since};
 use crate::ignore::IgnoreRules;
 use crate::model::LocalFile;
@@ -42,6 +42,29 @@ pub(crate) fn move_to_trash(
     trash_from(&folder, &parent, name, path, expected, rules)
 }
 
+/// [`move_to_trash`] for many paths at once, whose renames are made durable
+/// together by one flush of the file system (where the OS has one): a
+/// folder of thousands of deleted files costs one flush, not one per file.
+/// The outer error (the folder cannot be opened or flushed) fails them all.
+pub(crate) fn trash_many(
+    root: &Path,
+    items: &[(&SyncPath, &LocalFile)],
+    rules: &IgnoreRules,
+) -> Result<Vec<Result<Option<PathBuf>, ApplyError>>, ApplyError> {
+    let folder = Folder::open(root)?;
+    let results: Vec<_> = items
+        .iter()
+        .map(|(path, expected)| {
+            let (parent, name) = folder.parent_of(path, false)?;
+            trash_unsynced(&folder, &parent, name, path, expected, rules, !GROUP_SYNC)
+        })
+        .collect();
+    if GROUP_SYNC && results.iter().any(|r| matches!(r, Ok(Some(_)))) {
+        folder.root.sync_filesystem().map_err(io(root))?;
+    }
+    Ok(results)
+}
+
 /// [`move_to_trash`] of `name` in `parent`, the place of `path`.
 pub(super) fn trash_from(
     folder: &Folder,
@@ -50,6 +73,19 @@ pub(super) fn trash_from(
     path: &SyncPath,
     expected: &LocalFile,
     rules: &IgnoreRules,
+) -> Result<Option<PathBuf>, ApplyError> {
+    trash_unsynced(folder, parent, name, path, expected, rules, true)
+}
+
+/// [`trash_from`]; the rename is made durable only when `sync`.
+fn trash_unsynced(
+    folder: &Folder,
+    parent: &Dir,
+    name: &str,
+    path: &SyncPath,
+    expected: &LocalFile,
+    rules: &IgnoreRules,
+    sync: bool,
 ) -> Result<Option<PathBuf>, ApplyError> {
     if !unchanged_since(parent, name, Some(expected)) {
         return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
@@ -71,7 +107,9 @@ pub(super) fn trash_from(
     parent
         .rename(name, &dest, path.file_name())
         .map_err(io(parent.path().join(name)))?;
-    parent.sync().map_err(io(parent.path()))?;
+    if sync {
+        parent.sync().map_err(io(parent.path()))?;
+    }
     Ok(Some(shown))
 }
 

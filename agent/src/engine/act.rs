@@ -6,11 +6,12 @@
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind, Scope};
 
+use super::batch::Pending;
 use super::{CycleError, Engine, EngineError};
 use crate::apply::{self, ApplyError};
 use crate::hub_client::{CommitOutcome, DeleteOutcome, HubError};
 use crate::model::{LocalFile, SyncedFile};
-use crate::reconcile::{Decision, Direction};
+use crate::reconcile::{Action, Decision, Direction};
 use crate::scan::local_path;
 use crate::state::{ProblemKind, StateError};
 
@@ -32,12 +33,15 @@ pub(super) enum ActError {
 }
 
 impl Engine {
-    /// Carries out `decisions` in their order. Returns early, with
-    /// everything done so far recorded, when the stop signal fires.
+    /// Carries out `decisions` in their order. Small files, folders and
+    /// file deletions are gathered into batches ([`super::batch`]); anything
+    /// else first carries out what was gathered before it. Returns early,
+    /// with everything done so far recorded, when the stop signal fires.
     pub(super) async fn act(
         &mut self,
         decisions: Vec<(SyncPath, Decision)>,
     ) -> Result<(), CycleError> {
+        let mut pending = Pending::default();
         for (path, decision) in decisions {
             if *self.stop.borrow() {
                 // Each operation leaves state consistent on its own; what
@@ -50,60 +54,81 @@ impl Engine {
                 // scan it asked for decides the path again.
                 continue;
             }
+            if pending.takes(&decision) {
+                if pending.push(path, decision) {
+                    self.flush(&mut pending).await?;
+                }
+                continue;
+            }
+            self.flush(&mut pending).await?;
             let moves_content = decision.transfer_bytes().is_some();
             tracing::debug!(%path, ?action, "deciding");
-            match self.execute(&path, decision).await {
-                Ok(()) => {
-                    self.attempts.remove(&path);
-                    // Its bytes were counted as they moved.
-                    if let (Some(batch), true) = (&self.batch, moves_content) {
-                        batch.file_done(0);
-                    }
+            let result = self.execute(&path, decision).await;
+            self.settle(path, action, moves_content, result).await?;
+        }
+        self.flush(&mut pending).await
+    }
+
+    /// Sorts the result of carrying out one decision: done, or "retry
+    /// shortly", "retry when the hub is back", "report and go on", "stop".
+    pub(super) async fn settle(
+        &mut self,
+        path: SyncPath,
+        action: Action,
+        moves_content: bool,
+        result: Result<(), ActError>,
+    ) -> Result<(), CycleError> {
+        match result {
+            Ok(()) => {
+                self.attempts.remove(&path);
+                // Its bytes were counted as they moved.
+                if let (Some(batch), true) = (&self.batch, moves_content) {
+                    batch.file_done(0);
                 }
-                Err(
-                    ActError::Hub(HubError::Unauthorized(refused))
-                    | ActError::Apply(ApplyError::Hub(HubError::Unauthorized(refused))),
-                ) => {
-                    return Err(CycleError::Fatal(EngineError::Unauthorized(refused)));
-                }
-                Err(ActError::Hub(err)) if err.is_forbidden() && action.writes_to_hub() => {
-                    // The token lost its write scope (or the hub keeps it
-                    // read-only): stop sending rather than retry.
-                    tracing::warn!(%path, error = %err, "the hub refused a change");
-                    // A change of direction has every path decided again.
-                    self.set_scope(Scope::Read).await?;
-                    self.defer(path);
-                }
-                Err(ActError::Hub(err) | ActError::Apply(ApplyError::Hub(err)))
-                    if err.is_retryable() =>
-                {
-                    return Err(CycleError::HubDown(err));
-                }
-                Err(ActError::State(err) | ActError::Apply(ApplyError::State(err))) => {
-                    return Err(err.into());
-                }
-                Err(ActError::Marker(err)) => return Err(CycleError::Fatal(err)),
-                Err(ActError::Apply(
-                    err @ (ApplyError::Blocked { .. } | ApplyError::StateDirBlocked { .. }),
-                )) => {
-                    // Not retried: the next scan or hub change looks again.
-                    self.refuse(&path, &err.to_string()).await?;
-                }
-                Err(ActError::Retry(reason)) => {
-                    tracing::debug!(%path, reason, "looking at it again shortly");
-                    self.defer(path);
-                }
-                Err(ActError::Apply(ApplyError::ChangedMeanwhile { .. })) => {
-                    tracing::debug!(%path, "changed on disk meanwhile; looking at it again shortly");
-                    self.defer(path);
-                }
-                Err(err) => {
-                    tracing::warn!(%path, error = %err, "could not sync; will retry");
-                    self.state
-                        .set_problem(path.as_str(), ProblemKind::Error, &err.to_string())
-                        .await?;
-                    self.defer(path);
-                }
+            }
+            Err(
+                ActError::Hub(HubError::Unauthorized(refused))
+                | ActError::Apply(ApplyError::Hub(HubError::Unauthorized(refused))),
+            ) => {
+                return Err(CycleError::Fatal(EngineError::Unauthorized(refused)));
+            }
+            Err(ActError::Hub(err)) if err.is_forbidden() && action.writes_to_hub() => {
+                // The token lost its write scope (or the hub keeps it
+                // read-only): stop sending rather than retry.
+                tracing::warn!(%path, error = %err, "the hub refused a change");
+                // A change of direction has every path decided again.
+                self.set_scope(Scope::Read).await?;
+                self.defer(path);
+            }
+            Err(ActError::Hub(err) | ActError::Apply(ApplyError::Hub(err)))
+                if err.is_retryable() =>
+            {
+                return Err(CycleError::HubDown(err));
+            }
+            Err(ActError::State(err) | ActError::Apply(ApplyError::State(err))) => {
+                return Err(err.into());
+            }
+            Err(ActError::Marker(err)) => return Err(CycleError::Fatal(err)),
+            Err(ActError::Apply(
+                err @ (ApplyError::Blocked { .. } | ApplyError::StateDirBlocked { .. }),
+            )) => {
+                // Not retried: the next scan or hub change looks again.
+                self.refuse(&path, &err.to_string()).await?;
+            }
+            Err(ActError::Retry(reason)) => {
+                tracing::debug!(%path, reason, "looking at it again shortly");
+                self.defer(path);
+            }
+            Err(ActError::Apply(ApplyError::ChangedMeanwhile { .. })) => {
+                tracing::debug!(%path, "changed on disk meanwhile; looking at it again shortly");
+                self.defer(path);
+            }
+            Err(err) => {
+                tracing::warn!(%path, error = %err, "could not sync; will retry");
+                self.state
+                    .set_problem(path.as_str(), ProblemKind::Error, &err.to_string())
+                    .await?;
+                self.defer(path);
             }
         }
         Ok(())
@@ -270,7 +295,7 @@ impl Engine {
     }
 
     /// The hub moved on meanwhile: note its entry and decide again.
-    async fn conflicted(&mut self, current: Option<Entry>) -> Result<(), ActError> {
+    pub(super) async fn conflicted(&mut self, current: Option<Entry>) -> Result<(), ActError> {
         if let Some(current) = current {
             self.state.note_remote(&current).await?;
         }
@@ -279,7 +304,7 @@ impl Engine {
     }
 
     /// One line per file moved, unless a progress display covers them.
-    fn log_file(&self, path: &SyncPath, what: &'static str, version: u64) {
+    pub(super) fn log_file(&self, path: &SyncPath, what: &'static str, version: u64) {
         if self.batch.is_some() {
             tracing::debug!(%path, version, "{what}");
         } else {
@@ -288,7 +313,7 @@ impl Engine {
     }
 }
 
-fn synced_from(local: &LocalFile, version: u64) -> SyncedFile {
+pub(super) fn synced_from(local: &LocalFile, version: u64) -> SyncedFile {
     SyncedFile {
         kind: local.kind,
         sha256: local.sha256,

@@ -13,6 +13,8 @@
 //! - `full_scan`: the whole folder through [`crate::walk`], and the
 //!   progress display of a big batch;
 //! - `act`: carrying decisions out, and sorting failures;
+//! - `batch`: gathering small files, folders and deletions into batches,
+//!   and downloading a batch; `send`: sending one to the hub;
 //! - `trust`: what the agent does not take from the hub as it comes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -33,9 +35,11 @@ use crate::state::{MetaKey, ProblemKind, STATE_DIR, State, StateError};
 use crate::walk::Unsettled;
 
 mod act;
+mod batch;
 mod event_cycle;
 mod feed;
 mod full_scan;
+mod send;
 mod trust;
 
 /// Why the sync loop should run.

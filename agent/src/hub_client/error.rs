@@ -20,6 +20,10 @@ pub enum HubError {
     /// The hub's answer does not have the expected shape.
     #[error("unexpected answer from the hub: {0}")]
     Protocol(String),
+    /// An answer stopped short (the connection broke, or the hub lost a
+    /// chunk while sending it): ask again later.
+    #[error("the hub's answer stopped short: {0}")]
+    Interrupted(String),
     /// Reading the local file failed.
     #[error("local I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -48,7 +52,10 @@ impl HubError {
     /// the connection broke, or it answered 5xx (or 408/429).
     pub fn is_retryable(&self) -> bool {
         match self {
-            HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
+            HubError::Unreachable(_)
+            | HubError::Interrupted(_)
+            | HubError::WebSocket(_)
+            | HubError::Tls(_) => true,
             HubError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             HubError::Protocol(_)
             | HubError::Io(_)

@@ -9,6 +9,8 @@
 //!   chunk downloads, and what every request shares (sending with the
 //!   token, reading refusals, bounded answers);
 //! - `upload`: streams a file up with flat memory and commits it;
+//! - `batch`: many commits and deletes in one request, and chunk packs
+//!   up and down;
 //! - `ws`: the WebSocket that pushes changes (opening it, reading frames);
 //! - `error`: [`HubError`] and reading the hub's refusals into it;
 //! - `tls`: the rustls set-up and TLS failure messages.
@@ -24,6 +26,7 @@ use std::time::Duration;
 use reqwest::header;
 use sf_protocol::v1::Entry;
 
+mod batch;
 mod error;
 mod requests;
 mod tls;
@@ -33,6 +36,7 @@ mod ws;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use batch::{PackReader, refused};
 pub use error::HubError;
 
 use crate::credentials::{HubAccess, TokenSource};

@@ -180,7 +180,10 @@ impl HubClient {
     }
 
     /// `POST /v1/chunks/missing`.
-    async fn missing_chunks(&self, chunks: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, HubError> {
+    pub(crate) async fn missing_chunks(
+        &self,
+        chunks: Vec<Sha256Hex>,
+    ) -> Result<Vec<Sha256Hex>, HubError> {
         let request = MissingChunksRequest { chunks };
         let resp = self
             .send(

@@ -30,6 +30,7 @@ mod synced;
 
 pub use children::folder_prefix;
 pub use meta::{MetaKey, ProblemKind};
+pub use synced::Settled;
 
 /// The folder marker and state directory inside the synced folder.
 pub const STATE_DIR: &str = ".sf";

@@ -152,7 +152,10 @@ impl State {
 }
 
 /// Stores the hub's `entry` for its path unless a newer one is stored.
-async fn upsert_remote(conn: &mut SqliteConnection, entry: &Entry) -> Result<(), StateError> {
+pub(super) async fn upsert_remote(
+    conn: &mut SqliteConnection,
+    entry: &Entry,
+) -> Result<(), StateError> {
     sqlx::query(
         "INSERT INTO remote (path, seq, entry, fold) VALUES (?, ?, ?, ?) ON CONFLICT (path) \
          DO UPDATE SET seq = excluded.seq, entry = excluded.entry, fold = excluded.fold \

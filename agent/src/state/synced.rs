@@ -8,6 +8,7 @@ use sf_protocol::chunking::ChunkRef;
 use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use super::{ProblemKind, State, StateError};
 use crate::model::SyncedFile;
@@ -110,57 +111,47 @@ impl State {
         chunks: &[ChunkRef],
     ) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
-             sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, \
-             inode = excluded.inode, executable = excluded.executable, version = excluded.version",
-        )
-        .bind(path.as_str())
-        .bind(file.kind.as_str())
-        .bind(file.sha256.to_hex())
-        .bind(file.size as i64)
-        .bind(file.mtime_ns)
-        .bind(file.inode as i64)
-        .bind(i64::from(file.executable))
-        .bind(file.version as i64)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM chunk_index WHERE path = ?")
-            .bind(path.as_str())
-            .execute(&mut *tx)
-            .await?;
-        let mut start = 0u64;
-        for chunk in chunks {
-            sqlx::query(
-                "INSERT INTO chunk_index (path, start, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(path.as_str())
-            .bind(start as i64)
-            .bind(chunk.hash.to_hex())
-            .execute(&mut *tx)
-            .await?;
-            start += chunk.len;
-        }
-        // Synced now: its errors and refusals are over, not its conflicts.
-        sqlx::query("DELETE FROM problems WHERE path = ? AND kind = ?")
-            .bind(path.as_str())
-            .bind(ProblemKind::Error.as_stored())
-            .execute(&mut *tx)
-            .await?;
+        record_in(&mut tx, path, file, chunks).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn forget(&self, path: &SyncPath) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["synced", "chunk_index"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE path = ?"
-            )))
-            .bind(path.as_str())
-            .execute(&mut *tx)
-            .await?;
+        forget_in(&mut tx, path).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What a batch of operations settled, in one transaction: a batch of
+    /// a thousand files costs one write of the state database, not a
+    /// thousand.
+    pub async fn settle(&self, settled: &[Settled<'_>]) -> Result<(), StateError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for item in settled {
+            match item {
+                Settled::Recorded {
+                    path,
+                    file,
+                    chunks,
+                    remote,
+                } => {
+                    if let Some(entry) = remote {
+                        super::remote::upsert_remote(&mut tx, entry).await?;
+                    }
+                    record_in(&mut tx, path, file, chunks).await?;
+                }
+                Settled::Forgotten { path, remote } => {
+                    if let Some(entry) = remote {
+                        super::remote::upsert_remote(&mut tx, entry).await?;
+                    }
+                    forget_in(&mut tx, path).await?;
+                }
+                Settled::Noted(entry) => super::remote::upsert_remote(&mut tx, entry).await?,
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -186,6 +177,85 @@ impl State {
             })
             .collect()
     }
+}
+
+/// One path's outcome for [`State::settle`].
+#[derive(Debug)]
+pub enum Settled<'a> {
+    /// Disk and hub agree on `file` (see [`State::record`]); `remote` is the
+    /// hub's answer to note first, if any.
+    Recorded {
+        path: &'a SyncPath,
+        file: SyncedFile,
+        chunks: &'a [ChunkRef],
+        remote: Option<&'a Entry>,
+    },
+    /// Gone on both sides (see [`State::forget`]).
+    Forgotten {
+        path: &'a SyncPath,
+        remote: Option<&'a Entry>,
+    },
+    /// Only the hub's answer (a conflict's current entry) to note.
+    Noted(&'a Entry),
+}
+
+async fn record_in(
+    conn: &mut SqliteConnection,
+    path: &SyncPath,
+    file: &SyncedFile,
+    chunks: &[ChunkRef],
+) -> Result<(), StateError> {
+    sqlx::query(
+        "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
+         sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, \
+         inode = excluded.inode, executable = excluded.executable, version = excluded.version",
+    )
+    .bind(path.as_str())
+    .bind(file.kind.as_str())
+    .bind(file.sha256.to_hex())
+    .bind(file.size as i64)
+    .bind(file.mtime_ns)
+    .bind(file.inode as i64)
+    .bind(i64::from(file.executable))
+    .bind(file.version as i64)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM chunk_index WHERE path = ?")
+        .bind(path.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let mut start = 0u64;
+    for chunk in chunks {
+        sqlx::query(
+            "INSERT INTO chunk_index (path, start, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(path.as_str())
+        .bind(start as i64)
+        .bind(chunk.hash.to_hex())
+        .execute(&mut *conn)
+        .await?;
+        start += chunk.len;
+    }
+    // Synced now: its errors and refusals are over, not its conflicts.
+    sqlx::query("DELETE FROM problems WHERE path = ? AND kind = ?")
+        .bind(path.as_str())
+        .bind(ProblemKind::Error.as_stored())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn forget_in(conn: &mut SqliteConnection, path: &SyncPath) -> Result<(), StateError> {
+    for table in ["synced", "chunk_index"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE path = ?"
+        )))
+        .bind(path.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) fn synced_from_row(

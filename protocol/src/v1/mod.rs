@@ -2,7 +2,8 @@
 //! WebSocket frames. See `protocol/README.md` for the exchange itself.
 
 //!
-//! Layout: `entry` holds what a committed version is and how a client
+//! Layout: `batch` holds the many-changes-per-request routes and the chunk
+//! pack framing; `entry` holds what a committed version is and how a client
 //! checks one; `ws` the WebSocket frames and their decoding; this file the
 //! requests and answers of each route, and the error body.
 
@@ -11,8 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::chunking::ChunkRef;
 use crate::{Sha256Hex, SyncPath};
 
+mod batch;
 mod entry;
 mod ws;
+
+pub use batch::{
+    BATCH_MAX_OPS, BatchOp, BatchOutcome, BatchRequest, BatchResponse, FETCH_MAX_CHUNKS,
+    FetchChunksRequest, PACK_HEADER_LEN, PACK_MAX_CHUNKS, PackError, PackResponse,
+    decode_pack_header, encode_pack_header,
+};
 
 pub use entry::{Entry, EntryError, EntryKind};
 pub use ws::{
@@ -304,6 +312,29 @@ pub enum ErrorCode {
     InsufficientStorage,
     /// 503 with `Retry-After`: too many connections or WebSocket clients.
     Busy,
+}
+
+impl ErrorCode {
+    /// The HTTP status a single-operation route answers with this code
+    /// (`POST /v1/batch` carries refusals inside a `200` answer, without
+    /// their status).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest
+            | ErrorCode::InvalidPath
+            | ErrorCode::MissingChunks
+            | ErrorCode::ContentMismatch => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict | ErrorCode::PathConflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RangeNotSatisfiable => 416,
+            ErrorCode::Internal => 500,
+            ErrorCode::NotReady | ErrorCode::Busy => 503,
+            ErrorCode::InsufficientStorage => 507,
+        }
+    }
 }
 
 /// The JSON body of every 4xx and 5xx answer.

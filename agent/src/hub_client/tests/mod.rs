@@ -10,6 +10,7 @@ use super::tls::crypto_provider;
 use super::{HubClient, HubError, is_loopback_url, normalize_base_url};
 use crate::credentials::HubAccess;
 
+mod pack;
 mod ws;
 
 /// Tokens on requests and the WebSocket, refusals, `/v1/whoami` and

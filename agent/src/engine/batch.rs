@@ -1,0 +1,210 @@
+//! Batches: decisions that move small things — files up to
+//! [`SMALL_FILE`], folders, file deletions — are gathered as a cycle
+//! produces them and carried out together, so ten thousand small files cost
+//! a few dozen requests, flushes and state transactions instead of tens of
+//! thousands. What goes to the hub is in `send`; what comes from it is
+//! here. Each path still gets its own outcome, sorted by
+//! [`Engine::settle`] like a decision carried out alone.
+
+use sf_protocol::SyncPath;
+use sf_protocol::v1::{Entry, EntryKind};
+
+use super::act::ActError;
+use super::{CycleError, Engine};
+use crate::apply::{self, Wanted};
+use crate::model::{LocalFile, SyncedFile};
+use crate::reconcile::{Action, Decision};
+use crate::state::Settled;
+
+/// Files up to this size travel in batches; larger ones stream alone.
+pub(super) const SMALL_FILE: u64 = 4 << 20;
+/// A batch is carried out once it holds this many paths…
+const BATCH_MAX_ITEMS: usize = 500;
+/// …or this many bytes of files.
+const BATCH_MAX_BYTES: u64 = 16 << 20;
+
+/// Something to tell the hub.
+pub(super) enum Send {
+    /// A file of at most [`SMALL_FILE`] bytes, or a folder.
+    Upload { local: LocalFile, base_version: u64 },
+    /// A file deleted here.
+    Delete { synced: SyncedFile },
+}
+
+/// Decisions gathered and not carried out yet.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) sends: Vec<(SyncPath, Send)>,
+    receives: Vec<(SyncPath, Entry, Option<LocalFile>)>,
+    /// Files deleted on the hub, to move to the trash.
+    trashes: Vec<(SyncPath, LocalFile)>,
+    bytes: u64,
+}
+
+impl Pending {
+    /// Whether `decision` goes into a batch.
+    pub(super) fn takes(&self, decision: &Decision) -> bool {
+        match decision {
+            Decision::Upload { local, .. } => {
+                local.kind == EntryKind::Dir || local.size <= SMALL_FILE
+            }
+            Decision::DeleteRemote { synced } => synced.kind == EntryKind::File,
+            Decision::TrashLocal { local } => local.kind == EntryKind::File,
+            Decision::Download { entry, .. } => {
+                entry.kind == EntryKind::Dir || entry.size <= SMALL_FILE
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds a decision [`Pending::takes`]; true when the batch is full.
+    pub(super) fn push(&mut self, path: SyncPath, decision: Decision) -> bool {
+        self.bytes += decision.transfer_bytes().unwrap_or(0);
+        match decision {
+            Decision::Upload {
+                local,
+                base_version,
+            } => self.sends.push((
+                path,
+                Send::Upload {
+                    local,
+                    base_version,
+                },
+            )),
+            Decision::DeleteRemote { synced } => self.sends.push((path, Send::Delete { synced })),
+            Decision::Download { entry, replacing } => self.receives.push((path, entry, replacing)),
+            Decision::TrashLocal { local } => self.trashes.push((path, local)),
+            other => debug_assert!(false, "not a batch decision: {other:?}"),
+        }
+        self.sends.len() + self.receives.len() + self.trashes.len() >= BATCH_MAX_ITEMS
+            || self.bytes >= BATCH_MAX_BYTES
+    }
+}
+
+impl Engine {
+    /// Carries out what `pending` gathered: what goes to the hub first,
+    /// then removals the hub asked for, then what comes from it (which may
+    /// need the room the removals make).
+    pub(super) async fn flush(&mut self, pending: &mut Pending) -> Result<(), CycleError> {
+        let sends = std::mem::take(&mut pending.sends);
+        let receives = std::mem::take(&mut pending.receives);
+        let trashes = std::mem::take(&mut pending.trashes);
+        pending.bytes = 0;
+        if !sends.is_empty() {
+            self.send_batch(sends).await?;
+        }
+        if !trashes.is_empty() {
+            self.trash_batch(trashes).await?;
+        }
+        if !receives.is_empty() {
+            self.receive_batch(receives).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the hub's entries of a batch (see [`apply::download_many`])
+    /// and records them in one state transaction.
+    async fn receive_batch(
+        &mut self,
+        items: Vec<(SyncPath, Entry, Option<LocalFile>)>,
+    ) -> Result<(), CycleError> {
+        let wanted: Vec<Wanted<'_>> = items
+            .iter()
+            .map(|(_, entry, replacing)| Wanted {
+                entry,
+                expected: replacing.as_ref(),
+            })
+            .collect();
+        let written = apply::download_many(
+            &self.root,
+            &self.hub,
+            &self.state,
+            &wanted,
+            self.batch.as_ref(),
+        )
+        .await;
+        let written = match written {
+            Ok(written) => written,
+            Err(err) => {
+                let paths = items.into_iter().map(|item| item.0);
+                return self.batch_failed(paths, Action::Download, err.into()).await;
+            }
+        };
+        let settled: Vec<Settled<'_>> = items
+            .iter()
+            .zip(&written)
+            .filter_map(|((path, _, _), result)| {
+                let (file, chunks) = result.as_ref().ok()?;
+                Some(Settled::Recorded {
+                    path,
+                    file: file.clone(),
+                    chunks,
+                    remote: None,
+                })
+            })
+            .collect();
+        self.state.settle(&settled).await?;
+        drop(settled);
+        for ((path, entry, _), result) in items.into_iter().zip(written) {
+            if result.is_ok() {
+                self.log_file(&path, "downloaded", entry.version);
+            }
+            let moves_content = entry.kind == EntryKind::File;
+            let result = result.map(drop).map_err(ActError::from);
+            self.settle(path, Action::Download, moves_content, result)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves files the hub deleted to the trash, made durable together,
+    /// and forgets them in one state transaction.
+    async fn trash_batch(&mut self, items: Vec<(SyncPath, LocalFile)>) -> Result<(), CycleError> {
+        let borrowed: Vec<(&SyncPath, &LocalFile)> = items.iter().map(|(p, l)| (p, l)).collect();
+        let trashed = match self
+            .check_marker()
+            .map_err(ActError::from)
+            .and_then(|()| Ok(apply::trash_many(&self.root, &borrowed, &self.rules)?))
+        {
+            Ok(trashed) => trashed,
+            Err(err) => {
+                let paths = items.into_iter().map(|item| item.0);
+                return self.batch_failed(paths, Action::TrashLocal, err).await;
+            }
+        };
+        let settled: Vec<Settled<'_>> = items
+            .iter()
+            .zip(&trashed)
+            .filter(|(_, result)| result.is_ok())
+            .map(|((path, _), _)| Settled::Forgotten { path, remote: None })
+            .collect();
+        self.state.settle(&settled).await?;
+        drop(settled);
+        for ((path, _), result) in items.into_iter().zip(trashed) {
+            if let Ok(Some(dest)) = &result {
+                tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+            }
+            let result = result.map(drop).map_err(ActError::from);
+            self.settle(path, Action::TrashLocal, false, result).await?;
+        }
+        Ok(())
+    }
+
+    /// A batch that failed as a whole: its first path carries the error
+    /// (which may stop the cycle), the others are looked at again shortly.
+    pub(super) async fn batch_failed(
+        &mut self,
+        paths: impl IntoIterator<Item = SyncPath>,
+        action: Action,
+        err: ActError,
+    ) -> Result<(), CycleError> {
+        let mut paths = paths.into_iter();
+        let Some(first) = paths.next() else {
+            return Ok(());
+        };
+        for path in paths {
+            self.defer(path);
+        }
+        self.settle(first, action, false, Err(err)).await
+    }
+}

@@ -1,0 +1,309 @@
+//! Sending a batch to the hub: the small files are read and chunked on a
+//! blocking thread (each checked against the digest its decision was made
+//! on), the hub is asked once which chunks it lacks, those go up in packs,
+//! and every commit and delete goes in one `POST /v1/batch`, whose outcomes
+//! are recorded in one state transaction.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use sf_protocol::chunking::{Chunk, Chunker};
+use sf_protocol::v1::{
+    BatchOp, BatchOutcome, CommitRequest, DeleteRequest, EntryKind, ErrorCode, PACK_MAX_CHUNKS,
+};
+use sf_protocol::{Sha256Hex, SyncPath};
+
+use super::act::{ActError, synced_from};
+use super::batch::Send;
+use super::{CycleError, Engine};
+use crate::hub_client::{HubError, refused};
+use crate::reconcile::Action;
+use crate::scan::local_path;
+use crate::state::Settled;
+
+/// The most chunk bytes one `POST /v1/chunks/pack` carries.
+const PACK_MAX_BYTES: usize = 8 << 20;
+
+/// A small file as read for sending.
+enum Read {
+    /// Its size and chunks, with their bytes.
+    Whole(u64, Vec<Chunk>),
+    /// Not what the decision saw (it changed since): looked at again.
+    Changed,
+}
+
+impl Engine {
+    /// Carries out `items`: see the module doc.
+    pub(super) async fn send_batch(
+        &mut self,
+        items: Vec<(SyncPath, Send)>,
+    ) -> Result<(), CycleError> {
+        let first_action = action_of(&items[0].1);
+        match self.prepare(&items).await {
+            Ok(ops) => self.commit_batch(items, ops).await,
+            Err(err) => {
+                let paths = items.into_iter().map(|item| item.0);
+                self.batch_failed(paths, first_action, err).await
+            }
+        }
+    }
+
+    /// Reads the batch's files, sends the chunks the hub lacks, and returns
+    /// each item's operation (`None`: its file changed since it was decided).
+    async fn prepare(
+        &mut self,
+        items: &[(SyncPath, Send)],
+    ) -> Result<Vec<Option<BatchOp>>, ActError> {
+        if items
+            .iter()
+            .any(|(_, send)| matches!(send, Send::Delete { .. }))
+        {
+            self.check_marker()?;
+        }
+        let files: Vec<(PathBuf, Sha256Hex, u64)> = items
+            .iter()
+            .filter_map(|(path, send)| match send {
+                Send::Upload { local, .. } if local.kind == EntryKind::File => {
+                    Some((local_path(&self.root, path), local.sha256, local.size))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut reads = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|(disk, sha, size)| read_small(disk, *sha, *size))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|err| {
+            HubError::Io(std::io::Error::other(format!(
+                "the file reader failed: {err}"
+            )))
+        })?
+        .into_iter();
+
+        let mut ops = Vec::with_capacity(items.len());
+        let mut chunks: Vec<Chunk> = Vec::new();
+        for (path, send) in items {
+            let op = match send {
+                Send::Delete { synced } => Some(BatchOp::Delete(DeleteRequest {
+                    path: path.clone(),
+                    base_version: synced.version,
+                    origin: self.origin.clone(),
+                })),
+                Send::Upload {
+                    local,
+                    base_version,
+                } => {
+                    let mut commit = CommitRequest {
+                        path: path.clone(),
+                        kind: local.kind,
+                        base_version: *base_version,
+                        sha256: local.sha256,
+                        size: 0,
+                        mtime_ns: local.mtime_ns,
+                        executable: local.executable && local.kind == EntryKind::File,
+                        chunks: Vec::new(),
+                        origin: self.origin.clone(),
+                    };
+                    if local.kind == EntryKind::Dir {
+                        commit.sha256 = Sha256Hex::empty();
+                        Some(BatchOp::Commit(commit))
+                    } else {
+                        match reads.next() {
+                            Some(Ok(Read::Whole(size, file_chunks))) => {
+                                commit.size = size;
+                                commit.chunks = file_chunks.iter().map(Chunk::to_ref).collect();
+                                chunks.extend(file_chunks);
+                                Some(BatchOp::Commit(commit))
+                            }
+                            Some(Ok(Read::Changed)) => None,
+                            Some(Err(err)) => return Err(HubError::Io(err).into()),
+                            None => {
+                                return Err(HubError::Io(std::io::Error::other(
+                                    "a file of the batch was not read",
+                                ))
+                                .into());
+                            }
+                        }
+                    }
+                }
+            };
+            ops.push(op);
+        }
+        self.send_chunks(chunks).await?;
+        Ok(ops)
+    }
+
+    /// Uploads those of `chunks` the hub lacks, each once, in packs.
+    async fn send_chunks(&mut self, chunks: Vec<Chunk>) -> Result<(), ActError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<Sha256Hex> = chunks.iter().map(|c| c.hash).collect();
+        let mut missing: HashSet<Sha256Hex> =
+            self.hub.missing_chunks(hashes).await?.into_iter().collect();
+        let mut pack: Vec<Chunk> = Vec::new();
+        let mut pack_bytes = 0;
+        for chunk in chunks {
+            let len = chunk.data.len();
+            if missing.remove(&chunk.hash) {
+                if !pack.is_empty()
+                    && (pack.len() >= PACK_MAX_CHUNKS || pack_bytes + len > PACK_MAX_BYTES)
+                {
+                    self.hub.put_pack(&pack).await?;
+                    pack.clear();
+                    pack_bytes = 0;
+                }
+                pack_bytes += len;
+                pack.push(chunk);
+            }
+            if let Some(progress) = &self.batch {
+                progress.add_bytes(len as u64);
+            }
+        }
+        if !pack.is_empty() {
+            self.hub.put_pack(&pack).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `ops` in one batch and settles each item by its outcome.
+    async fn commit_batch(
+        &mut self,
+        items: Vec<(SyncPath, Send)>,
+        ops: Vec<Option<BatchOp>>,
+    ) -> Result<(), CycleError> {
+        let to_send: Vec<BatchOp> = ops.iter().flatten().cloned().collect();
+        let first_action = action_of(&items[0].1);
+        let outcomes = if to_send.is_empty() {
+            Vec::new()
+        } else {
+            match self.hub.batch(to_send).await {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    let paths = items.into_iter().map(|item| item.0);
+                    return self.batch_failed(paths, first_action, err.into()).await;
+                }
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        // Each item's outcome, or `None` when it was not sent.
+        let matched: Vec<Option<BatchOutcome>> = ops
+            .iter()
+            .map(|op| op.as_ref().and_then(|_| outcomes.next()))
+            .collect();
+
+        let settled: Vec<Settled<'_>> = items
+            .iter()
+            .zip(&matched)
+            .filter_map(|((path, send), outcome)| match (send, outcome.as_ref()?) {
+                (Send::Upload { local, .. }, BatchOutcome::Done { entry }) => {
+                    Some(Settled::Recorded {
+                        path,
+                        file: synced_from(local, entry.version),
+                        chunks: entry.chunks.as_deref().unwrap_or_default(),
+                        remote: Some(entry),
+                    })
+                }
+                (Send::Delete { .. }, BatchOutcome::Done { entry }) => Some(Settled::Forgotten {
+                    path,
+                    remote: Some(entry),
+                }),
+                (Send::Delete { .. }, BatchOutcome::Refused { error })
+                    if error.error == ErrorCode::NotFound =>
+                {
+                    Some(Settled::Forgotten { path, remote: None })
+                }
+                (
+                    _,
+                    BatchOutcome::Conflict {
+                        current: Some(current),
+                    },
+                ) => Some(Settled::Noted(current)),
+                _ => None,
+            })
+            .collect();
+        self.state.settle(&settled).await?;
+        drop(settled);
+
+        for ((path, send), outcome) in items.into_iter().zip(matched) {
+            let action = action_of(&send);
+            let moves_content =
+                matches!(&send, Send::Upload { local, .. } if local.kind == EntryKind::File);
+            let result = match (outcome, &send) {
+                (None, _) => Err(ActError::Retry("changed while uploading")),
+                (Some(BatchOutcome::Done { entry }), Send::Upload { .. }) => {
+                    self.log_file(&path, "uploaded", entry.version);
+                    Ok(())
+                }
+                (Some(BatchOutcome::Done { .. }), Send::Delete { .. }) => {
+                    tracing::info!(%path, "deleted on the hub");
+                    Ok(())
+                }
+                (Some(BatchOutcome::Conflict { .. }), _) => {
+                    self.remote_news = true;
+                    Err(ActError::Retry("the hub changed meanwhile"))
+                }
+                (Some(BatchOutcome::Refused { error }), Send::Delete { .. })
+                    if error.error == ErrorCode::NotFound =>
+                {
+                    Ok(())
+                }
+                (Some(BatchOutcome::Refused { error }), _)
+                    if error.error == ErrorCode::MissingChunks =>
+                {
+                    // Removed by the hub between upload and commit: sent
+                    // again on the next look.
+                    Err(ActError::Retry("the hub lost chunks before the commit"))
+                }
+                (Some(BatchOutcome::Refused { error }), _) => Err(refused(error).into()),
+            };
+            self.settle(path, action, moves_content, result).await?;
+        }
+        Ok(())
+    }
+}
+
+fn action_of(send: &Send) -> Action {
+    match send {
+        Send::Upload { base_version, .. } => Action::Upload {
+            base_version: *base_version,
+        },
+        Send::Delete { synced } => Action::DeleteRemote {
+            base_version: synced.version,
+        },
+    }
+}
+
+/// Reads the file at `disk` whole, chunk by chunk. A file that is no longer
+/// `expected_size` bytes hashing to `expected_sha` is [`Read::Changed`]; one
+/// that grew is not read past that size, so a batch's memory stays bounded.
+fn read_small(
+    disk: &std::path::Path,
+    expected_sha: Sha256Hex,
+    expected_size: u64,
+) -> std::io::Result<Read> {
+    let file = match std::fs::File::open(disk) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Changed),
+        Err(err) => return Err(err),
+    };
+    let mut chunker = Chunker::new(file);
+    let mut chunks = Vec::new();
+    let mut read = 0u64;
+    for chunk in &mut chunker {
+        let chunk = chunk?;
+        read += chunk.data.len() as u64;
+        if read > expected_size {
+            return Ok(Read::Changed);
+        }
+        chunks.push(chunk);
+    }
+    let (sha, size) = chunker.finish();
+    if sha != expected_sha || size != expected_size {
+        return Ok(Read::Changed);
+    }
+    Ok(Read::Whole(size, chunks))
+}
