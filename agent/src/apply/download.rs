@@ -263,10 +263,9 @@ async fn assemble(
 ) -> Result<Sha256Hex, ApplyError> {
     let mut whole = Sha256::new();
     for window in chunks.chunks(FETCH_WINDOW) {
-        let mut on_disk = Vec::with_capacity(window.len());
-        for chunk in window {
-            on_disk.push(!state.find_local_chunk(&chunk.hash).await?.is_empty());
-        }
+        let hashes: Vec<Sha256Hex> = window.iter().map(|c| c.hash).collect();
+        let held = state.chunks_on_disk(&hashes).await?;
+        let on_disk: Vec<bool> = window.iter().map(|c| held.contains(&c.hash)).collect();
         let fetch: Vec<ChunkRef> = window
             .iter()
             .zip(&on_disk)

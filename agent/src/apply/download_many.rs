@@ -51,6 +51,12 @@ pub(crate) async fn download_many(
     // the rest arrive in one pack, in the order they are written.
     let mut plans = Vec::with_capacity(wanted.len());
     let mut fetch: Vec<ChunkRef> = Vec::new();
+    let all: Vec<Sha256Hex> = wanted
+        .iter()
+        .flat_map(|item| item.entry.chunks.as_deref().unwrap_or_default())
+        .map(|chunk| chunk.hash)
+        .collect();
+    let on_disk = state.chunks_on_disk(&all).await?;
     for item in wanted {
         let entry = item.entry;
         if entry.kind == EntryKind::Dir {
@@ -61,11 +67,11 @@ pub(crate) async fn download_many(
         results.push(None);
         let mut plan = Vec::new();
         for chunk in entry.chunks.as_deref().unwrap_or_default() {
-            let on_disk = !state.find_local_chunk(&chunk.hash).await?.is_empty();
-            if !on_disk {
+            let here = on_disk.contains(&chunk.hash);
+            if !here {
                 fetch.push(*chunk);
             }
-            plan.push((*chunk, on_disk));
+            plan.push((*chunk, here));
         }
         plans.push(plan);
     }

@@ -152,8 +152,7 @@ impl Engine {
                 if !pack.is_empty()
                     && (pack.len() >= PACK_MAX_CHUNKS || pack_bytes + len > PACK_MAX_BYTES)
                 {
-                    self.hub.put_pack(&pack).await?;
-                    pack.clear();
+                    self.hub.put_pack(std::mem::take(&mut pack)).await?;
                     pack_bytes = 0;
                 }
                 pack_bytes += len;
@@ -164,7 +163,7 @@ impl Engine {
             }
         }
         if !pack.is_empty() {
-            self.hub.put_pack(&pack).await?;
+            self.hub.put_pack(pack).await?;
         }
         Ok(())
     }

@@ -50,22 +50,26 @@ impl HubClient {
         Ok(answer.outcomes)
     }
 
-    /// `POST /v1/chunks/pack`: uploads `chunks` in one body.
-    pub async fn put_pack(&self, chunks: &[Chunk]) -> Result<(), HubError> {
-        let size: usize = chunks.iter().map(|c| PACK_HEADER_LEN + c.data.len()).sum();
-        let mut body = BytesMut::with_capacity(size);
+    /// `POST /v1/chunks/pack`: uploads `chunks` in one body, streamed
+    /// from their buffers without copying them.
+    pub async fn put_pack(&self, chunks: Vec<Chunk>) -> Result<(), HubError> {
+        let mut frames: Vec<Result<Bytes, std::io::Error>> = Vec::with_capacity(chunks.len() * 2);
         for chunk in chunks {
             let len = u32::try_from(chunk.data.len())
                 .map_err(|_| HubError::Protocol("a chunk longer than 4 GiB".into()))?;
-            body.extend_from_slice(&encode_pack_header(&chunk.hash, len));
-            body.extend_from_slice(&chunk.data);
+            frames.push(Ok(Bytes::copy_from_slice(&encode_pack_header(
+                &chunk.hash,
+                len,
+            ))));
+            frames.push(Ok(Bytes::from(chunk.data)));
         }
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(frames));
         let resp = self
             .send(
                 self.patient
                     .post(self.url("/v1/chunks/pack"))
                     .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body.freeze()),
+                    .body(body),
             )
             .await?;
         if resp.status().is_success() {

@@ -54,11 +54,14 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const PATIENT_READ_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Chunks in flight between the reading thread and the uploader.
 const CHANNEL_CAPACITY: usize = 3;
-/// A batch of chunks asked about in one `/v1/chunks/missing` request.
+/// A batch of a large file's chunks, asked about in one
+/// `/v1/chunks/missing` request and sent as one pack: with
+/// [`PACKS_IN_FLIGHT`], an upload holds at most about 3 × 8 MiB.
 const BATCH_MAX_CHUNKS: usize = 32;
-const BATCH_MAX_BYTES: usize = 32 * 1024 * 1024;
-/// Concurrent `PUT /v1/chunks/{hash}` requests within one batch.
-const PUT_CONCURRENCY: usize = 4;
+const BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Chunk packs of one file on their way to the hub at once: the next batch
+/// is read and asked about while the last one is sent.
+const PACKS_IN_FLIGHT: usize = 2;
 
 /// What became of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

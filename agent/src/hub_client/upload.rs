@@ -6,8 +6,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use futures_util::{StreamExt, TryStreamExt};
-use reqwest::header;
 use sf_protocol::chunking::{Chunk, ChunkRef, Chunker};
 use sf_protocol::v1::{
     CommitRequest, EntryKind, ErrorCode, MissingChunksRequest, MissingChunksResponse,
@@ -17,7 +15,7 @@ use sf_protocol::{Sha256Hex, SyncPath};
 use super::requests::json_body;
 use super::{
     BATCH_MAX_BYTES, BATCH_MAX_CHUNKS, CHANNEL_CAPACITY, CommitOutcome, HubClient, HubError,
-    PUT_CONCURRENCY,
+    PACKS_IN_FLIGHT,
 };
 use crate::progress::Progress;
 
@@ -124,16 +122,16 @@ impl HubClient {
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         let mut stats = UploadStats::default();
+        // Packs on their way up while the next batch is read and asked about.
+        let mut in_flight = tokio::task::JoinSet::new();
         while let Some(chunk) = rx.recv().await {
             refs.push(chunk.to_ref());
             batch_bytes += chunk.data.len();
             batch.push(chunk);
             if batch.len() >= BATCH_MAX_CHUNKS || batch_bytes >= BATCH_MAX_BYTES {
-                self.send_batch(std::mem::take(&mut batch), &mut stats)
+                let sent = std::mem::take(&mut batch);
+                self.send_batch(sent, &mut stats, &mut in_flight, progress)
                     .await?;
-                if let Some(progress) = progress {
-                    progress.add_bytes(batch_bytes as u64);
-                }
                 batch_bytes = 0;
             }
         }
@@ -144,10 +142,11 @@ impl HubClient {
             return Ok(None);
         }
         if !batch.is_empty() {
-            self.send_batch(batch, &mut stats).await?;
-            if let Some(progress) = progress {
-                progress.add_bytes(batch_bytes as u64);
-            }
+            self.send_batch(batch, &mut stats, &mut in_flight, progress)
+                .await?;
+        }
+        while let Some(sent) = in_flight.join_next().await {
+            finished(sent)?;
         }
         tracing::debug!(
             file = %disk_path.display(),
@@ -160,9 +159,17 @@ impl HubClient {
         Ok(Some((size, refs)))
     }
 
-    /// Asks which chunks of `batch` the hub lacks and uploads those.
-    async fn send_batch(&self, batch: Vec<Chunk>, stats: &mut UploadStats) -> Result<(), HubError> {
+    /// Asks which chunks of `batch` the hub lacks and starts uploading those
+    /// as one pack, with at most [`PACKS_IN_FLIGHT`] packs under way.
+    async fn send_batch(
+        &self,
+        batch: Vec<Chunk>,
+        stats: &mut UploadStats,
+        in_flight: &mut tokio::task::JoinSet<Result<(), HubError>>,
+        progress: Option<&Progress>,
+    ) -> Result<(), HubError> {
         let hashes: Vec<Sha256Hex> = batch.iter().map(|chunk| chunk.hash).collect();
+        let bytes: usize = batch.iter().map(|chunk| chunk.data.len()).sum();
         let mut missing: HashSet<Sha256Hex> =
             self.missing_chunks(hashes).await?.into_iter().collect();
         // A chunk that repeats within the batch is sent once.
@@ -172,11 +179,19 @@ impl HubClient {
             .collect();
         stats.sent_chunks += to_send.len();
         stats.sent_bytes += to_send.iter().map(|chunk| chunk.data.len()).sum::<usize>();
-        futures_util::stream::iter(to_send)
-            .map(|chunk| self.put_chunk(chunk))
-            .buffer_unordered(PUT_CONCURRENCY)
-            .try_for_each(|()| async { Ok(()) })
-            .await
+        while in_flight.len() >= PACKS_IN_FLIGHT {
+            if let Some(sent) = in_flight.join_next().await {
+                finished(sent)?;
+            }
+        }
+        if !to_send.is_empty() {
+            let hub = self.clone();
+            in_flight.spawn(async move { hub.put_pack(to_send).await });
+        }
+        if let Some(progress) = progress {
+            progress.add_bytes(bytes as u64);
+        }
+        Ok(())
     }
 
     /// `POST /v1/chunks/missing`.
@@ -198,21 +213,15 @@ impl HubClient {
         let answer: MissingChunksResponse = json_body(resp, "POST /v1/chunks/missing").await?;
         Ok(answer.missing)
     }
+}
 
-    /// `PUT /v1/chunks/{hash}` with the chunk's bytes.
-    async fn put_chunk(&self, chunk: Chunk) -> Result<(), HubError> {
-        let request = self
-            .patient
-            .put(self.url(&format!("/v1/chunks/{}", chunk.hash)))
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .body(chunk.data);
-        let resp = self.send(request).await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.refusal(resp).await)
-        }
-    }
+/// The result of a pack upload task.
+fn finished(sent: Result<Result<(), HubError>, tokio::task::JoinError>) -> Result<(), HubError> {
+    sent.map_err(|err| {
+        HubError::Io(std::io::Error::other(format!(
+            "a pack upload failed: {err}"
+        )))
+    })?
 }
 
 #[derive(Default)]

@@ -157,6 +157,27 @@ impl State {
         Ok(())
     }
 
+    /// Which of `hashes` some synced file holds (according to its record):
+    /// one query for a whole batch of downloads, so only the others are
+    /// fetched.
+    pub async fn chunks_on_disk(
+        &self,
+        hashes: &[Sha256Hex],
+    ) -> Result<HashSet<Sha256Hex>, StateError> {
+        let hex: Vec<String> = hashes.iter().map(Sha256Hex::to_hex).collect();
+        let hex = serde_json::to_string(&hex).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT hash FROM chunk_index WHERE hash IN (SELECT value FROM json_each(?))",
+        )
+        .bind(hex)
+        .fetch_all(&self.pool)
+        .await?;
+        found
+            .iter()
+            .map(|h| Sha256Hex::parse(h).map_err(|e| StateError::Corrupt(e.to_string())))
+            .collect()
+    }
+
     /// Synced files that hold chunk `hash`, with the chunk's offset in each:
     /// downloads copy such chunks instead of fetching them.
     pub async fn find_local_chunk(

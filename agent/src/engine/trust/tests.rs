@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sf_protocol::chunking::ChunkRef;
-use sf_protocol::v1::{ChangesResponse, Entry, EntryKind, Scope, WhoAmI};
+use sf_protocol::v1::{
+    ChangesResponse, Entry, EntryKind, FetchChunksRequest, Scope, WhoAmI, encode_pack_header,
+};
 use sf_protocol::{Sha256Hex, SyncPath};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
@@ -25,8 +27,8 @@ struct Served {
     requests: Vec<String>,
 }
 
-/// Answers `/v1/whoami`, `/v1/changes` and `/v1/chunks/{hash}` over HTTP/1.1,
-/// one request per connection. Returns its base URL.
+/// Answers `/v1/whoami`, `/v1/changes`, `/v1/chunks/fetch` and `/v1/chunks/{hash}`
+/// over HTTP/1.1, one request per connection. Returns its base URL.
 async fn fake_hub(served: Arc<Mutex<Served>>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -44,9 +46,21 @@ async fn fake_hub(served: Arc<Mutex<Served>>) -> String {
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                let (status, body) = answer(&served, &target);
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                let mut request = vec![0u8; length];
+                if socket.read_exact(&mut request).await.is_err() {
+                    return;
+                }
+                let (status, body) = answer(&served, &target, &request);
                 let reply = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                    "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\n\
                      content-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
                 );
@@ -58,7 +72,7 @@ async fn fake_hub(served: Arc<Mutex<Served>>) -> String {
     url
 }
 
-fn answer(served: &Mutex<Served>, target: &str) -> (&'static str, Vec<u8>) {
+fn answer(served: &Mutex<Served>, target: &str, request: &[u8]) -> (&'static str, Vec<u8>) {
     let mut served = served.lock().unwrap();
     served.requests.push(target.to_owned());
     let (route, query) = target.split_once('?').unwrap_or((target, ""));
@@ -87,6 +101,21 @@ fn answer(served: &Mutex<Served>, target: &str) -> (&'static str, Vec<u8>) {
             hub_id: served.hub_id.clone(),
         };
         return ("200 OK", serde_json::to_vec(&page).unwrap());
+    }
+    if route == "/v1/chunks/fetch" {
+        let asked: FetchChunksRequest = serde_json::from_slice(request).unwrap();
+        let mut pack = Vec::new();
+        for hash in asked.chunks {
+            let Some(bytes) = served.chunks.get(&hash.to_hex()) else {
+                return (
+                    "404 Not Found",
+                    br#"{"error":"not_found","detail":"no such chunk"}"#.to_vec(),
+                );
+            };
+            pack.extend_from_slice(&encode_pack_header(&hash, bytes.len() as u32));
+            pack.extend_from_slice(bytes);
+        }
+        return ("200 OK", pack);
     }
     if let Some(bytes) = route
         .strip_prefix("/v1/chunks/")
