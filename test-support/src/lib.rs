@@ -17,6 +17,7 @@
 //!   from `/proc/<pid>/status`.
 //! - [`content`]: deterministic, incompressible bytes (xorshift64), in
 //!   memory or streamed to a file.
+//! - [`relay`]: a rate-limited TCP relay on loopback (a slow link).
 //! - [`mod@bench`]: the benchmarks' statistics, settings and log summaries.
 //!
 //! Helpers panic with a message on the failures a test cannot recover from
@@ -33,6 +34,7 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod procfs;
+pub mod relay;
 pub mod skip;
 
 pub use content::{Content, Noise, random_bytes, write_random_file};

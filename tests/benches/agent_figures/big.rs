@@ -39,7 +39,7 @@ fn file_key(meta: &fs::Metadata) -> FileKey {
 /// is still the same after hashing (the agent renames new versions into
 /// place, then may set their mtime: that changes the key, not the bytes).
 /// The version present at the start is taken as already checked.
-fn wait_file(path: &Path, size: u64, sha: Sha256Hex, timeout: Duration) -> Instant {
+pub fn wait_file(path: &Path, size: u64, sha: Sha256Hex, timeout: Duration) -> Instant {
     let deadline = Instant::now() + timeout;
     let mut checked: Option<FileKey> = fs::metadata(path).ok().map(|m| file_key(&m));
     loop {

@@ -85,6 +85,8 @@ pub async fn bench_idle(config: &Config) -> String {
     let timeout = Duration::from_secs(600).max(Duration::from_millis(20) * n as u32);
     let mut create = Vec::new();
     let mut first_sync = Vec::new();
+    let mut both_sync = Vec::new();
+    let mut peak_rss: Vec<(f64, f64)> = Vec::new();
     let mut settled = Vec::new();
     let mut unsettled = 0;
     let mut loaded: Vec<IdleSample> = Vec::new();
@@ -121,6 +123,9 @@ pub async fn bench_idle(config: &Config) -> String {
         let hub = Hub::start(&sandbox.dir("hub")).await;
         let metrics = HubMetrics::of(&hub);
 
+        // B, on an empty folder, receives the whole first sync.
+        let b_dir = sandbox.dir("b");
+        let mut b = Agent::start(hub.url(), &b_dir, "b", &[]).await;
         sandbox.step(&format!("rep {}: first sync of {n} files", rep + 1));
         let started = Instant::now();
         let mut a = Agent::start(hub.url(), &a_dir, "a", &[]).await;
@@ -148,6 +153,37 @@ pub async fn bench_idle(config: &Config) -> String {
             tokio::time::sleep(pause).await;
         };
         first_sync.push(secs(done - started));
+        // B has every file at its size (stat only while timing; contents
+        // are checked after).
+        let b_done = loop {
+            let polled = Instant::now();
+            let all_there = tokio::task::block_in_place(|| {
+                expected.iter().all(|(rel, (len, _))| {
+                    std::fs::metadata(b_dir.join(rel)).is_ok_and(|m| m.len() == *len)
+                })
+            });
+            if all_there {
+                break polled;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "first sync: B does not have all {n} files after {timeout:?}"
+            );
+            assert!(b.is_running(), "agent B exited during the first sync");
+            let pause = (polled.elapsed() * 4).max(Duration::from_millis(100));
+            tokio::time::sleep(pause).await;
+        };
+        both_sync.push(secs(b_done - started));
+        peak_rss.push((
+            status_kib(a.pid().unwrap(), "VmHWM") as f64 / 1024.0,
+            status_kib(b.pid().unwrap(), "VmHWM") as f64 / 1024.0,
+        ));
+        let on_b = tokio::task::block_in_place(|| folder_files(&b_dir));
+        assert!(
+            on_b == want,
+            "B's files differ from A's after the first sync"
+        );
+        stop_agent(&mut b, &mut notes).await;
         let pid = a.pid().unwrap();
         let (took, ok) = settle(pid).await;
         settled.push(secs(took));
@@ -188,7 +224,8 @@ pub async fn bench_idle(config: &Config) -> String {
         "\n## {}\n\n{n} files of 1–4 KiB in {folders} folders are created in A's folder before \
          A starts (hub empty); \"first sync\" runs from A's start until the hub has committed \
          all of them (`sync_uploads_total`, polled every ≥ 100 ms; once it reaches {n}, the \
-         hub's index checked by sha256 at each poll). Then A settles (a 2 s slice under 2 % CPU) and is observed for {} s. \
+         hub's index checked by sha256 at each poll), and until agent B, started on an empty \
+         folder just before A, has every file at its size (then checked by sha256). Then A settles (a 2 s slice under 2 % CPU) and is observed for {} s. \
          Baseline: the same window for an agent with an empty folder. {} rep(s).\n\n",
         Section::Idle.title(),
         config.idle_window.as_secs(),
@@ -206,6 +243,23 @@ pub async fn bench_idle(config: &Config) -> String {
         format!("**{}**", cell(&first_sync, 1)),
         "s".to_owned(),
         ratio(spread(&first_sync).median, base),
+    ]);
+    table.row(&[
+        format!("**first sync of {n} files (A start → B, started on an empty folder, has all)**"),
+        format!("**{}**", cell(&both_sync, 1)),
+        "s".to_owned(),
+        ratio(spread(&both_sync).median, base),
+    ]);
+    let peaks = |f: fn(&(f64, f64)) -> f64| peak_rss.iter().map(f).collect::<Vec<f64>>();
+    table.row(&[
+        "peak RSS (VmHWM) of A / of B over the first sync".to_owned(),
+        format!(
+            "{} / {}",
+            cell(&peaks(|p| p.0), 1),
+            cell(&peaks(|p| p.1), 1)
+        ),
+        "MiB".to_owned(),
+        String::new(),
     ]);
     table.row(&[
         "time for A to settle after the first sync".to_owned(),

@@ -33,8 +33,10 @@
 //!    the file, and sha256 of the whole file in this process.
 //! 4. **idle** — `SF_BENCH_IDLE_FILES` files of 1–4 KiB in folders of 100
 //!    are created before A starts; seconds from A's start until the hub has
-//!    all of them (counter, then the index checked by sha256): "first
-//!    sync". After A settles (a 2 s slice under 2 % CPU, at most 120 s), an
+//!    all of them (counter, then the index checked by sha256), and until
+//!    agent B, started on an empty folder just before A, has them all: "first
+//!    sync", with both agents' peak memory. B then stops. After A settles
+//!    (a 2 s slice under 2 % CPU, at most 120 s), an
 //!    idle window of `SF_BENCH_IDLE_SECS` s: A's CPU time (utime + stime
 //!    from /proc/<pid>/stat), context switches summed per thread (wake-ups),
 //!    VmRSS and VmHWM. Then A is stopped and started again (its start-up
@@ -43,6 +45,11 @@
 //!    window for an agent on an empty folder. The default window (70 s) is
 //!    longer than the agent's scan interval (60 s), so each window includes
 //!    one periodic full scan of the whole folder.
+//! 5. **link** — A reaches the hub through a loopback relay limited to
+//!    `SF_BENCH_LINK_MBIT` in each direction (`sf_test_support::relay`),
+//!    B directly: seconds until B has a new `SF_BENCH_LINK_MIB` file
+//!    renamed into A's folder. Baseline: the same bytes through the same
+//!    kind of relay by a plain TCP copy. Target: within 10 %.
 //!
 //! Run it with (quick smoke run first):
 //!
@@ -55,7 +62,7 @@
 //!
 //! | variable                  | default                    | meaning                              |
 //! |---------------------------|----------------------------|--------------------------------------|
-//! | `SF_BENCH_ONLY`           | latency,burst,big,idle     | sections to run, in this order       |
+//! | `SF_BENCH_ONLY`           | latency,burst,big,idle,link | sections to run, in this order      |
 //! | `SF_BENCH_REPS`           | 3                          | repetitions of every section         |
 //! | `SF_BENCH_LATENCY_SAMPLES`| 100                        | measured samples per repetition      |
 //! | `SF_BENCH_LATENCY_GAP_MS` | 300                        | pause between samples                |
@@ -64,6 +71,8 @@
 //! | `SF_BENCH_BIG_MIB`        | 1024                       | size of the large file (≥ 2)         |
 //! | `SF_BENCH_IDLE_FILES`     | 100000                     | files in the idle folder             |
 //! | `SF_BENCH_IDLE_SECS`      | 70                         | length of the idle window            |
+//! | `SF_BENCH_LINK_MBIT`      | 100                        | the slow link's rate, each direction |
+//! | `SF_BENCH_LINK_MIB`       | 100                        | size of the file sent over it        |
 //!
 //! The binaries come from the harness ([`sf_e2e::binary`]): under `cargo
 //! bench` this executable lives in `target/release/deps`, so the harness
@@ -78,7 +87,7 @@
 //! --all-targets`, which runs benches without `--bench`) it does nothing.
 //!
 //! Layout: this file holds the settings, the header and the run; one module
-//! per section ([`latency`], [`burst`], [`big`], [`idle`]), [`procs`] what
+//! per section ([`latency`], [`burst`], [`big`], [`idle`], [`link`]), [`procs`] what
 //! the sections read from the processes (CPU, wake-ups, the hub's
 //! counters), [`report`] the markdown tables. The processes are the e2e
 //! harness's; statistics and log notes come from `sf-test-support`.
@@ -87,6 +96,7 @@ mod big;
 mod burst;
 mod idle;
 mod latency;
+mod link;
 mod procs;
 mod report;
 
@@ -104,6 +114,7 @@ use crate::big::bench_big;
 use crate::burst::bench_burst;
 use crate::idle::bench_idle;
 use crate::latency::bench_latency;
+use crate::link::bench_link;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -145,6 +156,7 @@ fn main() -> ExitCode {
                     Section::Burst => bench_burst(&config).await,
                     Section::Big => bench_big(&config).await,
                     Section::Idle => bench_idle(&config).await,
+                    Section::Link => bench_link(&config).await,
                 }
             })
             .await
@@ -208,10 +220,17 @@ enum Section {
     Burst,
     Big,
     Idle,
+    Link,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [Self::Latency, Self::Burst, Self::Big, Self::Idle];
+    const ALL: [Section; 5] = [
+        Self::Latency,
+        Self::Burst,
+        Self::Big,
+        Self::Idle,
+        Self::Link,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -219,6 +238,7 @@ impl Section {
             Self::Burst => "burst",
             Self::Big => "big",
             Self::Idle => "idle",
+            Self::Link => "link",
         }
     }
 
@@ -228,6 +248,7 @@ impl Section {
             Self::Burst => "2. Burst of small files",
             Self::Big => "3. One large file and a 1 MiB change in it",
             Self::Idle => "4. First sync and idle cost of a large folder",
+            Self::Link => "5. A new file over a slow link",
         }
     }
 }
@@ -242,6 +263,8 @@ struct Config {
     big_bytes: u64,
     idle_files: usize,
     idle_window: Duration,
+    link_mbit: u64,
+    link_bytes: u64,
 }
 
 impl Config {
@@ -252,7 +275,7 @@ impl Config {
                 for name in &wanted {
                     if !Section::ALL.iter().any(|s| s.name() == *name) {
                         return Err(format!(
-                            "SF_BENCH_ONLY: unknown section {name:?} (known: latency,burst,big,idle)"
+                            "SF_BENCH_ONLY: unknown section {name:?} (known: latency,burst,big,idle,link)"
                         ));
                     }
                 }
@@ -273,12 +296,16 @@ impl Config {
             big_bytes: env_number::<u64>("SF_BENCH_BIG_MIB", 1024)? * MIB,
             idle_files: env_number("SF_BENCH_IDLE_FILES", 100_000)?,
             idle_window: Duration::from_secs(env_number("SF_BENCH_IDLE_SECS", 70)?),
+            link_mbit: env_number("SF_BENCH_LINK_MBIT", 100)?,
+            link_bytes: env_number::<u64>("SF_BENCH_LINK_MIB", 100)? * MIB,
         };
         if config.reps == 0
             || config.latency_samples == 0
             || config.files == 0
             || config.idle_files == 0
             || config.idle_window.is_zero()
+            || config.link_mbit == 0
+            || config.link_bytes == 0
         {
             return Err("SF_BENCH_* counts and durations must be positive".to_owned());
         }
