@@ -42,6 +42,18 @@ impl Engine {
         decisions: Vec<(SyncPath, Decision)>,
     ) -> Result<(), CycleError> {
         let mut pending = Pending::default();
+        self.gather(&mut pending, decisions).await?;
+        self.flush(&mut pending).await
+    }
+
+    /// [`Engine::act`], leaving the last batch in `pending` for the caller
+    /// to add to or carry out: a full scan's batches span its windows, so
+    /// a tree of small folders still moves in batches of hundreds.
+    pub(super) async fn gather(
+        &mut self,
+        pending: &mut Pending,
+        decisions: Vec<(SyncPath, Decision)>,
+    ) -> Result<(), CycleError> {
         for (path, decision) in decisions {
             if *self.stop.borrow() {
                 // Each operation leaves state consistent on its own; what
@@ -56,17 +68,17 @@ impl Engine {
             }
             if pending.takes(&decision) {
                 if pending.push(path, decision) {
-                    self.flush(&mut pending).await?;
+                    self.flush(pending).await?;
                 }
                 continue;
             }
-            self.flush(&mut pending).await?;
+            self.flush(pending).await?;
             let moves_content = decision.transfer_bytes().is_some();
             tracing::debug!(%path, ?action, "deciding");
             let result = self.execute(&path, decision).await;
             self.settle(path, action, moves_content, result).await?;
         }
-        self.flush(&mut pending).await
+        Ok(())
     }
 
     /// Sorts the result of carrying out one decision: done, or "retry

@@ -6,6 +6,7 @@
 use sf_protocol::SyncPath;
 use sf_protocol::v1::EntryKind;
 
+use super::batch::Pending;
 use super::{CycleError, Engine};
 use crate::model::Views;
 use crate::progress::{self, Progress};
@@ -57,6 +58,7 @@ impl Engine {
             Names::Normalise,
             Look::Content,
         );
+        let mut pending = Pending::default();
         while let Some(item) = walk.next(&self.state).await? {
             if *self.stop.borrow() {
                 // Logs where the batch stopped.
@@ -84,15 +86,18 @@ impl Engine {
                         refused.contains(p) || new_copies.contains(p)
                     });
                     self.size_window(&window.views, &decisions, &mut sizing);
-                    self.act(decisions).await?;
+                    self.gather(&mut pending, decisions).await?;
                 }
-                Item::Remove { path, decision } => self.act(vec![(path, decision)]).await?,
+                Item::Remove { path, decision } => {
+                    self.gather(&mut pending, vec![(path, decision)]).await?;
+                }
                 Item::Unlistable { dir, error } => {
                     tracing::warn!(path = %dir, %error, "cannot list the directory; will retry");
                     self.defer(dir);
                 }
             }
         }
+        self.flush(&mut pending).await?;
         if let Some(batch) = self.batch.take() {
             batch.finish();
         }
