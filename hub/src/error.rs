@@ -88,6 +88,42 @@ impl ApiError {
         }
     }
 
+    /// The JSON body this error answers with, for a batch's refused
+    /// operation: the same `error`, `detail` and extra fields as the
+    /// single route's answer.
+    pub fn body(self) -> ErrorBody {
+        let (_, error) = self.status_and_code();
+        let detail = self.to_string();
+        self.into_body(error, detail)
+    }
+
+    fn into_body(self, error: ErrorCode, detail: String) -> ErrorBody {
+        let (current, missing) = match self {
+            ApiError::Conflict(current) => (current.map(|c| *c), None),
+            ApiError::MissingChunks(missing) => (None, Some(missing)),
+            _ => (None, None),
+        };
+        ErrorBody {
+            error,
+            detail,
+            current,
+            missing,
+        }
+    }
+
+    /// Whether the hub itself failed (database, storage, a bug, shutting
+    /// down) rather than the request being refused: a batch then fails
+    /// whole instead of refusing one operation.
+    pub fn is_hub_failure(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Database(_)
+                | ApiError::Storage(_)
+                | ApiError::Internal(_)
+                | ApiError::NotReady(_)
+        )
+    }
+
     /// A caught panic, from its payload: the panic message when it has one.
     pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
         let message = payload
@@ -132,17 +168,7 @@ impl IntoResponse for ApiError {
             ApiError::Busy(_) => Some((header::RETRY_AFTER, "1".to_owned())),
             _ => None,
         };
-        let (current, missing) = match self {
-            ApiError::Conflict(current) => (current.map(|c| *c), None),
-            ApiError::MissingChunks(missing) => (None, Some(missing)),
-            _ => (None, None),
-        };
-        let body = Json(ErrorBody {
-            error,
-            detail,
-            current,
-            missing,
-        });
+        let body = Json(self.into_body(error, detail));
         match (range_size, extra_header) {
             (Some(size), _) => (
                 status,
@@ -235,6 +261,36 @@ impl From<IngestError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch's refusals carry no status; clients take it from the code
+    /// (`ErrorCode::http_status`), which must be what the single routes
+    /// answer. (A wrong method is the one code with two statuses.)
+    #[test]
+    fn statuses_are_the_ones_clients_derive_from_codes() {
+        let errors = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::InvalidPath(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::Conflict(None),
+            ApiError::PathConflict(String::new()),
+            ApiError::MissingChunks(Vec::new()),
+            ApiError::ContentMismatch(String::new()),
+            ApiError::PayloadTooLarge(String::new()),
+            ApiError::RangeNotSatisfiable(0),
+            ApiError::NotReady(String::new()),
+            ApiError::InsufficientStorage(String::new()),
+            ApiError::Unauthorized(String::new()),
+            ApiError::Forbidden(String::new()),
+            ApiError::Busy(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        for err in errors {
+            let (status, code) = err.status_and_code();
+            assert_eq!(status.as_u16(), code.http_status(), "{err:?}");
+        }
+        let (status, code) = ApiError::MethodNotAllowed(String::new()).status_and_code();
+        assert_eq!((status.as_u16(), code), (405, ErrorCode::InvalidRequest));
+    }
 
     async fn panicked_blocking_work() -> tokio::task::JoinError {
         tokio::task::spawn_blocking(|| panic!("a bug in blocking work"))

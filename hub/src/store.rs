@@ -1,6 +1,8 @@
 //! The content store: chunks on disk under `<data-dir>/chunks/ab/cd/<sha256>`,
-//! each written to a temp file, fsynced and linked into place, so a chunk
-//! file either holds exactly the bytes its name promises or does not exist.
+//! each written to a temp file, made durable and linked into place, so a
+//! chunk file either holds exactly the bytes its name promises or does not
+//! exist. One chunk is fsynced on its own; the chunks of a pack are made
+//! durable together (`pack`), and `fetch` sends many in one answer.
 //!
 //! The store also keeps what garbage collection and `--max-store-bytes` need:
 //! the bytes it holds, a count of removals (commits re-check their chunks when
@@ -23,10 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_util::io::ReaderStream;
 
+mod fetch;
+mod pack;
 mod removal;
 mod usage;
 mod verify;
 
+pub use pack::{Pack, PackFrame};
 pub use usage::StoreFull;
 pub use verify::VerifyError;
 
@@ -369,24 +374,38 @@ fn refresh_blocking(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// Links a complete temp file into place and makes that durable. Linking
-/// (unlike renaming) never replaces a chunk a concurrent put stored first,
-/// so each chunk is counted once.
+/// Links a complete, durable temp file into place and makes that durable.
 fn publish_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
-    let parent = final_path.parent().expect("chunk paths have a parent");
-    std::fs::create_dir_all(parent)?;
+    let stored = link_blocking(temp, final_path)?;
+    if stored == Stored::New {
+        // The new name is durable only once the directory entry is on disk.
+        std::fs::File::open(chunk_dir(final_path))?.sync_all()?;
+    }
+    Ok(stored)
+}
+
+/// Links a complete temp file into place, without making the new name
+/// durable (the caller does, for one chunk or for many at once). Linking
+/// (unlike renaming) never replaces a chunk a concurrent put stored first,
+/// so each chunk is counted once. The temp file's bytes must be durable
+/// already: a chunk is never visible under its name before they are.
+fn link_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
+    std::fs::create_dir_all(chunk_dir(final_path))?;
     match std::fs::hard_link(temp, final_path) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            return Ok(Stored::AlreadyPresent);
-        }
+        Ok(()) => Ok(Stored::New),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Stored::AlreadyPresent),
         // A file system without hard links: the identical bytes may replace
         // a concurrent put's, which is harmless.
-        Err(_) => std::fs::rename(temp, final_path)?,
+        Err(_) => {
+            std::fs::rename(temp, final_path)?;
+            Ok(Stored::New)
+        }
     }
-    // The new name is durable only once the directory entry is on disk.
-    std::fs::File::open(parent)?.sync_all()?;
-    Ok(Stored::New)
+}
+
+/// The directory a chunk file lives in (`chunks/ab/cd`).
+fn chunk_dir(chunk_path: &Path) -> &Path {
+    chunk_path.parent().unwrap_or(chunk_path)
 }
 
 /// Reads a chunk file to its end, feeding `sink`; returns its length.

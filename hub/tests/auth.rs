@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sf_protocol::Sha256Hex;
 use sf_protocol::legacy::META_LENGTH_HEADER;
-use sf_protocol::v1::{WS_CLOSE_REVOKED, WhoAmI};
+use sf_protocol::v1::{WS_CLOSE_REVOKED, WhoAmI, encode_pack_header};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -116,14 +116,18 @@ struct Route {
     legacy: bool,
 }
 
-const ROUTES: [Route; 16] = [
+const ROUTES: [Route; 19] = [
     route("GET", "/index", false, true),
     route("GET", "/download", false, true),
     route("POST", "/upload", true, true),
     route("POST", "/delete", true, true),
     route("GET", "/logs", false, true),
+    route("POST", "/v1/batch", true, false),
     route("GET", "/v1/changes", false, false),
+    // A read: its list of hashes is too long for a URL, hence POST.
+    route("POST", "/v1/chunks/fetch", false, false),
     route("POST", "/v1/chunks/missing", true, false),
+    route("POST", "/v1/chunks/pack", true, false),
     route("GET", "/v1/chunks/{hash}", false, false),
     route("PUT", "/v1/chunks/{hash}", true, false),
     route("POST", "/v1/commit", true, false),
@@ -198,7 +202,18 @@ async fn call(
                 .body(body)
         }
         ("POST", "/delete") => http.post(&url).json(&json!({"path": file})),
-        ("POST", "/v1/chunks/missing") => http.post(&url).json(&json!({"chunks": [sha]})),
+        ("POST", "/v1/chunks/missing" | "/v1/chunks/fetch") => {
+            http.post(&url).json(&json!({"chunks": [sha]}))
+        }
+        ("POST", "/v1/chunks/pack") => {
+            let mut pack = encode_pack_header(&sha, bytes.len() as u32).to_vec();
+            pack.extend_from_slice(&bytes);
+            http.post(&url).body(pack)
+        }
+        ("POST", "/v1/batch") => http.post(&url).json(&json!({"ops": [{
+            "op": "commit", "path": format!("matrix/{case}-batch.txt"), "base_version": 0,
+            "sha256": sha, "size": 100, "chunks": [{"hash": sha, "len": 100}], "origin": "test",
+        }]})),
         ("PUT", _) => http.put(&url).body(bytes.clone()),
         ("POST", "/v1/commit") => http.post(&url).json(&json!({
             "path": format!("matrix/{case}-copy.txt"), "base_version": 0,
@@ -334,7 +349,7 @@ async fn every_route_against_every_credential(hub: TestHub) {
         }
     }
     eprintln!("{cases} route × credential cases");
-    assert_eq!(cases, 16 * 6 + 5 * 5);
+    assert_eq!(cases, ROUTES.len() * 6 + 5 * 5);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Open to orchestrators, and they reveal nothing about the files.

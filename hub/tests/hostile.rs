@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{ChunkRef, Chunker, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use sf_protocol::v1::{CommitRequest, EntryKind, ErrorCode, HistoryResponse};
+use sf_protocol::v1::{CommitRequest, EntryKind, ErrorCode, HistoryResponse, encode_pack_header};
 use tokio::io::AsyncWriteExt;
 
 use common::client::random_bytes;
@@ -391,6 +391,12 @@ async fn json_bodies_have_limits_per_route(hub: TestHub) {
         .post_json("/v1/chunks/missing", &json!({"chunks": hashes}))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A fetch longer than its 10,000 hashes could be.
+    let hashes = vec![Sha256Hex::of(b"x").to_hex(); 14_000];
+    let (status, _) = hub
+        .post_json("/v1/chunks/fetch", &json!({"chunks": hashes}))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // A commit larger than the chunk list of the largest file allowed (16 GiB
     // by default: 131,072 chunks). Only a little larger: the hub answers once
     // it has read its limit, and a client still sending then sees a reset.
@@ -433,6 +439,37 @@ async fn cut_off_uploads_leave_no_temp_files(hub: TestHub) {
     .await;
     drop(tcp);
     wait_for("the cut-off upload's temp file to go", || {
+        temp_files(&data_dir).is_empty()
+    })
+    .await;
+    assert!(stored_chunks(&data_dir).is_empty(), "nothing was stored");
+
+    // A pack cut off after enough frames for the hub to stage some in temp
+    // files: they go too, and nothing of the pack is published.
+    let frames: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(1 << 20, 31 + i)).collect();
+    let mut pack = Vec::new();
+    for frame in &frames {
+        pack.extend_from_slice(&encode_pack_header(&Sha256Hex::of(frame), 1 << 20));
+        pack.extend_from_slice(frame);
+    }
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut head = format!(
+        "POST /v1/chunks/pack HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
+        pack.len() + 1000
+    );
+    if !hub.token.is_empty() {
+        head.push_str(&format!("authorization: Bearer {}\r\n", hub.token));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&pack).await.unwrap();
+    tcp.flush().await.unwrap();
+    wait_for("the pack to reach temp files", || {
+        !temp_files(&data_dir).is_empty()
+    })
+    .await;
+    drop(tcp);
+    wait_for("the cut-off pack's temp files to go", || {
         temp_files(&data_dir).is_empty()
     })
     .await;

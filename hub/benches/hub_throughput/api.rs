@@ -1,8 +1,8 @@
 //! The requests the benchmark's clients make, as an agent or the original
 //! client makes them: the v1 flow (`/v1/chunks/missing`, `PUT
-//! /v1/chunks/{hash}`, `/v1/commit`), the legacy upload, and downloads
-//! hashed as they arrive. Uploads stream from disk: the large file is never
-//! in memory.
+//! /v1/chunks/{hash}`, `/v1/commit`), its batched form (`/v1/chunks/pack`,
+//! `/v1/batch`), the legacy upload, and downloads hashed as they arrive.
+//! Uploads stream from disk: the large file is never in memory.
 
 use std::io;
 use std::path::Path;
@@ -16,7 +16,8 @@ use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{Chunk, ChunkRef, Chunker};
 use sf_protocol::legacy::{META_LENGTH_HEADER, UploadResponse};
 use sf_protocol::v1::{
-    CommitRequest, Entry, EntryKind, MissingChunksRequest, MissingChunksResponse,
+    BatchOp, BatchOutcome, BatchRequest, BatchResponse, CommitRequest, Entry, EntryKind,
+    MissingChunksRequest, MissingChunksResponse, PackResponse, encode_pack_header,
 };
 use sha2::{Digest, Sha256};
 use tokio_util::io::ReaderStream;
@@ -77,6 +78,42 @@ pub async fn commit(
         .send()
         .await?;
     Ok(check(resp, "POST /v1/commit").await?.json().await?)
+}
+
+/// `POST /v1/chunks/pack`: the chunks in one body, each behind its frame
+/// header.
+pub async fn pack<'a>(
+    http: &reqwest::Client,
+    base: &str,
+    chunks: impl Iterator<Item = (&'a Sha256Hex, &'a Vec<u8>)>,
+) -> Result<PackResponse> {
+    let mut body = Vec::new();
+    for (hash, data) in chunks {
+        body.extend_from_slice(&encode_pack_header(hash, u32::try_from(data.len())?));
+        body.extend_from_slice(data);
+    }
+    let resp = http
+        .post(format!("{base}/v1/chunks/pack"))
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .send()
+        .await?;
+    Ok(check(resp, "POST /v1/chunks/pack").await?.json().await?)
+}
+
+/// `POST /v1/batch`: the outcomes, in request order.
+pub async fn batch(
+    http: &reqwest::Client,
+    base: &str,
+    ops: Vec<BatchOp>,
+) -> Result<Vec<BatchOutcome>> {
+    let resp = http
+        .post(format!("{base}/v1/batch"))
+        .json(&BatchRequest { ops })
+        .send()
+        .await?;
+    let answer: BatchResponse = check(resp, "POST /v1/batch").await?.json().await?;
+    Ok(answer.outcomes)
 }
 
 /// Turns a non-2xx answer into an error carrying its body.

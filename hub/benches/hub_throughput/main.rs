@@ -13,6 +13,13 @@
 //!    Baseline: the same client loop against `GET /healthz` (requests/s), so
 //!    the HTTP overhead is visible; "vs healthz" compares the commit's three
 //!    requests per commit against it.
+//!
+//!    The same files through the **batch API**, as agents of this version
+//!    send them: `SF_BENCH_BATCH_CLIENTS` (8) clients, each sending rounds
+//!    of `SF_BENCH_BATCH_SIZE` (500) files as one `POST /v1/chunks/pack`
+//!    and one `POST /v1/batch`; committed files per second, every commit
+//!    durable before its answer. The goals: at least 5,000 files/s
+//!    on SQLite and 2,000 on PostgreSQL with 8 clients.
 //! 2. **One large file.** Wall time and hub peak RSS (`VmHWM`) for uploading
 //!    and downloading a `SF_BENCH_BIG_MIB` file (1 GiB by default) through
 //!    the legacy API (`POST /upload`, `GET /download`) and through v1
@@ -49,6 +56,9 @@
 //! | `SF_BENCH_COMMITS`  | 1920     | commits per run, split across the clients        |
 //! | `SF_BENCH_HEALTHZ`  | 20000    | `/healthz` requests per baseline run             |
 //! | `SF_BENCH_CLIENTS`  | 1,8,64   | concurrency levels                               |
+//! | `SF_BENCH_BATCH_FILES` | 16000 | files per batch-API run; 0 skips it              |
+//! | `SF_BENCH_BATCH_SIZE`  | 500   | files per pack + batch round                     |
+//! | `SF_BENCH_BATCH_CLIENTS` | 8   | concurrent clients of the batch-API run          |
 //! | `SF_BENCH_BIG_MIB`  | 1024     | size of the large file; 0 skips that part        |
 //! | `SF_BENCH_ONLY`     | (both)   | `commits` or `big` to run one part only          |
 //!
@@ -58,10 +68,11 @@
 //!
 //! Layout: this file holds the settings and the run; [`hub`] the hub
 //! process (on `sf-test-support`'s `HubChild`), [`api`] the requests a
-//! client makes, [`commits`] and [`big`] the two parts, [`report`] the
-//! tables printed at the end.
+//! client makes, [`commits`] (with [`batches`]) and [`big`] the two parts,
+//! [`report`] the tables printed at the end.
 
 mod api;
+mod batches;
 mod big;
 mod commits;
 mod hub;
@@ -137,6 +148,11 @@ struct Config {
     healthz: usize,
     clients: Vec<usize>,
     big_mib: u64,
+    /// Files per batch-API run (0: none), per round of a client, and
+    /// concurrent clients.
+    batch_files: usize,
+    batch_size: usize,
+    batch_clients: usize,
     run_commits: bool,
     run_big: bool,
     pg_admin_url: Option<String>,
@@ -167,8 +183,19 @@ impl Config {
         );
         let reps = env_number("SF_BENCH_REPS", 3)?;
         ensure!(reps > 0, "SF_BENCH_REPS must be at least 1");
+        let batch_size = env_number("SF_BENCH_BATCH_SIZE", 500)?;
+        ensure!(
+            (1..=sf_protocol::v1::BATCH_MAX_OPS).contains(&batch_size),
+            "SF_BENCH_BATCH_SIZE must be from 1 to {}",
+            sf_protocol::v1::BATCH_MAX_OPS
+        );
+        let batch_clients = env_number("SF_BENCH_BATCH_CLIENTS", 8)?;
+        ensure!(batch_clients > 0, "SF_BENCH_BATCH_CLIENTS must be positive");
         Ok(Self {
             reps,
+            batch_files: env_number("SF_BENCH_BATCH_FILES", 16_000)?,
+            batch_size,
+            batch_clients,
             commits: env_number("SF_BENCH_COMMITS", 1920)?,
             healthz: env_number("SF_BENCH_HEALTHZ", 20000)?,
             clients,

@@ -80,7 +80,8 @@ fn print_commits(config: &Config, report: &CommitReport) {
         "p50 ms",
         "p99 ms"
     );
-    let print_row = |row: &CommitRow, requests_per_op: f64| {
+    let print_row = |row: &CommitRow| {
+        let requests_per_op = row.requests_per_op;
         let s = spread(&row.rates);
         let baseline = report
             .healthz
@@ -104,13 +105,14 @@ fn print_commits(config: &Config, report: &CommitReport) {
         );
     };
     for row in &report.healthz {
-        print_row(row, 1.0);
+        print_row(row);
     }
     for (_, rows, _, _) in &report.backends {
         for row in rows {
-            print_row(row, 3.0);
+            print_row(row);
         }
     }
+    print_batch_goals(config, report);
     println!();
     for (backend, _, peak, log) in &report.backends {
         println!(
@@ -122,6 +124,49 @@ fn print_commits(config: &Config, report: &CommitReport) {
         for sample in &log.samples {
             println!("      {sample}");
         }
+    }
+}
+
+/// The batch rows next to the single commits with as many clients, and the
+/// issue's goals for them.
+fn print_batch_goals(config: &Config, report: &CommitReport) {
+    if config.batch_files == 0 {
+        return;
+    }
+    println!();
+    println!(
+        "   batch rows: files/s committed through POST /v1/chunks/pack + POST /v1/batch, {} \
+         files per round, {} files per run; their latencies are per round (pack + batch)",
+        config.batch_size, config.batch_files
+    );
+    for (backend, rows, _, _) in &report.backends {
+        let Some(batch) = rows.iter().find(|r| r.label.starts_with("batch")) else {
+            continue;
+        };
+        let rate = spread(&batch.rates);
+        let single = rows
+            .iter()
+            .find(|r| r.label.starts_with("commit") && r.clients == batch.clients)
+            .map(|r| spread(&r.rates).median);
+        let goal = match backend.as_str() {
+            "sqlite" => 5_000.0,
+            _ => 2_000.0,
+        };
+        println!(
+            "   {backend}: batch median {:.0} files/s (min–max {:.0}–{:.0}){}; goal ≥ {goal:.0} \
+             with 8 clients: {}",
+            rate.median,
+            rate.min,
+            rate.max,
+            single
+                .map(|s| format!(", {:.1}× the single commits' {s:.0}/s", rate.median / s))
+                .unwrap_or_default(),
+            if rate.median >= goal {
+                "met"
+            } else {
+                "NOT met"
+            },
+        );
     }
 }
 

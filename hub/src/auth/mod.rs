@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -342,7 +342,7 @@ async fn run_as(caller: Result<Caller, ApiError>, mut request: Request, next: Ne
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };
-    if caller.scope == Scope::Read && !is_safe(request.method()) {
+    if caller.scope == Scope::Read && !changes_nothing(&request) {
         return ApiError::Forbidden(format!(
             "token {:?} is read-only: it can read and follow changes but not change anything; \
              use a write token (sf-hub token create NAME)",
@@ -354,9 +354,22 @@ async fn run_as(caller: Result<Caller, ApiError>, mut request: Request, next: Ne
     next.run(request).await
 }
 
-/// Methods that change nothing, allowed to read-only tokens.
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD)
+/// `POST` routes that change nothing: a read whose request is too long for
+/// a URL. Read-only tokens may use them. (`POST /v1/chunks/missing` is not
+/// one: it is asked before an upload, and refreshes what it finds.)
+const READING_POSTS: &[&str] = &["/v1/chunks/fetch"];
+
+/// Whether a request only reads, so a read-only token may make it: the
+/// methods that change nothing, and the reading `POST`s by their route.
+fn changes_nothing(request: &Request) -> bool {
+    match *request.method() {
+        Method::GET | Method::HEAD => true,
+        Method::POST => request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|route| READING_POSTS.contains(&route.as_str())),
+        _ => false,
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched

@@ -5,8 +5,12 @@
 //! what differs — connection set-up and the schema — lives in one module per
 //! back end (`sqlite`, `postgres`) with its own migrations folder. The back
 //! end is chosen once, from the URL, at start-up. Access tokens and the hub's
-//! identity live in `tokens`.
+//! identity live in `tokens`. Writes go through one kind of transaction
+//! (`write`), which loads what it decides on (`known`) and writes its rows
+//! at commit (`flush`).
 
+mod flush;
+mod known;
 mod postgres;
 mod read;
 mod sqlite;
@@ -18,9 +22,10 @@ use std::time::{Duration, Instant};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection};
 
+pub use known::PathUse;
 pub use read::HistoryPage;
 pub use tokens::{AddTokenError, TokenRow};
-pub use write::{Action, NewVersion, WriteError, now_ms};
+pub use write::{Action, NewVersion, WriteError, WriteTx};
 
 /// Which database the hub runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,26 @@ impl Backend {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Bind parameters `first` to `first + n - 1` of a statement, comma
+    /// separated (placeholders only, never values): `$k` on PostgreSQL,
+    /// plain positional `?` on SQLite, which looks every `$k` up by name
+    /// (for the thousands of a multi-row insert, that costs more than the
+    /// statement). Either way the values are bound in order.
+    pub(crate) fn params(self, first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|k| self.param(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Bind parameter `k` (see [`Backend::params`]).
+    pub(crate) fn param(self, k: usize) -> String {
+        match self {
+            Backend::Postgres => format!("${k}"),
+            Backend::Sqlite => "?".to_owned(),
         }
     }
 
@@ -156,6 +181,14 @@ pub fn redact(url: &str) -> String {
         },
         None => url.to_owned(),
     }
+}
+
+/// Milliseconds since the epoch, as the database records times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn to_u64(value: i64, what: &str) -> Result<u64, DbError> {

@@ -21,16 +21,11 @@ macro_rules! entry_columns {
     };
 }
 
+/// [`entry_columns!`] as a value, for queries built at run time.
+pub(super) const ENTRY_COLUMNS: &str = entry_columns!();
+
 /// Hashes per `IN (...)` list: far below both back ends' parameter limits.
 pub(super) const HASHES_PER_QUERY: usize = 500;
-
-/// `$1, $2, ..., $n`: placeholders only, never values.
-pub(super) fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// One page of a path's history (see [`Database::history`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +81,26 @@ pub(super) fn entry_from_row(row: &AnyRow, with_chunks: bool) -> Result<Entry, D
     })
 }
 
+/// The current entry of `path` (live or tombstone), with its chunks, as
+/// `executor` (the pool, or a write transaction) sees it.
+pub(super) async fn current_with<'e, E>(
+    executor: E,
+    path: &SyncPath,
+) -> Result<Option<Entry>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        entry_columns!(),
+        ", v.chunks FROM files f JOIN versions v ON v.seq = f.seq WHERE f.path = $1"
+    ))
+    .bind(path.as_str())
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| entry_from_row(&r, true)).transpose()
+}
+
 impl Database {
     /// The newest seq committed (0 on an empty hub).
     pub async fn head(&self) -> Result<u64, DbError> {
@@ -97,15 +112,7 @@ impl Database {
 
     /// The current entry of `path` (live or tombstone), with its chunks.
     pub async fn current(&self, path: &SyncPath) -> Result<Option<Entry>, DbError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            entry_columns!(),
-            ", v.chunks FROM files f JOIN versions v ON v.seq = f.seq WHERE f.path = $1"
-        ))
-        .bind(path.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| entry_from_row(&r, true)).transpose()
+        current_with(&self.pool, path).await
     }
 
     /// One version of `path`, with its chunks.
@@ -267,7 +274,7 @@ impl Database {
         for batch in hashes.chunks(HASHES_PER_QUERY) {
             let sql = format!(
                 "SELECT hash FROM chunk_refs WHERE hash IN ({})",
-                placeholders(batch.len())
+                self.backend.params(1, batch.len())
             );
             let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for hash in batch {

@@ -6,10 +6,12 @@
 //! the legacy API again under `/t/{token}/`, for the original client that
 //! cannot send headers; and the open health probes.
 
+mod batch;
 mod content;
 mod extract;
 mod health;
 mod legacy;
+mod pack;
 mod v1;
 mod ws;
 
@@ -50,7 +52,18 @@ pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
             "/v1/chunks/missing",
             post(v1::missing_chunks).layer(DefaultBodyLimit::max(v1::MISSING_CHUNKS_BODY_LIMIT)),
         )
+        .route(
+            "/v1/chunks/fetch",
+            post(pack::fetch).layer(DefaultBodyLimit::max(pack::FETCH_BODY_LIMIT)),
+        )
+        .route("/v1/chunks/pack", post(pack::pack))
         .route("/v1/chunks/{hash}", get(v1::get_chunk).put(v1::put_chunk))
+        .route(
+            "/v1/batch",
+            post(batch::batch).layer(DefaultBodyLimit::max(batch::batch_body_limit(
+                hub.max_file_size,
+            ))),
+        )
         .route(
             "/v1/commit",
             post(v1::commit).layer(DefaultBodyLimit::max(v1::commit_body_limit(

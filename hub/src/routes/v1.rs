@@ -28,7 +28,7 @@ use crate::store::Stored;
 pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
 /// Bytes one listed hash takes in JSON (`"<64 hex>",`), with room to spare.
-const HASH_JSON_BYTES: usize = 80;
+pub const HASH_JSON_BYTES: usize = 80;
 
 /// Body limit of `POST /v1/chunks/missing`: `MISSING_CHUNKS_MAX` hashes.
 pub const MISSING_CHUNKS_BODY_LIMIT: usize =

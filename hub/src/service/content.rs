@@ -3,6 +3,12 @@
 //! hashed by a bounded number of workers, all before the commit lock is
 //! taken; and, under the lock, a re-check of the chunks if garbage
 //! collection removed any meanwhile.
+//!
+//! The checks come in steps ([`Hub::plan_commit`], the presence check,
+//! [`Hub::verify_planned`], [`Planned::finish`]) so that a batch can run
+//! each step for all its commits at once; a single commit runs them in turn
+//! ([`Hub::checked_commit`]). Either way a commit is refused for the same
+//! reason, checked in the same order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,23 +24,71 @@ use crate::error::ApiError;
 /// A commit that passed its checks, ready to write.
 pub(super) struct Checked {
     pub(super) new: NewVersion,
+    pub(super) base_version: u64,
     /// Its chunks, each once.
     pub(super) distinct: Vec<ChunkRef>,
     /// [`crate::store::ChunkStore::removals`] before the chunks were looked up.
     pub(super) removals: u64,
 }
 
+/// A commit whose request passed the checks that need neither the store nor
+/// the database; its chunks are still to be looked up and verified.
+pub(super) struct Planned {
+    pub(super) request: CommitRequest,
+    /// Its chunks, each once (none for a directory).
+    pub(super) distinct: Vec<ChunkRef>,
+}
+
+impl Planned {
+    /// The version to write, once the content is verified. The origin is
+    /// checked last, as it always was.
+    pub(super) fn finish(self, removals: u64) -> Result<Checked, ApiError> {
+        let request = self.request;
+        let origin = clean_origin(&request.origin)?;
+        Ok(Checked {
+            new: NewVersion {
+                path: request.path,
+                kind: request.kind,
+                sha256: Some(request.sha256),
+                size: request.size,
+                mtime_ns: request.mtime_ns,
+                executable: request.executable && request.kind == EntryKind::File,
+                origin,
+                chunks: request.chunks,
+                action: Action::Upload,
+            },
+            base_version: request.base_version,
+            distinct: self.distinct,
+            removals,
+        })
+    }
+}
+
 impl Hub {
     /// Validates a commit and verifies its content against the store, before
     /// any lock is taken: hashing a large file must not stall other commits.
     pub(super) async fn checked_commit(&self, request: CommitRequest) -> Result<Checked, ApiError> {
+        let removals = self.store.removals();
+        let planned = self.plan_commit(request)?;
+        if !planned.distinct.is_empty() {
+            let store = Arc::clone(&self.store);
+            let lookup = planned.distinct.clone();
+            tokio::task::spawn_blocking(move || store.check_present_blocking(&lookup)).await??;
+        }
+        self.verify_planned(&planned).await?;
+        planned.finish(removals)
+    }
+
+    /// The checks that cost nothing but the request: the size limit, a
+    /// directory's emptiness, a file's chunk list against its size. Nothing
+    /// is looked up before the list is known to fit the size.
+    pub(super) fn plan_commit(&self, request: CommitRequest) -> Result<Planned, ApiError> {
         if request.size > self.max_file_size {
             return Err(ApiError::PayloadTooLarge(format!(
                 "{} is {} bytes; this hub accepts files up to {} bytes (--max-file-size)",
                 request.path, request.size, self.max_file_size
             )));
         }
-        let removals = self.store.removals();
         let distinct = match request.kind {
             EntryKind::Dir => {
                 if request.size != 0
@@ -49,45 +103,31 @@ impl Hub {
                 }
                 Vec::new()
             }
-            EntryKind::File => self.verify_content(&request).await?,
+            EntryKind::File => {
+                check_chunk_list(&request.chunks, request.size).map_err(|err| {
+                    let detail = format!("{}: {err}", request.path);
+                    match err {
+                        ChunkListError::SizeMismatch { .. } => ApiError::ContentMismatch(detail),
+                        _ => ApiError::InvalidRequest(detail),
+                    }
+                })?;
+                distinct_chunks(&request.chunks)?
+            }
         };
-        let new = NewVersion {
-            path: request.path,
-            kind: request.kind,
-            sha256: Some(request.sha256),
-            size: request.size,
-            mtime_ns: request.mtime_ns,
-            executable: request.executable && request.kind == EntryKind::File,
-            origin: clean_origin(&request.origin)?,
-            chunks: request.chunks,
-            action: Action::Upload,
-        };
-        Ok(Checked {
-            new,
-            distinct,
-            removals,
-        })
+        Ok(Planned { request, distinct })
     }
 
-    /// Checks a file commit's content against the store; returns its chunks,
-    /// each once. Nothing is looked up before the list is known to fit the
-    /// size, and nothing is read before every chunk is known to be stored.
-    async fn verify_content(&self, request: &CommitRequest) -> Result<Vec<ChunkRef>, ApiError> {
-        check_chunk_list(&request.chunks, request.size).map_err(|err| {
-            let detail = format!("{}: {err}", request.path);
-            match err {
-                ChunkListError::SizeMismatch { .. } => ApiError::ContentMismatch(detail),
-                _ => ApiError::InvalidRequest(detail),
-            }
-        })?;
-        let distinct = distinct_chunks(&request.chunks)?;
-        let store = Arc::clone(&self.store);
-        let lookup = distinct.clone();
-        tokio::task::spawn_blocking(move || store.check_present_blocking(&lookup)).await??;
+    /// Checks that a file commit's stored chunks concatenate to its sha256;
+    /// call once every chunk is known to be stored with its listed length.
+    pub(super) async fn verify_planned(&self, planned: &Planned) -> Result<(), ApiError> {
+        let request = &planned.request;
+        if request.kind == EntryKind::Dir || needs_no_reading(request) {
+            return Ok(());
+        }
         // The same chunk list for the same content was verified before (a
         // rename, a restore, a copy): the chunks are immutable, skip re-reading.
         if self.db.verified_chunks(&request.sha256).await?.as_ref() == Some(&request.chunks) {
-            return Ok(distinct);
+            return Ok(());
         }
         let _permit = self
             .verify_permits
@@ -98,7 +138,7 @@ impl Hub {
         let chunks = request.chunks.clone();
         let sha256 = request.sha256;
         tokio::task::spawn_blocking(move || store.verify_blocking(&chunks, &sha256)).await??;
-        Ok(distinct)
+        Ok(())
     }
 
     /// Called with the commit lock held: if chunks were removed since
@@ -115,6 +155,19 @@ impl Hub {
         let distinct = distinct.to_vec();
         tokio::task::spawn_blocking(move || store.check_present_blocking(&distinct)).await??;
         Ok(())
+    }
+}
+
+/// Content whose digest the store has already proven, so verifying it would
+/// re-read bytes for nothing: a file of one chunk whose hash is the file's
+/// sha256 and whose length is its size (a chunk is stored only under the
+/// hash of its bytes, and its length was just checked on disk), or an empty
+/// file with the empty digest. Thousands of small files commit this way.
+fn needs_no_reading(request: &CommitRequest) -> bool {
+    match request.chunks.as_slice() {
+        [] => request.sha256 == Sha256Hex::empty(),
+        [only] => only.hash == request.sha256 && only.len == request.size,
+        _ => false,
     }
 }
 

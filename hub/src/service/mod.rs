@@ -17,8 +17,10 @@
 //! Layout: this module holds the hub's shared state, the commit lock and
 //! what follows every commit; `content` checks a commit's chunks against the
 //! store (before the lock, and again under it); `v1` is commit, delete and
-//! restore; `legacy` is the original client's upload and delete.
+//! restore; `batch` is many commits and deletes in one transaction;
+//! `legacy` is the original client's upload and delete.
 
+mod batch;
 mod content;
 mod legacy;
 mod v1;
@@ -133,6 +135,14 @@ impl Hub {
     /// After a commit: broadcast, count, log. Called with the commit lock
     /// held, so broadcasts leave in seq order.
     fn committed(&self, mut entry: Entry, action: Action, started: Instant) -> Entry {
+        self.announce(&mut entry, action, started, Loudness::Info);
+        entry
+    }
+
+    /// Broadcasts a committed entry (without its chunk list), counts it and
+    /// logs it: at info for a single change, at debug for a batch's (which
+    /// logs one info line of its own).
+    fn announce(&self, entry: &mut Entry, action: Action, started: Instant, loudness: Loudness) {
         self.metrics.commit_duration.record(
             started.elapsed().as_secs_f64(),
             &[KeyValue::new("action", action.as_str())],
@@ -146,20 +156,30 @@ impl Hub {
             Action::Delete => self.metrics.deletes.add(1, &[]),
             Action::Restore => self.metrics.restores.add(1, &[]),
         }
-        tracing::info!(
-            action = action.as_str(),
-            path = %entry.path,
-            version = entry.version,
-            seq = entry.seq,
-            size = entry.size,
-            origin = %entry.origin,
-            "committed"
-        );
+        match loudness {
+            Loudness::Info => tracing::info!(
+                action = action.as_str(),
+                path = %entry.path,
+                version = entry.version,
+                seq = entry.seq,
+                size = entry.size,
+                origin = %entry.origin,
+                "committed"
+            ),
+            Loudness::Debug => tracing::debug!(
+                action = action.as_str(),
+                path = %entry.path,
+                version = entry.version,
+                seq = entry.seq,
+                size = entry.size,
+                origin = %entry.origin,
+                "committed in a batch"
+            ),
+        }
         let chunks = entry.chunks.take();
         // No receivers is fine: nobody is listening.
         let _ = self.changes.send(entry.clone());
         entry.chunks = chunks;
-        entry
     }
 
     fn refused(&self, err: WriteError) -> ApiError {
@@ -168,6 +188,13 @@ impl Hub {
         }
         err.into()
     }
+}
+
+/// The level a committed change is logged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loudness {
+    Info,
+    Debug,
 }
 
 fn tombstone_of(current: &Entry, origin: String) -> NewVersion {

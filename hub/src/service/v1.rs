@@ -1,15 +1,27 @@
 //! The v1 API's state changes: `POST /v1/commit`, `/v1/delete` and
 //! `/v1/restore`, each deciding against the current entry under the commit
-//! lock.
+//! lock. The decisions of commit and delete ([`Hub::apply_commit`],
+//! [`Hub::apply_delete`]) are made inside a write transaction, so a batch
+//! makes the same ones for each of its changes in its one transaction.
 
 use std::time::Instant;
 
-use sf_protocol::v1::{CommitRequest, DeleteRequest, Entry, RestoreRequest};
+use sf_protocol::SyncPath;
+use sf_protocol::v1::{CommitRequest, DeleteRequest, Entry, EntryKind, RestoreRequest};
 
 use super::content::Checked;
 use super::{Hub, clean_origin, tombstone_of};
-use crate::db::{Action, NewVersion};
+use crate::db::{Action, NewVersion, PathUse, WriteTx};
 use crate::error::ApiError;
+
+/// What a commit or delete came to, decided in a write transaction.
+pub(super) enum Applied {
+    /// A new version, written in the transaction (not yet committed).
+    Written(Entry, Action),
+    /// Nothing to write: the path already is what was asked (an identical
+    /// commit, a delete of a tombstone). The answer is the current entry.
+    Unchanged(Entry),
+}
 
 impl Hub {
     /// `POST /v1/commit`: a new version of a file or directory whose chunks
@@ -17,28 +29,23 @@ impl Hub {
     pub async fn commit(&self, request: CommitRequest) -> Result<Entry, ApiError> {
         let Checked {
             new,
+            base_version,
             distinct,
             removals,
-        } = self.checked_commit(request.clone()).await?;
+        } = self.checked_commit(request).await?;
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
         self.recheck_chunks(removals, &distinct).await?;
-        if let Some(current) = self.db.current(&request.path).await?
-            && !current.deleted
-            && current.version == request.base_version
-            && current.kind == new.kind
-            && current.sha256 == new.sha256
-            && current.executable == new.executable
-        {
-            // The content it already has, on the current version: nothing to
-            // record. (A retry after a lost answer finds its own write as
-            // `current` in the 409 instead.)
-            return Ok(current);
-        }
-        match self.db.write(new, request.base_version).await {
-            Ok(entry) => Ok(self.committed(entry, Action::Upload, started)),
-            Err(err) => Err(self.refused(err)),
-        }
+        let mut tx = self.db.begin_write().await?;
+        let usage = match new.kind {
+            EntryKind::File => PathUse::File,
+            EntryKind::Dir => PathUse::Dir,
+        };
+        let applied = match tx.prefetch(&[(&new.path, usage)]).await {
+            Ok(()) => self.apply_commit(&mut tx, new, base_version).await,
+            Err(err) => Err(err.into()),
+        };
+        self.finish_one(tx, applied, started).await
     }
 
     /// `POST /v1/delete`: a tombstone, if `base_version` is current.
@@ -46,20 +53,84 @@ impl Hub {
         let origin = clean_origin(&request.origin)?;
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
-        let Some(current) = self.db.current(&request.path).await? else {
-            return Err(ApiError::NotFound(format!(
-                "{} does not exist",
-                request.path
-            )));
-        };
-        if current.deleted && (request.base_version == 0 || request.base_version == current.version)
+        let mut tx = self.db.begin_write().await?;
+        let applied = self
+            .apply_delete(&mut tx, &request.path, request.base_version, origin)
+            .await;
+        self.finish_one(tx, applied, started).await
+    }
+
+    /// Decides a checked commit against the path's current entry in `tx`,
+    /// and writes it there unless refused or already current.
+    pub(super) async fn apply_commit(
+        &self,
+        tx: &mut WriteTx,
+        new: NewVersion,
+        base_version: u64,
+    ) -> Result<Applied, ApiError> {
+        if let Some(current) = tx.peek(&new.path).await?
+            && !current.deleted
+            && current.version == base_version
+            && current.kind == new.kind
+            && current.sha256 == new.sha256
+            && current.executable == new.executable
         {
-            return Ok(current);
+            // The content it already has, on the current version: nothing to
+            // record. (A retry after a lost answer finds its own write as
+            // `current` in the 409 instead.)
+            let current = tx.current(&new.path).await?.unwrap_or(current);
+            return Ok(Applied::Unchanged(current));
+        }
+        match tx.write(new, base_version).await {
+            Ok(entry) => Ok(Applied::Written(entry, Action::Upload)),
+            Err(err) => Err(self.refused(err)),
+        }
+    }
+
+    /// Decides a delete against the path's current entry in `tx`, and
+    /// writes the tombstone there unless refused or already deleted.
+    pub(super) async fn apply_delete(
+        &self,
+        tx: &mut WriteTx,
+        path: &SyncPath,
+        base_version: u64,
+        origin: String,
+    ) -> Result<Applied, ApiError> {
+        let Some(current) = tx.peek(path).await? else {
+            return Err(ApiError::NotFound(format!("{path} does not exist")));
+        };
+        if current.deleted && (base_version == 0 || base_version == current.version) {
+            let current = tx.current(path).await?.unwrap_or(current);
+            return Ok(Applied::Unchanged(current));
         }
         let tombstone = tombstone_of(&current, origin);
-        match self.db.write(tombstone, request.base_version).await {
-            Ok(entry) => Ok(self.committed(entry, Action::Delete, started)),
+        match tx.write(tombstone, base_version).await {
+            Ok(entry) => Ok(Applied::Written(entry, Action::Delete)),
             Err(err) => Err(self.refused(err)),
+        }
+    }
+
+    /// Ends the transaction of a single change: committed if it wrote, and
+    /// then announced; rolled back otherwise.
+    async fn finish_one(
+        &self,
+        tx: WriteTx,
+        applied: Result<Applied, ApiError>,
+        started: Instant,
+    ) -> Result<Entry, ApiError> {
+        match applied {
+            Ok(Applied::Written(entry, action)) => {
+                tx.commit().await?;
+                Ok(self.committed(entry, action, started))
+            }
+            Ok(Applied::Unchanged(entry)) => {
+                tx.rollback().await;
+                Ok(entry)
+            }
+            Err(err) => {
+                tx.rollback().await;
+                Err(err)
+            }
         }
     }
 

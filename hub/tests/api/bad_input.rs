@@ -55,11 +55,18 @@ async fn bad_input_is_refused_and_changes_nothing(hub: TestHub) {
         assert_eq!(body["error"], "invalid_path", "upload {what}: {body}");
         let commit = json!({"path": path, "base_version": 0, "sha256": Sha256Hex::empty(),
                             "size": 0, "chunks": [], "origin": "t"});
+        let mut batched_commit = commit.clone();
+        batched_commit["op"] = json!("commit");
         for (route, request) in [
             ("/delete", json!({"path": path})),
             ("/v1/commit", commit),
             ("/v1/delete", json!({"path": path, "base_version": 0})),
             ("/v1/restore", json!({"path": path, "version": 1})),
+            ("/v1/batch", json!({"ops": [batched_commit]})),
+            (
+                "/v1/batch",
+                json!({"ops": [{"op": "delete", "path": path, "base_version": 0}]}),
+            ),
         ] {
             let (status, body) = hub.post_json(route, &request).await;
             assert_eq!(
@@ -92,6 +99,27 @@ async fn bad_input_is_refused_and_changes_nothing(hub: TestHub) {
         ("/v1/chunks/missing", r#"{"chunks":["nothex"]}"#),
         ("/v1/delete", r#"{"path":"keep.txt"}"#),
         ("/v1/restore", r#"{"path":"keep.txt","version":"one"}"#),
+        ("/v1/batch", "{not json"),
+        ("/v1/batch", "{}"),
+        (
+            "/v1/batch",
+            r#"{"ops":[{"path":"keep.txt","base_version":1}]}"#,
+        ),
+        (
+            "/v1/batch",
+            r#"{"ops":[{"op":"delete","path":"keep.txt","base_version":-1}]}"#,
+        ),
+        ("/v1/batch", r#"{"ops":[null]}"#),
+        ("/v1/chunks/fetch", r#"{"chunks":["nothex"]}"#),
+        ("/v1/chunks/fetch", r#"{"chunks":"abc"}"#),
+        ("/v1/chunks/fetch", "[]"),
+        // Packs are not JSON: a body of JSON is a pack with a bad frame.
+        ("/v1/chunks/pack", r#"{"chunks":[]}"#),
+        ("/v1/chunks/pack", "x"),
+        (
+            "/v1/chunks/pack",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+        ),
     ] {
         let resp = raw_post(route, body).await.unwrap();
         let status = resp.status();

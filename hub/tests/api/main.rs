@@ -4,7 +4,8 @@
 //!
 //! Layout: one test binary, one module per area. `legacy` is the original
 //! client's API; `v1` is commit, delete, restore, history and directories;
-//! `chunks` is the chunk endpoints, ranges and deduplication; `websocket` is
+//! `chunks` is the chunk endpoints, ranges and deduplication; `batch` is
+//! many changes per request and chunk packs up and down; `websocket` is
 //! the change broadcast; `bad_input` is what the hub refuses, changing
 //! nothing; `server` is the hub as a whole (racing commits, a restart,
 //! metrics). What more than one area needs is here; the harness is
@@ -14,6 +15,7 @@
 mod common;
 
 mod bad_input;
+mod batch;
 mod chunks;
 mod legacy;
 mod server;

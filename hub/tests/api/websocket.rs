@@ -69,7 +69,7 @@ async fn websocket_subscribers_get_every_change_in_order(hub: TestHub) {
     }
 }
 
-async fn next_frame<S>(socket: &mut S) -> WsFrame
+pub(crate) async fn next_frame<S>(socket: &mut S) -> WsFrame
 where
     S: futures_util::Stream<
             Item = Result<

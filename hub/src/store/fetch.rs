@@ -1,0 +1,204 @@
+//! Sending many chunks in one answer (`POST /v1/chunks/fetch`): the chunks
+//! asked for, in order, as pack frames (header, then bytes), streamed from
+//! disk a piece at a time so memory stays flat however many are asked for.
+//!
+//! Every chunk is looked up before the answer starts, so a missing one is a
+//! clean `404`; one that disappears afterwards (garbage collection) ends the
+//! stream with an error, which the client sees as a truncated body.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use sf_protocol::Sha256Hex;
+use sf_protocol::v1::{PACK_HEADER_LEN, encode_pack_header};
+
+use super::ChunkStore;
+
+/// Bytes read per blocking step: several small chunks, or a piece of a
+/// large one.
+const PIECE: usize = 64 * 1024;
+
+/// What a fetch will send, once every chunk was found: each chunk with its
+/// length, in request order (repeats included).
+pub struct FetchPlan {
+    chunks: Vec<(Sha256Hex, u64)>,
+}
+
+impl FetchPlan {
+    /// The whole answer's length: every frame's header and bytes.
+    pub fn body_len(&self) -> u64 {
+        self.chunks
+            .iter()
+            .map(|(_, len)| PACK_HEADER_LEN as u64 + len)
+            .sum()
+    }
+}
+
+impl ChunkStore {
+    /// Looks up every chunk of `hashes` (each distinct one once): the plan
+    /// of the answer, or the first chunk the store lacks. Blocking.
+    pub fn plan_fetch_blocking(
+        &self,
+        hashes: &[Sha256Hex],
+    ) -> io::Result<Result<FetchPlan, Sha256Hex>> {
+        let mut lengths = std::collections::HashMap::with_capacity(hashes.len());
+        let mut chunks = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let len = match lengths.get(hash) {
+                Some(len) => *len,
+                None => match std::fs::metadata(self.chunk_path(hash)) {
+                    Ok(meta) => {
+                        lengths.insert(*hash, meta.len());
+                        meta.len()
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Err(*hash)),
+                    Err(err) => return Err(err),
+                },
+            };
+            chunks.push((*hash, len));
+        }
+        Ok(Ok(FetchPlan { chunks }))
+    }
+
+    /// The answer of a fetch: its frames, read from disk one piece at a time
+    /// on a blocking thread.
+    pub fn fetch_stream(
+        self: &Arc<Self>,
+        plan: FetchPlan,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        let reader = PackReader {
+            store: Arc::clone(self),
+            chunks: plan.chunks,
+            next: 0,
+            open: None,
+        };
+        futures_util::stream::try_unfold(Some(reader), |state| async move {
+            let Some(mut reader) = state else {
+                return Ok(None);
+            };
+            let (reader, piece) = tokio::task::spawn_blocking(move || {
+                let piece = reader.read_piece();
+                (reader, piece)
+            })
+            .await
+            .map_err(io::Error::other)?;
+            Ok(piece?.map(|bytes| (bytes, Some(reader))))
+        })
+    }
+}
+
+/// Where a fetch's answer is: the next chunk to open, and the one being
+/// read with the bytes it still owes.
+struct PackReader {
+    store: Arc<ChunkStore>,
+    chunks: Vec<(Sha256Hex, u64)>,
+    next: usize,
+    open: Option<OpenChunk>,
+}
+
+struct OpenChunk {
+    file: std::fs::File,
+    hash: Sha256Hex,
+    remaining: u64,
+}
+
+impl PackReader {
+    /// The next piece of the answer (about [`PIECE`] bytes, headers and
+    /// chunk bytes across chunk boundaries), or `None` at its end.
+    fn read_piece(&mut self) -> io::Result<Option<Bytes>> {
+        let mut piece = Vec::with_capacity(PIECE + PACK_HEADER_LEN);
+        while piece.len() < PIECE {
+            if let Some(open) = &mut self.open {
+                let want = open.remaining.min((PIECE - piece.len()) as u64) as usize;
+                let start = piece.len();
+                piece.resize(start + want, 0);
+                open.file.read_exact(&mut piece[start..]).map_err(|err| {
+                    io::Error::new(
+                        err.kind(),
+                        format!("chunk {} ended early while it was sent: {err}", open.hash),
+                    )
+                })?;
+                open.remaining -= want as u64;
+                if open.remaining == 0 {
+                    self.open = None;
+                }
+                continue;
+            }
+            let Some(&(hash, len)) = self.chunks.get(self.next) else {
+                break;
+            };
+            self.next += 1;
+            let Some(file) = self.store.open_chunk_blocking(&hash)? else {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("chunk {hash} was removed while the pack was sent"),
+                ));
+            };
+            // Chunks are at most MAX_CHUNK_SIZE bytes: the length fits.
+            let header_len = u32::try_from(len).map_err(|_| {
+                io::Error::other(format!("chunk {hash} is {len} bytes, too large for a pack"))
+            })?;
+            piece.extend_from_slice(&encode_pack_header(&hash, header_len));
+            self.open = Some(OpenChunk {
+                file,
+                hash,
+                remaining: len,
+            });
+        }
+        Ok((!piece.is_empty()).then(|| Bytes::from(piece)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::TryStreamExt;
+    use sf_protocol::chunking::Chunk;
+    use sf_protocol::v1::decode_pack_header;
+
+    use super::*;
+
+    fn chunk(byte: u8, len: usize) -> Chunk {
+        let data = vec![byte; len];
+        Chunk {
+            hash: Sha256Hex::of(&data),
+            data,
+        }
+    }
+
+    /// Small and large chunks, a repeat, pieces that cross chunk
+    /// boundaries: the frames come back in request order, whole.
+    #[tokio::test]
+    async fn fetched_frames_are_the_chunks_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ChunkStore::open(dir.path()).unwrap());
+        let chunks = [chunk(1, 10), chunk(2, 3 * PIECE + 7), chunk(3, PIECE - 20)];
+        for c in &chunks {
+            store.put_blocking(c).unwrap();
+        }
+        let order = [0, 1, 0, 2, 2];
+        let hashes: Vec<Sha256Hex> = order.iter().map(|&i| chunks[i].hash).collect();
+        let plan = store.plan_fetch_blocking(&hashes).unwrap().unwrap();
+        let expected_len = plan.body_len();
+        let pieces: Vec<Bytes> = store.fetch_stream(plan).try_collect().await.unwrap();
+        let body = pieces.concat();
+        assert_eq!(body.len() as u64, expected_len);
+        let mut rest = &body[..];
+        for &i in &order {
+            let header: [u8; PACK_HEADER_LEN] = rest[..PACK_HEADER_LEN].try_into().unwrap();
+            let (hash, len) = decode_pack_header(&header).unwrap();
+            assert_eq!(hash, chunks[i].hash);
+            let end = PACK_HEADER_LEN + len as usize;
+            assert_eq!(&rest[PACK_HEADER_LEN..end], &chunks[i].data[..]);
+            rest = &rest[end..];
+        }
+        assert!(rest.is_empty());
+
+        let absent = Sha256Hex::of(b"absent");
+        let missing = store
+            .plan_fetch_blocking(&[chunks[0].hash, absent])
+            .unwrap();
+        assert_eq!(missing.err(), Some(absent));
+    }
+}
