@@ -91,3 +91,12 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Paths looked up per query by the functions that take many.
+const PATHS_PER_QUERY: usize = 500;
+
+/// `paths` as a JSON list, for `json_each(?)`.
+fn json_list(paths: &[&sf_protocol::SyncPath]) -> Result<String, StateError> {
+    let raw: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
+    serde_json::to_string(&raw).map_err(|e| StateError::Corrupt(e.to_string()))
+}

@@ -75,20 +75,31 @@ impl State {
         Ok(())
     }
 
-    /// The hub entries of `paths`, for those that have one.
+    /// The hub entries of `paths`, for those that have one: a query per
+    /// [`PATHS_PER_QUERY`] paths, not per path.
     pub async fn remote_of<'a>(
         &self,
         paths: impl IntoIterator<Item = &'a SyncPath>,
     ) -> Result<HashMap<SyncPath, Entry>, StateError> {
         let mut conn = self.pool.acquire().await?;
         let mut found = HashMap::new();
-        for path in paths {
-            let raw: Option<String> = sqlx::query_scalar("SELECT entry FROM remote WHERE path = ?")
-                .bind(path.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(raw) = raw {
-                found.insert(path.clone(), parse_entry(&raw)?);
+        let paths: Vec<&SyncPath> = paths.into_iter().collect();
+        for group in paths.chunks(super::PATHS_PER_QUERY) {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT path, entry FROM remote WHERE path IN (SELECT value FROM json_each(?))",
+            )
+            .bind(super::json_list(group)?)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (path, raw) in rows {
+                let entry = parse_entry(&raw)?;
+                if entry.path.as_str() != path {
+                    return Err(StateError::Corrupt(format!(
+                        "the hub entry stored for {path} is about {}",
+                        entry.path
+                    )));
+                }
+                found.insert(entry.path.clone(), entry);
             }
         }
         Ok(found)

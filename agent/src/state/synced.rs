@@ -49,20 +49,23 @@ impl State {
         Ok(self.synced_of([path]).await?.remove(path))
     }
 
-    /// The synced records of `paths`, for those that have one.
+    /// The synced records of `paths`, for those that have one: a query per
+    /// [`super::PATHS_PER_QUERY`] paths, not per path.
     pub async fn synced_of<'a>(
         &self,
         paths: impl IntoIterator<Item = &'a SyncPath>,
     ) -> Result<HashMap<SyncPath, SyncedFile>, StateError> {
         let mut conn = self.pool.acquire().await?;
         let mut found = HashMap::new();
-        for path in paths {
-            let row = sqlx::query("SELECT * FROM synced WHERE path = ?")
-                .bind(path.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = row {
-                let (path, file) = synced_from_row(&row)?;
+        let paths: Vec<&SyncPath> = paths.into_iter().collect();
+        for group in paths.chunks(super::PATHS_PER_QUERY) {
+            let rows =
+                sqlx::query("SELECT * FROM synced WHERE path IN (SELECT value FROM json_each(?))")
+                    .bind(super::json_list(group)?)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for row in &rows {
+                let (path, file) = synced_from_row(row)?;
                 found.insert(path, file);
             }
         }
