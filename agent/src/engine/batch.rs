@@ -145,14 +145,24 @@ impl Engine {
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
+        let alone = items.len() == 1;
+        let downloaded = written.iter().filter(|r| r.is_ok()).count();
         for ((path, entry, _), result) in items.into_iter().zip(written) {
             if result.is_ok() {
-                self.log_file(&path, "downloaded", entry.version);
+                if alone {
+                    self.log_file(&path, "downloaded", entry.version);
+                } else {
+                    tracing::debug!(%path, version = entry.version, "downloaded");
+                }
             }
             let moves_content = entry.kind == EntryKind::File;
             let result = result.map(drop).map_err(ActError::from);
             self.settle(path, Action::Download, moves_content, result)
                 .await?;
+        }
+        if !alone && downloaded > 0 {
+            // One line per batch; each path's is at debug.
+            tracing::info!(downloaded, "received a batch from the hub");
         }
         Ok(())
     }
@@ -180,12 +190,21 @@ impl Engine {
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
+        let alone = items.len() == 1;
+        let moved = trashed.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
         for ((path, _), result) in items.into_iter().zip(trashed) {
             if let Ok(Some(dest)) = &result {
-                tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                if alone {
+                    tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                } else {
+                    tracing::debug!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
+                }
             }
             let result = result.map(drop).map_err(ActError::from);
             self.settle(path, Action::TrashLocal, false, result).await?;
+        }
+        if !alone && moved > 0 {
+            tracing::info!(moved, "deleted on the hub; moved a batch to the trash");
         }
         Ok(())
     }

@@ -227,6 +227,8 @@ impl Engine {
         self.state.settle(&settled).await?;
         drop(settled);
 
+        let alone = items.len() == 1;
+        let (mut uploaded, mut deleted) = (0usize, 0usize);
         for ((path, send), outcome) in items.into_iter().zip(matched) {
             let action = action_of(&send);
             let moves_content =
@@ -234,11 +236,21 @@ impl Engine {
             let result = match (outcome, &send) {
                 (None, _) => Err(ActError::Retry("changed while uploading")),
                 (Some(BatchOutcome::Done { entry }), Send::Upload { .. }) => {
-                    self.log_file(&path, "uploaded", entry.version);
+                    uploaded += 1;
+                    if alone {
+                        self.log_file(&path, "uploaded", entry.version);
+                    } else {
+                        tracing::debug!(%path, version = entry.version, "uploaded");
+                    }
                     Ok(())
                 }
                 (Some(BatchOutcome::Done { .. }), Send::Delete { .. }) => {
-                    tracing::info!(%path, "deleted on the hub");
+                    deleted += 1;
+                    if alone {
+                        tracing::info!(%path, "deleted on the hub");
+                    } else {
+                        tracing::debug!(%path, "deleted on the hub");
+                    }
                     Ok(())
                 }
                 (Some(BatchOutcome::Conflict { .. }), _) => {
@@ -260,6 +272,10 @@ impl Engine {
                 (Some(BatchOutcome::Refused { error }), _) => Err(refused(error).into()),
             };
             self.settle(path, action, moves_content, result).await?;
+        }
+        if !alone && uploaded + deleted > 0 {
+            // One line per batch; each path's is at debug.
+            tracing::info!(uploaded, deleted, "sent a batch to the hub");
         }
         Ok(())
     }
