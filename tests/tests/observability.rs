@@ -375,6 +375,11 @@ async fn real_syncs(sandbox: &Sandbox, hub_url: &str) -> (Agent, Agent) {
     write_file(&a_dir.join("docs/notes.txt"), "notes\n");
     let big = random_bytes(11, 2 << 20);
     write_file(&a_dir.join("data/big.bin"), &big);
+    converge().await;
+
+    // After the original is on the hub: two copies written together go up
+    // in one batch, whose chunks the agent sends once without asking.
+    sandbox.step("copy in A: the hub already holds its chunks");
     write_file(&a_dir.join("data/copy-of-big.bin"), &big);
     converge().await;
 
