@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use sf_protocol::chunking::{Chunk, Chunker};
+use sf_protocol::chunking::{Chunk, Chunker, MIN_CHUNK_SIZE};
 use sf_protocol::v1::{
     BatchOp, BatchOutcome, CommitRequest, DeleteRequest, EntryKind, ErrorCode, PACK_MAX_CHUNKS,
 };
@@ -305,6 +305,9 @@ fn read_small(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Changed),
         Err(err) => return Err(err),
     };
+    if expected_size <= MIN_CHUNK_SIZE as u64 {
+        return read_one_chunk(file, expected_sha, expected_size);
+    }
     let mut chunker = Chunker::new(file);
     let mut chunks = Vec::new();
     let mut read = 0u64;
@@ -321,4 +324,68 @@ fn read_small(
         return Ok(Read::Changed);
     }
     Ok(Read::Whole(size, chunks))
+}
+
+/// [`read_small`] of a file no larger than the smallest chunk, which is
+/// always one chunk whose name is the file's digest: read and hashed once,
+/// into a buffer of its size.
+fn read_one_chunk(
+    file: std::fs::File,
+    expected_sha: Sha256Hex,
+    expected_size: u64,
+) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let mut data = Vec::with_capacity(expected_size as usize + 1);
+    // One byte more than expected tells a file that grew.
+    file.take(expected_size + 1).read_to_end(&mut data)?;
+    if data.len() as u64 != expected_size {
+        return Ok(Read::Changed);
+    }
+    let hash = Sha256Hex::of(&data);
+    if hash != expected_sha {
+        return Ok(Read::Changed);
+    }
+    if data.is_empty() {
+        return Ok(Read::Whole(0, Vec::new()));
+    }
+    Ok(Read::Whole(expected_size, vec![Chunk { hash, data }]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The short path must cut exactly as the chunker does, or the hub
+    /// would hold two names for one file's content.
+    #[test]
+    fn a_file_up_to_the_smallest_chunk_reads_as_the_chunker_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0, 1, 4096, MIN_CHUNK_SIZE - 1, MIN_CHUNK_SIZE] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let sha = Sha256Hex::of(&bytes);
+            let mut chunker = Chunker::new(std::fs::File::open(&path).unwrap());
+            let by_chunker: Vec<(Sha256Hex, usize)> = (&mut chunker)
+                .map(|c| c.map(|c| (c.hash, c.data.len())).unwrap())
+                .collect();
+            let Read::Whole(read, chunks) = read_small(&path, sha, size as u64).unwrap() else {
+                panic!("{size} bytes read as changed");
+            };
+            let ours: Vec<(Sha256Hex, usize)> =
+                chunks.iter().map(|c| (c.hash, c.data.len())).collect();
+            assert_eq!((read, ours), (size as u64, by_chunker), "{size} bytes");
+            // A file that is not what the decision saw is looked at again.
+            assert!(matches!(
+                read_small(&path, Sha256Hex::of(b"other"), size as u64).unwrap(),
+                Read::Changed
+            ));
+            if size > 0 {
+                assert!(matches!(
+                    read_small(&path, sha, size as u64 - 1).unwrap(),
+                    Read::Changed
+                ));
+            }
+        }
+    }
 }
