@@ -12,7 +12,7 @@ use sf_protocol::{Sha256Hex, SyncPath};
 use sha2::{Digest, Sha256};
 
 use super::confined::{self, Dir, Kind, Stat};
-use super::download_many::next_from;
+use super::download_many::chunk_bytes;
 use super::trash::trash_from;
 use super::{
     ApplyError, Folder, SWAP_EXTENSION, io, keep_in_trash, occupant, temp_name, unchanged_since,
@@ -111,7 +111,15 @@ pub(super) fn make_dir(
         // A file the hub turned into a folder: its bytes are on the hub
         // (it was unchanged), keep a copy in the trash all the same.
         if let Some(file) = expected.filter(|l| l.kind == EntryKind::File) {
-            trash_from(folder, &parent, name, path, file, &IgnoreRules::defaults())?;
+            trash_from(
+                folder,
+                &parent,
+                name,
+                path,
+                file,
+                &IgnoreRules::defaults(),
+                true,
+            )?;
         }
         match parent.mkdir(name) {
             Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
@@ -278,15 +286,7 @@ async fn assemble(
             Some(hub.fetch_pack(&fetch).await?)
         };
         for (chunk, local) in window.iter().zip(on_disk) {
-            let bytes = if local {
-                match local_chunk(folder, state, chunk).await? {
-                    Some(bytes) => bytes::Bytes::from(bytes),
-                    // Changed since it was looked up: this chunk on its own.
-                    None => hub.fetch_chunk(&chunk.hash).await?,
-                }
-            } else {
-                next_from(pack.as_mut()).await?.1
-            };
+            let bytes = chunk_bytes(folder, hub, state, chunk, local, pack.as_mut()).await?;
             whole.update(&bytes);
             out.write_all(&bytes).map_err(io(shown))?;
             if let Some(progress) = progress {

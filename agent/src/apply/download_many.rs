@@ -183,15 +183,7 @@ async fn write_temp(
     let mut failure = None;
     let mut whole = Sha256::new();
     for (chunk, on_disk) in plan {
-        let bytes = if *on_disk {
-            match local_chunk(folder, state, chunk).await? {
-                Some(bytes) => bytes::Bytes::from(bytes),
-                // Changed since it was looked up: one chunk on its own.
-                None => hub.fetch_chunk(&chunk.hash).await?,
-            }
-        } else {
-            next_from(pack.as_deref_mut()).await?.1
-        };
+        let bytes = chunk_bytes(folder, hub, state, chunk, *on_disk, pack.as_deref_mut()).await?;
         whole.update(&bytes);
         if failure.is_none()
             && let Err(err) = out.write_all(&bytes)
@@ -224,10 +216,28 @@ async fn write_temp(
     Ok(finished)
 }
 
-/// The pack's next chunk, which must be there.
-pub(super) async fn next_from(
+/// One chunk's bytes: copied from a synced file that holds it (`on_disk`,
+/// as the chunk index said), else the pack's next one. A file that changed
+/// since the lookup costs a fetch of that chunk on its own.
+pub(super) async fn chunk_bytes(
+    folder: &Folder,
+    hub: &HubClient,
+    state: &State,
+    chunk: &ChunkRef,
+    on_disk: bool,
     pack: Option<&mut PackReader>,
-) -> Result<(ChunkRef, bytes::Bytes), ApplyError> {
+) -> Result<bytes::Bytes, ApplyError> {
+    if !on_disk {
+        return Ok(next_from(pack).await?.1);
+    }
+    Ok(match local_chunk(folder, state, chunk).await? {
+        Some(bytes) => bytes::Bytes::from(bytes),
+        None => hub.fetch_chunk(&chunk.hash).await?,
+    })
+}
+
+/// The pack's next chunk, which must be there.
+async fn next_from(pack: Option<&mut PackReader>) -> Result<(ChunkRef, bytes::Bytes), ApplyError> {
     let missing = || HubError::Protocol("the chunk pack is shorter than asked for".into());
     let pack = pack.ok_or_else(missing)?;
     Ok(pack.next_chunk().await?.ok_or_else(missing)?)

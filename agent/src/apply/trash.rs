@@ -39,7 +39,7 @@ pub(crate) fn move_to_trash(
 ) -> Result<Option<PathBuf>, ApplyError> {
     let folder = Folder::open(root)?;
     let (parent, name) = folder.parent_of(path, false)?;
-    trash_from(&folder, &parent, name, path, expected, rules)
+    trash_from(&folder, &parent, name, path, expected, rules, true)
 }
 
 /// [`move_to_trash`] for many paths at once, whose renames are made durable
@@ -56,7 +56,7 @@ pub(crate) fn trash_many(
         .iter()
         .map(|(path, expected)| {
             let (parent, name) = folder.parent_of(path, false)?;
-            trash_unsynced(&folder, &parent, name, path, expected, rules, !GROUP_SYNC)
+            trash_from(&folder, &parent, name, path, expected, rules, !GROUP_SYNC)
         })
         .collect();
     if GROUP_SYNC && results.iter().any(|r| matches!(r, Ok(Some(_)))) {
@@ -65,20 +65,10 @@ pub(crate) fn trash_many(
     Ok(results)
 }
 
-/// [`move_to_trash`] of `name` in `parent`, the place of `path`.
+/// [`move_to_trash`] of `name` in `parent`, the place of `path`. The rename
+/// is made durable here only when `sync` (a batch makes its renames
+/// durable together).
 pub(super) fn trash_from(
-    folder: &Folder,
-    parent: &Dir,
-    name: &str,
-    path: &SyncPath,
-    expected: &LocalFile,
-    rules: &IgnoreRules,
-) -> Result<Option<PathBuf>, ApplyError> {
-    trash_unsynced(folder, parent, name, path, expected, rules, true)
-}
-
-/// [`trash_from`]; the rename is made durable only when `sync`.
-fn trash_unsynced(
     folder: &Folder,
     parent: &Dir,
     name: &str,

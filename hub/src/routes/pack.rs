@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::TryStreamExt;
 use sf_protocol::chunking::MAX_CHUNK_SIZE;
 use sf_protocol::v1::{
@@ -23,7 +22,6 @@ use sf_protocol::v1::{
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
-use super::content::counted;
 use super::extract::Json;
 use super::v1::{HASH_JSON_BYTES, SMALL_BODY_LIMIT};
 use crate::error::ApiError;
@@ -177,12 +175,5 @@ pub async fn fetch(
         .map_err(|hash| ApiError::NotFound(format!("the hub holds no chunk {hash}")))?;
     let len = plan.body_len();
     let stream = hub.store.fetch_stream(plan);
-    let mut response = Body::from_stream(counted(&hub, stream)).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    Ok(response)
+    Ok(super::v1::octet_stream(&hub, stream, len))
 }

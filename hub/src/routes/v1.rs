@@ -127,14 +127,24 @@ pub async fn get_chunk(
     let Some((len, stream)) = hub.store.read_chunk(&hash).await? else {
         return Err(ApiError::NotFound(format!("the hub holds no chunk {hash}")));
     };
-    let mut response = Body::from_stream(counted(&hub, stream)).into_response();
+    Ok(octet_stream(&hub, stream, len))
+}
+
+/// A `200` whose body is `stream`, `len` bytes of `application/octet-stream`,
+/// counted in the bytes-sent metric as it goes.
+pub(super) fn octet_stream<S, E>(hub: &Arc<Hub>, stream: S, len: u64) -> Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<axum::BoxError> + 'static,
+{
+    let mut response = Body::from_stream(counted(hub, stream)).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    Ok(response)
+    response
 }
 
 /// `POST /v1/commit`

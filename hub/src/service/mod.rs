@@ -156,25 +156,22 @@ impl Hub {
             Action::Delete => self.metrics.deletes.add(1, &[]),
             Action::Restore => self.metrics.restores.add(1, &[]),
         }
+        macro_rules! log_commit {
+            ($level:ident, $message:literal) => {
+                tracing::$level!(
+                    action = action.as_str(),
+                    path = %entry.path,
+                    version = entry.version,
+                    seq = entry.seq,
+                    size = entry.size,
+                    origin = %entry.origin,
+                    $message
+                )
+            };
+        }
         match loudness {
-            Loudness::Info => tracing::info!(
-                action = action.as_str(),
-                path = %entry.path,
-                version = entry.version,
-                seq = entry.seq,
-                size = entry.size,
-                origin = %entry.origin,
-                "committed"
-            ),
-            Loudness::Debug => tracing::debug!(
-                action = action.as_str(),
-                path = %entry.path,
-                version = entry.version,
-                seq = entry.seq,
-                size = entry.size,
-                origin = %entry.origin,
-                "committed in a batch"
-            ),
+            Loudness::Info => log_commit!(info, "committed"),
+            Loudness::Debug => log_commit!(debug, "committed in a batch"),
         }
         let chunks = entry.chunks.take();
         // No receivers is fine: nobody is listening.
