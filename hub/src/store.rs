@@ -1,5 +1,5 @@
-//! The content store: chunks on disk under `<data-dir>/chunks/ab/cd/<sha256>`,
-//! each written to a temp file, made durable and linked into place, so a
+//! The content store: chunks on disk under `<data-dir>/chunks/ab/<sha256>`
+//! (see `layout`), each written to a temp file, made durable and linked into place, so a
 //! chunk file either holds exactly the bytes its name promises or does not
 //! exist. One chunk is fsynced on its own; the chunks of a pack are made
 //! durable together (`pack`), and `fetch` sends many in one answer.
@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio_util::io::ReaderStream;
 
 mod fetch;
+mod layout;
 mod pack;
 mod removal;
 mod usage;
@@ -92,7 +93,13 @@ impl ChunkStore {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let chunks_dir = data_dir.join("chunks");
         let tmp_dir = data_dir.join("tmp");
-        std::fs::create_dir_all(&chunks_dir)?;
+        let moved = layout::prepare(data_dir, &chunks_dir)?;
+        if moved > 0 {
+            tracing::info!(
+                moved,
+                "moved the chunks of an older store layout up one level"
+            );
+        }
         if tmp_dir.exists() {
             std::fs::remove_dir_all(&tmp_dir)?;
         }
@@ -116,8 +123,7 @@ impl ChunkStore {
     }
 
     fn chunk_path(&self, hash: &Sha256Hex) -> PathBuf {
-        let hex = hash.to_hex();
-        self.chunks_dir.join(&hex[..2]).join(&hex[2..4]).join(hex)
+        layout::chunk_path(&self.chunks_dir, hash)
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -390,8 +396,15 @@ fn publish_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
 /// so each chunk is counted once. The temp file's bytes must be durable
 /// already: a chunk is never visible under its name before they are.
 fn link_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
-    std::fs::create_dir_all(chunk_dir(final_path))?;
-    match std::fs::hard_link(temp, final_path) {
+    let linked = match std::fs::hard_link(temp, final_path) {
+        // Its directory was removed by hand since the store opened.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(chunk_dir(final_path))?;
+            std::fs::hard_link(temp, final_path)
+        }
+        other => other,
+    };
+    match linked {
         Ok(()) => Ok(Stored::New),
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Stored::AlreadyPresent),
         // A file system without hard links: the identical bytes may replace
@@ -403,7 +416,7 @@ fn link_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
     }
 }
 
-/// The directory a chunk file lives in (`chunks/ab/cd`).
+/// The directory a chunk file lives in (`chunks/ab`).
 fn chunk_dir(chunk_path: &Path) -> &Path {
     chunk_path.parent().unwrap_or(chunk_path)
 }

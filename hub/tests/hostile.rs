@@ -66,7 +66,6 @@ fn chunk_file(hub: &TestHub, hash: &Sha256Hex) -> PathBuf {
         .data_path()
         .join("chunks")
         .join(&hex[..2])
-        .join(&hex[2..4])
         .join(hex)
 }
 

@@ -30,7 +30,7 @@ use crate::state::{STATE_DIR, StateError};
 pub(crate) use download::download;
 pub(crate) use download_many::{Wanted, download_many};
 use trash::keep_in_trash;
-pub(crate) use trash::{move_to_trash, purge_trash, trash_many};
+pub(crate) use trash::{purge_trash, trash_many};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

@@ -15,6 +15,16 @@ use crate::model::SyncedFile;
 use crate::scan::local_path;
 use crate::state::State;
 
+/// One path through [`trash_many`], as a batch of one.
+fn trash_one(
+    root: &Path,
+    path: &SyncPath,
+    expected: &LocalFile,
+    rules: &IgnoreRules,
+) -> Result<Option<PathBuf>, ApplyError> {
+    trash_many(root, &[(path, expected)], rules)?.remove(0)
+}
+
 fn seen(path: &Path) -> LocalFile {
     let meta = std::fs::symlink_metadata(path).unwrap();
     let Stat {
@@ -294,7 +304,7 @@ fn nothing_is_trashed_or_renamed_through_a_directory_symlink() {
     // What a scan would have seen, were `d` a real folder.
     let looks_synced = seen(&outside.path().join("x.txt"));
     let path = p("d/x.txt");
-    let err = move_to_trash(&root, &path, &looks_synced, &IgnoreRules::defaults()).unwrap_err();
+    let err = trash_one(&root, &path, &looks_synced, &IgnoreRules::defaults()).unwrap_err();
     assert!(matches!(err, ApplyError::Blocked { .. }), "{err}");
     let err = rename_to_conflict_copy(&root, &path, "me", &looks_synced, |_| false).unwrap_err();
     assert!(matches!(err, ApplyError::Blocked { .. }), "{err}");
@@ -303,7 +313,7 @@ fn nothing_is_trashed_or_renamed_through_a_directory_symlink() {
 
     // The link itself, as the trash target of `d`: never followed.
     let as_dir = seen(outside.path());
-    let err = move_to_trash(&root, &p("d"), &as_dir, &IgnoreRules::defaults()).unwrap_err();
+    let err = trash_one(&root, &p("d"), &as_dir, &IgnoreRules::defaults()).unwrap_err();
     assert!(matches!(err, ApplyError::ChangedMeanwhile { .. }), "{err}");
     assert_eq!(outside_names(outside.path()), ["x.txt"]);
 }
@@ -324,7 +334,7 @@ fn trash_and_conflict_copies_work_in_real_folders() {
     assert!(!root.join("a/b/f.txt").exists());
 
     let local = seen(&local_path(&root, &copy));
-    let kept = move_to_trash(&root, &copy, &local, &IgnoreRules::defaults())
+    let kept = trash_one(&root, &copy, &local, &IgnoreRules::defaults())
         .unwrap()
         .unwrap();
     assert!(
@@ -337,13 +347,13 @@ fn trash_and_conflict_copies_work_in_real_folders() {
     std::fs::write(root.join("a/other"), "x").unwrap();
     let a = seen(&root.join("a"));
     assert!(
-        move_to_trash(&root, &p("a"), &a, &IgnoreRules::defaults())
+        trash_one(&root, &p("a"), &a, &IgnoreRules::defaults())
             .unwrap()
             .is_none()
     );
     let b = seen(&root.join("a/b"));
     assert!(
-        move_to_trash(&root, &p("a/b"), &b, &IgnoreRules::defaults())
+        trash_one(&root, &p("a/b"), &b, &IgnoreRules::defaults())
             .unwrap()
             .is_some()
     );
@@ -379,7 +389,7 @@ fn temp_and_trash_are_never_reached_through_a_symlink() {
     assert!(clear_temp(&root).is_err());
     std::fs::write(root.join("f"), "mine").unwrap();
     let local = seen(&root.join("f"));
-    let err = move_to_trash(&root, &p("f"), &local, &IgnoreRules::defaults()).unwrap_err();
+    let err = trash_one(&root, &p("f"), &local, &IgnoreRules::defaults()).unwrap_err();
     assert!(
         matches!(&err, ApplyError::StateDirBlocked { at, .. } if at == ".sf/trash"),
         "{err}"

@@ -29,20 +29,10 @@ pub(super) fn keep_in_trash(
     Ok(shown)
 }
 
-/// Moves the file or empty folder at `path` into `.sf/trash/<date>/<path>`.
-/// A folder that still has contents is left in place. Returns where it went.
-pub(crate) fn move_to_trash(
-    root: &Path,
-    path: &SyncPath,
-    expected: &LocalFile,
-    rules: &IgnoreRules,
-) -> Result<Option<PathBuf>, ApplyError> {
-    let folder = Folder::open(root)?;
-    let (parent, name) = folder.parent_of(path, false)?;
-    trash_from(&folder, &parent, name, path, expected, rules, true)
-}
-
-/// [`move_to_trash`] for many paths at once, whose renames are made durable
+/// Moves each file or empty folder of `items` into
+/// `.sf/trash/<date>/<path>`, in order (a folder after what was inside it);
+/// a folder that still has contents is left in place (`Ok(None)`). Returns
+/// where each went. The renames are made durable
 /// together by one flush of the file system (where the OS has one): a
 /// folder of thousands of deleted files costs one flush, not one per file.
 /// The outer error (the folder cannot be opened or flushed) fails them all.
@@ -65,7 +55,7 @@ pub(crate) fn trash_many(
     Ok(results)
 }
 
-/// [`move_to_trash`] of `name` in `parent`, the place of `path`. The rename
+/// Trashes `name` in `parent`, the place of `path` (see [`trash_many`]). The rename
 /// is made durable here only when `sync` (a batch makes its renames
 /// durable together).
 pub(super) fn trash_from(

@@ -9,7 +9,7 @@ use sf_protocol::v1::{Entry, EntryKind, Scope};
 use super::batch::Pending;
 use super::{CycleError, Engine, EngineError};
 use crate::apply::{self, ApplyError};
-use crate::hub_client::{CommitOutcome, DeleteOutcome, HubError};
+use crate::hub_client::{CommitOutcome, HubError};
 use crate::model::{LocalFile, SyncedFile};
 use crate::reconcile::{Action, Decision, Direction};
 use crate::scan::local_path;
@@ -34,7 +34,7 @@ pub(super) enum ActError {
 
 impl Engine {
     /// Carries out `decisions` in their order. Small files, folders and
-    /// file deletions are gathered into batches ([`super::batch`]); anything
+    /// deletions are gathered into batches ([`super::batch`]); anything
     /// else first carries out what was gathered before it. Returns early,
     /// with everything done so far recorded, when the stop signal fires.
     pub(super) async fn act(
@@ -179,42 +179,11 @@ impl Engine {
                     .await?;
                 self.download(path, &remote, None).await
             }
-            Decision::DeleteRemote { synced } => {
-                // A folder goes once what was synced inside it is gone:
-                // whatever is left (unreadable, deferred, failed) keeps it.
-                // (Asked of folders only: a mass delete of files is a hot path.)
-                if synced.kind == EntryKind::Dir && self.state.has_synced_under(path).await? {
-                    return Err(ActError::Retry("folder not empty yet"));
-                }
-                let base_version = synced.version;
-                self.check_marker()?;
-                match self.hub.delete(path, base_version, &self.origin).await? {
-                    DeleteOutcome::Deleted(entry) => {
-                        self.state.note_remote(&entry).await?;
-                        self.state.forget(path).await?;
-                        tracing::info!(%path, "deleted on the hub");
-                        Ok(())
-                    }
-                    DeleteOutcome::Conflict(current) => self.conflicted(current).await,
-                    DeleteOutcome::NotFound => Ok(self.state.forget(path).await?),
-                }
-            }
-            Decision::TrashLocal { local } => {
-                self.check_marker()?;
-                match apply::move_to_trash(&self.root, path, &local, &self.rules)? {
-                    Some(dest) => {
-                        tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");
-                        Ok(self.state.forget(path).await?)
-                    }
-                    // Synced files still inside: their deletions are on the
-                    // way; keep the folder's record until they are gone.
-                    None if self.state.has_synced_under(path).await? => {
-                        Err(ActError::Retry("folder not empty yet"))
-                    }
-                    // Only new files inside: the folder stays and is
-                    // uploaded again with them.
-                    None => Ok(self.state.forget(path).await?),
-                }
+            Decision::DeleteRemote { .. } | Decision::TrashLocal { .. } => {
+                // Removals are always gathered (`Pending::takes`): a folder
+                // goes after the files inside it, in their batch's wake.
+                debug_assert!(false, "a removal was not batched");
+                Err(ActError::Retry("removals are carried out in batches"))
             }
             Decision::Record { local, entry } => {
                 let file = synced_from(&local, entry.version);

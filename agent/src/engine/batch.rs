@@ -1,10 +1,11 @@
 //! Batches: decisions that move small things — files up to
-//! [`SMALL_FILE`], folders, file deletions — are gathered as a cycle
+//! [`SMALL_FILE`], folders, deletions — are gathered as a cycle
 //! produces them and carried out together, so ten thousand small files cost
 //! a few dozen requests, flushes and state transactions instead of tens of
 //! thousands. What goes to the hub is in `send`; what comes from it is
 //! here. Each path still gets its own outcome, sorted by
-//! [`Engine::settle`] like a decision carried out alone.
+//! [`Engine::settle`] like a decision carried out alone. Folders deleted
+//! here wait for their files' batch (`folders`).
 
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
@@ -35,8 +36,11 @@ pub(super) enum Send {
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) sends: Vec<(SyncPath, Send)>,
+    /// Folders deleted here: sent once the sends before them settled.
+    folder_deletes: Vec<(SyncPath, SyncedFile)>,
     receives: Vec<(SyncPath, Entry, Option<LocalFile>)>,
-    /// Files deleted on the hub, to move to the trash.
+    /// Files and folders deleted on the hub, to move to the trash (in
+    /// decision order: a folder after what was inside it).
     trashes: Vec<(SyncPath, LocalFile)>,
     bytes: u64,
 }
@@ -48,8 +52,7 @@ impl Pending {
             Decision::Upload { local, .. } => {
                 local.kind == EntryKind::Dir || local.size <= SMALL_FILE
             }
-            Decision::DeleteRemote { synced } => synced.kind == EntryKind::File,
-            Decision::TrashLocal { local } => local.kind == EntryKind::File,
+            Decision::DeleteRemote { .. } | Decision::TrashLocal { .. } => true,
             Decision::Download { entry, .. } => {
                 entry.kind == EntryKind::Dir || entry.size <= SMALL_FILE
             }
@@ -71,27 +74,36 @@ impl Pending {
                     base_version,
                 },
             )),
+            Decision::DeleteRemote { synced } if synced.kind == EntryKind::Dir => {
+                self.folder_deletes.push((path, synced));
+            }
             Decision::DeleteRemote { synced } => self.sends.push((path, Send::Delete { synced })),
             Decision::Download { entry, replacing } => self.receives.push((path, entry, replacing)),
             Decision::TrashLocal { local } => self.trashes.push((path, local)),
             other => debug_assert!(false, "not a batch decision: {other:?}"),
         }
-        self.sends.len() + self.receives.len() + self.trashes.len() >= BATCH_MAX_ITEMS
+        self.sends.len() + self.folder_deletes.len() + self.receives.len() + self.trashes.len()
+            >= BATCH_MAX_ITEMS
             || self.bytes >= BATCH_MAX_BYTES
     }
 }
 
 impl Engine {
-    /// Carries out what `pending` gathered: what goes to the hub first,
-    /// then removals the hub asked for, then what comes from it (which may
-    /// need the room the removals make).
+    /// Carries out what `pending` gathered: what goes to the hub first
+    /// (folders deleted here after the files), then removals the hub asked
+    /// for, then what comes from it (which may need the room the removals
+    /// make).
     pub(super) async fn flush(&mut self, pending: &mut Pending) -> Result<(), CycleError> {
         let sends = std::mem::take(&mut pending.sends);
+        let folder_deletes = std::mem::take(&mut pending.folder_deletes);
         let receives = std::mem::take(&mut pending.receives);
         let trashes = std::mem::take(&mut pending.trashes);
         pending.bytes = 0;
         if !sends.is_empty() {
             self.send_batch(sends).await?;
+        }
+        if !folder_deletes.is_empty() {
+            self.delete_folders(folder_deletes).await?;
         }
         if !trashes.is_empty() {
             self.trash_batch(trashes).await?;
@@ -167,8 +179,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves files the hub deleted to the trash, made durable together,
-    /// and forgets them in one state transaction.
+    /// Moves files and folders the hub deleted to the trash, made durable
+    /// together, and forgets them in one state transaction. A folder still
+    /// holding something that is not ignored stays: it is looked at again
+    /// while synced files inside it are on their way out, and otherwise
+    /// (only new files inside) forgotten, to be uploaded again with them.
     async fn trash_batch(&mut self, items: Vec<(SyncPath, LocalFile)>) -> Result<(), CycleError> {
         let borrowed: Vec<(&SyncPath, &LocalFile)> = items.iter().map(|(p, l)| (p, l)).collect();
         let trashed = match self
@@ -182,17 +197,36 @@ impl Engine {
                 return self.batch_failed(paths, Action::TrashLocal, err).await;
             }
         };
+        let kept = |local: &LocalFile, result: &Result<Option<_>, _>| {
+            local.kind == EntryKind::Dir && matches!(result, Ok(None))
+        };
         let settled: Vec<Settled<'_>> = items
             .iter()
             .zip(&trashed)
-            .filter(|(_, result)| result.is_ok())
+            .filter(|((_, local), result)| result.is_ok() && !kept(local, result))
             .map(|((path, _), _)| Settled::Forgotten { path, remote: None })
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
         let alone = items.len() == 1;
         let moved = trashed.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-        for ((path, _), result) in items.into_iter().zip(trashed) {
+        for ((path, local), result) in items.into_iter().zip(trashed) {
+            // Asked once the files trashed with it are forgotten.
+            let result = if !kept(&local, &result) {
+                result
+            } else if self.state.has_synced_under(&path).await? {
+                self.settle(
+                    path,
+                    Action::TrashLocal,
+                    false,
+                    Err(ActError::Retry("folder not empty yet")),
+                )
+                .await?;
+                continue;
+            } else {
+                self.state.forget(&path).await?;
+                result
+            };
             if let Ok(Some(dest)) = &result {
                 if alone {
                     tracing::info!(%path, trash = %dest.display(), "deleted on the hub; moved to trash");

@@ -14,7 +14,8 @@
 //!   progress display of a big batch;
 //! - `act`: carrying decisions out, and sorting failures;
 //! - `batch`: gathering small files, folders and deletions into batches,
-//!   and downloading a batch; `send`: sending one to the hub;
+//!   and downloading a batch; `send`: sending one to the hub; `folders`:
+//!   deleting folders on the hub once what was inside them is gone;
 //! - `trust`: what the agent does not take from the hub as it comes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -38,6 +39,7 @@ mod act;
 mod batch;
 mod event_cycle;
 mod feed;
+mod folders;
 mod full_scan;
 mod send;
 mod trust;

@@ -77,17 +77,6 @@ pub enum CommitOutcome {
     FileChanged,
 }
 
-/// What became of a delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    /// The tombstone (new, or the existing one when the path was already deleted).
-    Deleted(Entry),
-    /// `409 conflict`: `base_version` is not the path's current version.
-    Conflict(Option<Entry>),
-    /// The path never existed on the hub.
-    NotFound,
-}
-
 /// A client for one hub. Cheap to clone: clones share connection pools.
 /// `Debug` never shows the token: its header value is marked sensitive.
 #[derive(Debug, Clone)]

@@ -6,15 +6,12 @@
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use sf_protocol::chunking::MAX_CHUNK_SIZE;
-use sf_protocol::v1::{
-    ChangesQuery, ChangesResponse, CommitRequest, DeleteRequest, EntryKind, ErrorBody, ErrorCode,
-    WhoAmI,
-};
+use sf_protocol::v1::{ChangesQuery, ChangesResponse, CommitRequest, EntryKind, ErrorBody, WhoAmI};
 use sf_protocol::{Sha256Hex, SyncPath};
 
 use super::error::{refusal_from, snippet};
 use super::tls::{rustls_error_in, tls_message};
-use super::{CommitOutcome, DeleteOutcome, HubClient, HubError};
+use super::{CommitOutcome, HubClient, HubError};
 use crate::credentials::TokenRefused;
 
 /// The largest JSON answer read from the hub. A page of the change feed
@@ -81,37 +78,6 @@ impl HubClient {
             origin: origin.to_owned(),
         };
         self.commit(&request).await
-    }
-
-    /// `POST /v1/delete`: writes a tombstone over `path`.
-    pub async fn delete(
-        &self,
-        path: &SyncPath,
-        base_version: u64,
-        origin: &str,
-    ) -> Result<DeleteOutcome, HubError> {
-        let request = DeleteRequest {
-            path: path.clone(),
-            base_version,
-            origin: origin.to_owned(),
-        };
-        let resp = self
-            .send(self.http.post(self.url("/v1/delete")).json(&request))
-            .await?;
-        if resp.status().is_success() {
-            return Ok(DeleteOutcome::Deleted(
-                json_body(resp, "POST /v1/delete").await?,
-            ));
-        }
-        match self.refusal(resp).await {
-            HubError::Refused { status: 409, body } if body.error == ErrorCode::Conflict => {
-                Ok(DeleteOutcome::Conflict(body.current))
-            }
-            HubError::Refused { status: 404, body } if body.error == ErrorCode::NotFound => {
-                Ok(DeleteOutcome::NotFound)
-            }
-            other => Err(other),
-        }
     }
 
     /// `GET /v1/chunks/{hash}`: one chunk's bytes, checked against `hash`.

@@ -12,6 +12,7 @@
 //! - `remote`: the hub's entries as last read from the change feed, and
 //!   the seq applied.
 //! - `children`: both tables read a folder at a time, for the walk.
+//! - `write`: the writes of both tables, many rows per statement.
 //! - `meta`: the `meta` keys ([`MetaKey`]) and the problems kept for
 //!   `sf-agent status` ([`ProblemKind`]).
 
@@ -27,6 +28,7 @@ mod meta;
 mod open;
 mod remote;
 mod synced;
+mod write;
 
 pub use children::folder_prefix;
 pub use meta::{MetaKey, ProblemKind};

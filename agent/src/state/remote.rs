@@ -7,11 +7,10 @@ use std::collections::{HashMap, HashSet};
 use sf_protocol::SyncPath;
 use sf_protocol::platform::fold_case;
 use sf_protocol::v1::Entry;
-use sqlx::sqlite::SqliteConnection;
 
 use super::children::prefix_end;
 use super::meta::upsert_meta;
-use super::{MetaKey, State, StateError};
+use super::{MetaKey, State, StateError, write};
 
 impl State {
     /// The last change-feed seq whose entries are in `remote`.
@@ -27,9 +26,8 @@ impl State {
     /// An entry older than the one stored for its path is ignored.
     pub async fn apply_changes(&self, changes: &[Entry], last_seq: u64) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
-        for entry in changes {
-            upsert_remote(&mut tx, entry).await?;
-        }
+        let entries: Vec<&Entry> = changes.iter().collect();
+        write::upsert_remotes(&mut tx, &entries).await?;
         upsert_meta(&mut tx, MetaKey::LastSeq, &last_seq.to_string()).await?;
         tx.commit().await?;
         Ok(())
@@ -39,7 +37,7 @@ impl State {
     /// without moving `last_seq`: the feed still delivers it in order.
     pub async fn note_remote(&self, entry: &Entry) -> Result<(), StateError> {
         let mut conn = self.pool.acquire().await?;
-        upsert_remote(&mut conn, entry).await
+        write::upsert_remotes(&mut conn, &[entry]).await
     }
 
     /// Starts over with another hub (`hub_id`, a different identity at the
@@ -163,24 +161,6 @@ impl State {
 }
 
 /// Stores the hub's `entry` for its path unless a newer one is stored.
-pub(super) async fn upsert_remote(
-    conn: &mut SqliteConnection,
-    entry: &Entry,
-) -> Result<(), StateError> {
-    sqlx::query(
-        "INSERT INTO remote (path, seq, entry, fold) VALUES (?, ?, ?, ?) ON CONFLICT (path) \
-         DO UPDATE SET seq = excluded.seq, entry = excluded.entry, fold = excluded.fold \
-         WHERE excluded.seq > remote.seq",
-    )
-    .bind(entry.path.as_str())
-    .bind(entry.seq as i64)
-    .bind(serde_json::to_string(entry).expect("entries serialise"))
-    .bind(fold_case(entry.path.as_str()))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 pub(super) fn parse_entry(raw: &str) -> Result<Entry, StateError> {
     serde_json::from_str(raw).map_err(|e| StateError::Corrupt(e.to_string()))
 }

@@ -8,9 +8,8 @@ use sf_protocol::chunking::ChunkRef;
 use sf_protocol::v1::{Entry, EntryKind};
 use sf_protocol::{Sha256Hex, SyncPath};
 use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
 
-use super::{ProblemKind, State, StateError};
+use super::{State, StateError, write};
 use crate::model::SyncedFile;
 
 impl State {
@@ -114,48 +113,52 @@ impl State {
         chunks: &[ChunkRef],
     ) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
-        record_in(&mut tx, path, file, chunks).await?;
+        write::record_many(&mut tx, &[(path, file, chunks)]).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn forget(&self, path: &SyncPath) -> Result<(), StateError> {
         let mut tx = self.pool.begin().await?;
-        forget_in(&mut tx, path).await?;
+        write::forget_many(&mut tx, &[path]).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// What a batch of operations settled, in one transaction: a batch of
-    /// a thousand files costs one write of the state database, not a
-    /// thousand.
+    /// What a batch of operations settled, in one transaction of a few
+    /// statements: a batch of a thousand files costs one write of the
+    /// state database, not a thousand. Where a path is settled twice, the
+    /// later item wins.
     pub async fn settle(&self, settled: &[Settled<'_>]) -> Result<(), StateError> {
         if settled.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for item in settled {
+        let mut remotes: Vec<&Entry> = Vec::new();
+        let mut last_of: HashMap<&SyncPath, usize> = HashMap::new();
+        for (at, item) in settled.iter().enumerate() {
             match item {
-                Settled::Recorded {
-                    path,
-                    file,
-                    chunks,
-                    remote,
-                } => {
-                    if let Some(entry) = remote {
-                        super::remote::upsert_remote(&mut tx, entry).await?;
-                    }
-                    record_in(&mut tx, path, file, chunks).await?;
+                Settled::Recorded { path, remote, .. } | Settled::Forgotten { path, remote } => {
+                    remotes.extend(*remote);
+                    last_of.insert(*path, at);
                 }
-                Settled::Forgotten { path, remote } => {
-                    if let Some(entry) = remote {
-                        super::remote::upsert_remote(&mut tx, entry).await?;
-                    }
-                    forget_in(&mut tx, path).await?;
-                }
-                Settled::Noted(entry) => super::remote::upsert_remote(&mut tx, entry).await?,
+                Settled::Noted(entry) => remotes.push(entry),
             }
         }
+        let mut records = Vec::new();
+        let mut forgotten = Vec::new();
+        for (at, item) in settled.iter().enumerate() {
+            match item {
+                Settled::Recorded {
+                    path, file, chunks, ..
+                } if last_of[path] == at => records.push((*path, file, *chunks)),
+                Settled::Forgotten { path, .. } if last_of[path] == at => forgotten.push(*path),
+                _ => {}
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        write::upsert_remotes(&mut tx, &remotes).await?;
+        write::record_many(&mut tx, &records).await?;
+        write::forget_many(&mut tx, &forgotten).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -223,65 +226,6 @@ pub enum Settled<'a> {
     Noted(&'a Entry),
 }
 
-async fn record_in(
-    conn: &mut SqliteConnection,
-    path: &SyncPath,
-    file: &SyncedFile,
-    chunks: &[ChunkRef],
-) -> Result<(), StateError> {
-    sqlx::query(
-        "INSERT INTO synced (path, kind, sha256, size, mtime_ns, inode, executable, version) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, \
-         sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, \
-         inode = excluded.inode, executable = excluded.executable, version = excluded.version",
-    )
-    .bind(path.as_str())
-    .bind(file.kind.as_str())
-    .bind(file.sha256.to_hex())
-    .bind(file.size as i64)
-    .bind(file.mtime_ns)
-    .bind(file.inode as i64)
-    .bind(i64::from(file.executable))
-    .bind(file.version as i64)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM chunk_index WHERE path = ?")
-        .bind(path.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let mut start = 0u64;
-    for chunk in chunks {
-        sqlx::query(
-            "INSERT INTO chunk_index (path, start, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(path.as_str())
-        .bind(start as i64)
-        .bind(chunk.hash.to_hex())
-        .execute(&mut *conn)
-        .await?;
-        start += chunk.len;
-    }
-    // Synced now: its errors and refusals are over, not its conflicts.
-    sqlx::query("DELETE FROM problems WHERE path = ? AND kind = ?")
-        .bind(path.as_str())
-        .bind(ProblemKind::Error.as_stored())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-async fn forget_in(conn: &mut SqliteConnection, path: &SyncPath) -> Result<(), StateError> {
-    for table in ["synced", "chunk_index"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE path = ?"
-        )))
-        .bind(path.as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 pub(super) fn synced_from_row(
     row: &sqlx::sqlite::SqliteRow,
 ) -> Result<(SyncPath, SyncedFile), StateError> {
@@ -306,6 +250,7 @@ pub(super) fn synced_from_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ProblemKind;
     use crate::state::fixtures::{chunk, file, fresh};
 
     #[tokio::test]
@@ -351,5 +296,74 @@ mod tests {
         );
         assert!(state.synced(&b).await.unwrap().is_none());
         assert_eq!(state.synced(&a).await.unwrap().unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn a_settled_batch_records_forgets_and_notes_in_one_go() {
+        let (_dirs, state) = fresh().await;
+        let path = |raw: &str| SyncPath::parse(raw).unwrap();
+        let (kept, gone, twice, conflicted) =
+            (path("kept"), path("gone"), path("twice"), path("c"));
+        state.record(&gone, &file(1), &[chunk(9, 1)]).await.unwrap();
+        state
+            .set_problem("kept", ProblemKind::Error, "failed before")
+            .await
+            .unwrap();
+        let answer = crate::state::fixtures::empty_file_entry("kept", 7, false);
+        let current = crate::state::fixtures::empty_file_entry("c", 8, false);
+        let chunks = [chunk(1, 10), chunk(2, 20)];
+        state
+            .settle(&[
+                Settled::Recorded {
+                    path: &kept,
+                    file: file(3),
+                    chunks: &chunks,
+                    remote: Some(&answer),
+                },
+                Settled::Forgotten {
+                    path: &gone,
+                    remote: None,
+                },
+                Settled::Recorded {
+                    path: &twice,
+                    file: file(1),
+                    chunks: &[],
+                    remote: None,
+                },
+                Settled::Noted(&current),
+                // The later settlement of a path wins.
+                Settled::Forgotten {
+                    path: &twice,
+                    remote: None,
+                },
+            ])
+            .await
+            .unwrap();
+
+        assert_eq!(state.synced(&kept).await.unwrap().unwrap().version, 3);
+        assert!(state.synced(&gone).await.unwrap().is_none());
+        assert!(state.synced(&twice).await.unwrap().is_none());
+        assert!(
+            state
+                .find_local_chunk(&chunk(9, 1).hash)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let at: Vec<u64> = state
+            .find_local_chunk(&chunk(2, 20).hash)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, at)| at)
+            .collect();
+        assert_eq!(at, [10], "chunk offsets follow the chunks' lengths");
+        let remote = state.remote_of([&kept, &conflicted]).await.unwrap();
+        assert_eq!(remote[&kept].seq, 7);
+        assert_eq!(remote[&conflicted].seq, 8);
+        assert!(
+            state.problems().await.unwrap().is_empty(),
+            "a recorded path's error is over"
+        );
     }
 }

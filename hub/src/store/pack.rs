@@ -11,7 +11,7 @@
 //!
 //! On Linux "together" is `syncfs` on the store's file system, twice per
 //! group; it beats one fsync per file and per directory (chunks spread over
-//! 65,536 directories) by about five times for 500 small chunks on this
+//! 256 directories) by about five times for 500 small chunks on this
 //! project's machines, at the price of also flushing whatever else is dirty
 //! on that file system. A group of a few chunks, and other systems, fsync
 //! each file and each distinct directory instead.

@@ -25,27 +25,24 @@ impl ChunkStore {
         prefix: u8,
         cutoff: SystemTime,
     ) -> io::Result<Vec<Sha256Hex>> {
-        let outer = self.chunks_dir.join(format!("{prefix:02x}"));
         let mut old = Vec::new();
-        let inner_dirs = match std::fs::read_dir(&outer) {
-            Ok(dirs) => dirs,
+        let entries = match std::fs::read_dir(super::layout::prefix_dir(&self.chunks_dir, prefix)) {
+            Ok(entries) => entries,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(old),
             Err(err) => return Err(err),
         };
-        for inner in inner_dirs {
-            for entry in std::fs::read_dir(inner?.path())? {
-                let entry = entry?;
-                // Anything that is not a chunk's name is not the store's to remove.
-                let Some(hash) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| Sha256Hex::parse(name).ok())
-                else {
-                    continue;
-                };
-                if entry.metadata()?.modified()? < cutoff {
-                    old.push(hash);
-                }
+        for entry in entries {
+            let entry = entry?;
+            // Anything that is not a chunk's name is not the store's to remove.
+            let Some(hash) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| Sha256Hex::parse(name).ok())
+            else {
+                continue;
+            };
+            if entry.metadata()?.modified()? < cutoff {
+                old.push(hash);
             }
         }
         Ok(old)

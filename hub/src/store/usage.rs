@@ -91,25 +91,32 @@ impl ChunkStore {
 
     fn walk_census(&self) -> io::Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
-        for outer in std::fs::read_dir(&self.chunks_dir)? {
-            for inner in std::fs::read_dir(outer?.path())? {
-                for chunk in std::fs::read_dir(inner?.path())? {
-                    let chunk = chunk?;
-                    let hash = chunk
-                        .file_name()
-                        .to_str()
-                        .and_then(|n| Sha256Hex::parse(n).ok());
-                    let counted_already = hash.is_some_and(|hash| {
-                        self.uncounted
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .as_ref()
-                            .is_some_and(|set| set.contains(&hash))
-                    });
-                    if !counted_already {
-                        count += 1;
-                        bytes += chunk.metadata()?.len();
-                    }
+        for prefix in 0..=u8::MAX {
+            let dir = super::layout::prefix_dir(&self.chunks_dir, prefix);
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            for chunk in entries {
+                let chunk = chunk?;
+                // Only chunks count: not a stray file or directory.
+                let Some(hash) = chunk
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Sha256Hex::parse(n).ok())
+                else {
+                    continue;
+                };
+                let counted_already = self
+                    .uncounted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .is_some_and(|set| set.contains(&hash));
+                if !counted_already {
+                    count += 1;
+                    bytes += chunk.metadata()?.len();
                 }
             }
         }
