@@ -7,9 +7,20 @@ use clap::Parser;
 use sf_agent::config::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+mod allocator;
+
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads (see `allocator`).
+    allocator::limit_arenas();
     let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Status { dir }) = cli.command {
         let report = sf_agent::status::report(&dir)
             .await
