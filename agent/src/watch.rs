@@ -64,7 +64,7 @@ pub fn watch(
         let _ = triggers.send(trigger);
     };
     let tap = close_write_tap(root.to_path_buf(), debounce, triggers_for_tap);
-    NEXT_TAP.with(|next| *next.borrow_mut() = Some(tap));
+    NEXT_TAP.with(|next| *next.borrow_mut() = Some((root.join(STATE_DIR), tap)));
     let debouncer = new_debouncer_opt::<_, CloseWriteTap, _>(
         debounce,
         None,
@@ -91,21 +91,33 @@ pub fn watch(
 type Tap = Box<dyn FnMut(&Event) + Send>;
 
 thread_local! {
-    /// The tap for the next [`CloseWriteTap`] built on this thread. The
-    /// debouncer constructs its watcher itself through [`Watcher::new`],
-    /// which takes no user data; this hands the tap over for that one call.
-    static NEXT_TAP: RefCell<Option<Tap>> = const { RefCell::new(None) };
+    /// The folder's state directory and the tap, for the next
+    /// [`CloseWriteTap`] built on this thread. The debouncer constructs its
+    /// watcher itself through [`Watcher::new`], which takes no user data;
+    /// this hands them over for that one call.
+    static NEXT_TAP: RefCell<Option<(PathBuf, Tap)>> = const { RefCell::new(None) };
 }
 
 /// The platform's watcher with a tap on its raw events, so a file closed
-/// after writing can be reported without waiting for the debouncer.
+/// after writing can be reported without waiting for the debouncer. Events
+/// inside the state directory (`.sf/`: downloads being written, the state
+/// database) go no further: they are the agent's own, and a burst of
+/// downloads made them half of all events, each costing the debouncer
+/// work.
 pub struct CloseWriteTap(notify::RecommendedWatcher);
 
 impl Watcher for CloseWriteTap {
     fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<Self> {
-        let mut tap = NEXT_TAP.with(|next| next.borrow_mut().take());
+        let (state_dir, mut tap) = NEXT_TAP
+            .with(|next| next.borrow_mut().take())
+            .map_or((None, None), |(dir, tap)| (Some(dir), Some(tap)));
         let inner = notify::RecommendedWatcher::new(
             move |event: notify::Result<Event>| {
+                if let (Ok(event), Some(dir)) = (&event, &state_dir)
+                    && only_inside(event, dir)
+                {
+                    return;
+                }
                 if let (Ok(event), Some(tap)) = (&event, tap.as_mut()) {
                     tap(event);
                 }
@@ -199,6 +211,17 @@ fn warn_watch_error(error: &notify::Error) {
     }
 }
 
+/// Whether every path of `event` lies below `dir` (not `dir` itself: the
+/// folder marker's removal must be seen). An event with no path (an
+/// overflow) is not.
+fn only_inside(event: &Event, dir: &Path) -> bool {
+    !event.paths.is_empty()
+        && event
+            .paths
+            .iter()
+            .all(|path| path != dir && path.starts_with(dir))
+}
+
 fn is_read_only(kind: &notify::EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode};
     matches!(kind, notify::EventKind::Access(access)
@@ -232,5 +255,32 @@ mod tests {
         assert!(relative(root, Path::new("/data/sync/.sf/state.db")).is_none());
         assert!(relative(root, Path::new("/data/sync")).is_none());
         assert!(relative(root, Path::new("/elsewhere/x")).is_none());
+    }
+
+    #[test]
+    fn the_agents_own_state_dir_events_stop_at_the_tap() {
+        use notify::event::{CreateKind, ModifyKind, RenameMode};
+        let dir = Path::new("/data/sync/.sf");
+        let event = |kind, paths: &[&str]| Event {
+            kind,
+            paths: paths.iter().map(PathBuf::from).collect(),
+            attrs: Default::default(),
+        };
+        let create = notify::EventKind::Create(CreateKind::File);
+        let rename = notify::EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert!(only_inside(
+            &event(create, &["/data/sync/.sf/tmp/1.part"]),
+            dir
+        ));
+        // A download moved into place is seen at its destination.
+        assert!(!only_inside(
+            &event(rename, &["/data/sync/.sf/tmp/1.part", "/data/sync/a.txt"]),
+            dir
+        ));
+        // The folder marker itself, removed: seen.
+        assert!(!only_inside(&event(create, &["/data/sync/.sf"]), dir));
+        assert!(!only_inside(&event(create, &["/data/sync/.sfx/a"]), dir));
+        // An overflow names no path and asks for a scan.
+        assert!(!only_inside(&event(create, &[]), dir));
     }
 }
