@@ -90,12 +90,18 @@ async fn pump(
 
 /// A link's capacity: bytes become available at `rate` per second; taking
 /// more than is there books the link further ahead and says how long to
-/// wait for it.
+/// wait for it. Time the link was booked for but the sender overslept
+/// (timers tick in milliseconds, a step takes about one at 100 Mbit/s) is
+/// credited back, up to [`CATCH_UP_STEPS`] steps, so the link runs at its
+/// rate rather than at the timer's.
 struct Bucket {
     rate: u64,
     /// When the link is free again.
     free_at: Instant,
 }
+
+/// Steps of oversleep the link may catch up on.
+const CATCH_UP_STEPS: u64 = 4;
 
 impl Bucket {
     fn new(rate: u64) -> Self {
@@ -106,9 +112,56 @@ impl Bucket {
     }
 
     fn take(&mut self, bytes: u64) -> Duration {
-        let now = Instant::now();
-        let start = self.free_at.max(now);
-        self.free_at = start + Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+        self.take_at(Instant::now(), bytes)
+    }
+
+    fn take_at(&mut self, now: Instant, bytes: u64) -> Duration {
+        let credit = self.seconds_for(CATCH_UP_STEPS * STEP as u64);
+        let start = self.free_at.max(now.checked_sub(credit).unwrap_or(now));
+        self.free_at = start + self.seconds_for(bytes);
         self.free_at.saturating_duration_since(now)
+    }
+
+    fn seconds_for(&self, bytes: u64) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.rate as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversleeping_does_not_slow_the_link() {
+        // 16 KiB per millisecond; every sleep overshoots by half a step.
+        let mut bucket = Bucket::new(STEP as u64 * 1000);
+        let step = Duration::from_millis(1);
+        let start = Instant::now();
+        bucket.free_at = start;
+        let mut now = start;
+        for _ in 0..1000 {
+            let wait = bucket.take_at(now, STEP as u64);
+            now += wait + step / 2;
+        }
+        // 1000 steps at one per millisecond: one second, plus the last
+        // oversleep, not the 1.5 s the oversleeps would add up to.
+        assert!(
+            now - start < Duration::from_millis(1010),
+            "{:?}",
+            now - start
+        );
+    }
+
+    #[test]
+    fn an_idle_link_gives_no_more_than_its_catch_up_credit() {
+        let mut bucket = Bucket::new(STEP as u64 * 1000);
+        let start = Instant::now();
+        bucket.free_at = start;
+        // Idle for a second, then a burst of 10 steps at once.
+        let now = start + Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..10).map(|_| bucket.take_at(now, STEP as u64)).collect();
+        assert_eq!(waits[0], Duration::ZERO);
+        assert_eq!(waits[(CATCH_UP_STEPS - 1) as usize], Duration::ZERO);
+        assert!(waits[9] >= Duration::from_millis(5), "{waits:?}");
     }
 }

@@ -66,7 +66,9 @@ pub async fn bench_link(config: &Config) -> String {
         let hub_addr: SocketAddr = hub.url().trim_start_matches("http://").parse().unwrap();
         let relay = Relay::start(hub_addr, rate).await.unwrap();
         let (a_dir, b_dir) = (sandbox.dir("a"), sandbox.dir("b"));
-        let mut a = Agent::start(&relay.url(), &a_dir, "a", &[]).await;
+        // The harness knows the token by the hub's URL; A reaches it through the relay's.
+        let token_arg = format!("--token-file={}", hub.token_file().display());
+        let mut a = Agent::start(&relay.url(), &a_dir, "a", &[token_arg.as_str()]).await;
         let mut b = Agent::start(hub.url(), &b_dir, "b", &[]).await;
         let staging = sandbox.dir("staging");
         std::fs::create_dir_all(&staging).unwrap();
