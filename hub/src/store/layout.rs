@@ -30,8 +30,34 @@ pub(super) fn chunk_path(chunks_dir: &Path, hash: &Sha256Hex) -> PathBuf {
 }
 
 /// The directory of chunks whose hash starts with byte `prefix`.
-pub(super) fn prefix_dir(chunks_dir: &Path, prefix: u8) -> PathBuf {
+fn prefix_dir(chunks_dir: &Path, prefix: u8) -> PathBuf {
     chunks_dir.join(format!("{prefix:02x}"))
+}
+
+/// The chunk files whose hash starts with byte `prefix`, each with its
+/// directory entry; names that are not a chunk's (strays) are skipped, and
+/// a missing directory holds none.
+pub(super) fn chunks_with_prefix(
+    chunks_dir: &Path,
+    prefix: u8,
+) -> io::Result<Vec<(Sha256Hex, std::fs::DirEntry)>> {
+    let entries = match std::fs::read_dir(prefix_dir(chunks_dir, prefix)) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut chunks = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(hash) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| Sha256Hex::parse(n).ok())
+        {
+            chunks.push((hash, entry));
+        }
+    }
+    Ok(chunks)
 }
 
 /// Makes `chunks_dir` and its 256 directories, moving the chunks of an

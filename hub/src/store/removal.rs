@@ -26,21 +26,8 @@ impl ChunkStore {
         cutoff: SystemTime,
     ) -> io::Result<Vec<Sha256Hex>> {
         let mut old = Vec::new();
-        let entries = match std::fs::read_dir(super::layout::prefix_dir(&self.chunks_dir, prefix)) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(old),
-            Err(err) => return Err(err),
-        };
-        for entry in entries {
-            let entry = entry?;
-            // Anything that is not a chunk's name is not the store's to remove.
-            let Some(hash) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| Sha256Hex::parse(name).ok())
-            else {
-                continue;
-            };
+        // Anything that is not a chunk's name is not the store's to remove.
+        for (hash, entry) in super::layout::chunks_with_prefix(&self.chunks_dir, prefix)? {
             if entry.metadata()?.modified()? < cutoff {
                 old.push(hash);
             }

@@ -92,22 +92,8 @@ impl ChunkStore {
     fn walk_census(&self) -> io::Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
         for prefix in 0..=u8::MAX {
-            let dir = super::layout::prefix_dir(&self.chunks_dir, prefix);
-            let entries = match std::fs::read_dir(dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
-            };
-            for chunk in entries {
-                let chunk = chunk?;
-                // Only chunks count: not a stray file or directory.
-                let Some(hash) = chunk
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| Sha256Hex::parse(n).ok())
-                else {
-                    continue;
-                };
+            // Only chunks count: not a stray file or directory.
+            for (hash, chunk) in super::layout::chunks_with_prefix(&self.chunks_dir, prefix)? {
                 let counted_already = self
                     .uncounted
                     .lock()
