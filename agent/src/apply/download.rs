@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::confined::{self, Dir, Kind, Stat};
 use super::download_many::chunk_bytes;
-use super::trash::trash_from;
+use super::trash::{TrashDirs, trash_from};
 use super::{
     ApplyError, Folder, SWAP_EXTENSION, io, keep_in_trash, occupant, temp_name, unchanged_since,
 };
@@ -119,6 +119,7 @@ pub(super) fn make_dir(
                 file,
                 &IgnoreRules::defaults(),
                 true,
+                &mut TrashDirs::default(),
             )?;
         }
         match parent.mkdir(name) {

@@ -1,6 +1,8 @@
 //! The trash: what the agent removes from the folder is moved to
 //! `.sf/trash/<date>/<path>` and kept for [`TRASH_DAYS`] days.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use sf_protocol::SyncPath;
@@ -23,10 +25,7 @@ pub(super) fn keep_in_trash(
     name: &str,
     path: &SyncPath,
 ) -> Result<PathBuf, ApplyError> {
-    let (dest, shown) = trash_destination(folder, path)?;
-    dir.rename(name, &dest, path.file_name())
-        .map_err(io(dir.path().join(name)))?;
-    Ok(shown)
+    TrashDirs::default().put(folder, dir, name, path)
 }
 
 /// Moves each file or empty folder of `items` into
@@ -36,19 +35,49 @@ pub(super) fn keep_in_trash(
 /// together by one flush of the file system (where the OS has one): a
 /// folder of thousands of deleted files costs one flush, not one per file.
 /// The outer error (the folder cannot be opened or flushed) fails them all.
+///
+/// The folders on both sides are opened once per batch, not once per
+/// file: walking each path from the root was a third of the receiving
+/// agent's work when a tree of thousands of files went to the trash.
 pub(crate) fn trash_many(
     root: &Path,
     items: &[(&SyncPath, &LocalFile)],
     rules: &IgnoreRules,
 ) -> Result<Vec<Result<Option<PathBuf>, ApplyError>>, ApplyError> {
     let folder = Folder::open(root)?;
-    let results: Vec<_> = items
-        .iter()
-        .map(|(path, expected)| {
-            let (parent, name) = folder.parent_of(path, false)?;
-            trash_from(&folder, &parent, name, path, expected, rules, !GROUP_SYNC)
-        })
-        .collect();
+    let mut parents: HashMap<String, Dir> = HashMap::new();
+    let mut trash = TrashDirs::default();
+    let mut results = Vec::with_capacity(items.len());
+    for (path, expected) in items {
+        let key = path.parent().unwrap_or_default();
+        let parent = match parents.entry(key.to_owned()) {
+            Entry::Occupied(open) => open.into_mut(),
+            Entry::Vacant(slot) => match folder.parent_of(path, false) {
+                Ok((dir, _)) => slot.insert(dir),
+                Err(err) => {
+                    results.push(Err(err));
+                    continue;
+                }
+            },
+        };
+        let name = path.file_name();
+        let result = trash_from(
+            &folder,
+            parent,
+            name,
+            path,
+            expected,
+            rules,
+            !GROUP_SYNC,
+            &mut trash,
+        );
+        if expected.kind == EntryKind::Dir && matches!(result, Ok(Some(_))) {
+            // What was opened inside it now lies in the trash.
+            let inside = format!("{path}/");
+            parents.retain(|dir, _| dir != path.as_str() && !dir.starts_with(&inside));
+        }
+        results.push(result);
+    }
     if GROUP_SYNC && results.iter().any(|r| matches!(r, Ok(Some(_)))) {
         folder.root.sync_filesystem().map_err(io(root))?;
     }
@@ -58,6 +87,7 @@ pub(crate) fn trash_many(
 /// Trashes `name` in `parent`, the place of `path` (see [`trash_many`]). The rename
 /// is made durable here only when `sync` (a batch makes its renames
 /// durable together).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn trash_from(
     folder: &Folder,
     parent: &Dir,
@@ -66,6 +96,7 @@ pub(super) fn trash_from(
     expected: &LocalFile,
     rules: &IgnoreRules,
     sync: bool,
+    trash: &mut TrashDirs,
 ) -> Result<Option<PathBuf>, ApplyError> {
     if !unchanged_since(parent, name, Some(expected)) {
         return Err(ApplyError::ChangedMeanwhile { path: path.clone() });
@@ -83,42 +114,68 @@ pub(super) fn trash_from(
             }
         }
     }
-    let (dest, shown) = trash_destination(folder, path)?;
-    parent
-        .rename(name, &dest, path.file_name())
-        .map_err(io(parent.path().join(name)))?;
+    let shown = trash.put(folder, parent, name, path)?;
     if sync {
         parent.sync().map_err(io(parent.path()))?;
     }
     Ok(Some(shown))
 }
 
-/// A free place for `path` in today's trash, `.sf/trash/<date>/<path>`,
-/// with its parent folders made: the directory, and the whole path for
-/// messages.
-fn trash_destination(folder: &Folder, path: &SyncPath) -> Result<(Dir, PathBuf), ApplyError> {
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    let day = folder.state_dir(&["trash", &today])?;
-    let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
-    let name = path.file_name();
-    if let Ok(dir) = day.walk(parents(), true)
-        && matches!(dir.stat(name), Ok(None))
-    {
-        let shown = dir.path().join(name);
-        return Ok((dir, shown));
+/// Today's trash, `.sf/trash/<date>/`, and the folders made in it, kept
+/// open while they serve a batch.
+#[derive(Default)]
+pub(super) struct TrashDirs {
+    day: Option<Dir>,
+    /// By the trashed path's parent ("" for the top).
+    parents: HashMap<String, Dir>,
+}
+
+impl TrashDirs {
+    /// Renames `name` in `from` (the place of `path`) to a free place for
+    /// `path` in today's trash, with its parent folders made; returns the
+    /// new place's whole path, for messages.
+    fn put(
+        &mut self,
+        folder: &Folder,
+        from: &Dir,
+        name: &str,
+        path: &SyncPath,
+    ) -> Result<PathBuf, ApplyError> {
+        let key = path.parent().unwrap_or_default();
+        let day = match &mut self.day {
+            Some(day) => day,
+            none => {
+                let today = time::OffsetDateTime::now_utc().date().to_string();
+                none.insert(folder.state_dir(&["trash", &today])?)
+            }
+        };
+        let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
+        let there = match self.parents.entry(key.to_owned()) {
+            Entry::Occupied(open) => Some(open.into_mut()),
+            Entry::Vacant(slot) => day.walk(parents(), true).ok().map(|dir| slot.insert(dir)),
+        };
+        let dir = match there {
+            Some(dir) if matches!(dir.stat(name), Ok(None)) => dir,
+            _ => {
+                // Something of that name (or a file where a folder of it
+                // would go) was trashed today already: keep both.
+                let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+                let unique = format!("{}-{n}", crate::state::now_ms());
+                let dir = day
+                    .walk(std::iter::once(unique.as_str()).chain(parents()), true)
+                    .map_err(|err| match err {
+                        WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
+                        WalkError::Io { path, source } => ApplyError::Io { path, source },
+                    })?;
+                from.rename(name, &dir, path.file_name())
+                    .map_err(io(from.path().join(name)))?;
+                return Ok(dir.path().join(path.file_name()));
+            }
+        };
+        from.rename(name, dir, path.file_name())
+            .map_err(io(from.path().join(name)))?;
+        Ok(dir.path().join(path.file_name()))
     }
-    // Something of that name (or a file where a folder of it would go) was
-    // trashed today already: keep both.
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let unique = format!("{}-{n}", crate::state::now_ms());
-    let dir = day
-        .walk(std::iter::once(unique.as_str()).chain(parents()), true)
-        .map_err(|err| match err {
-            WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
-            WalkError::Io { path, source } => ApplyError::Io { path, source },
-        })?;
-    let shown = dir.path().join(name);
-    Ok((dir, shown))
 }
 
 /// Deletes trash folders older than [`TRASH_DAYS`].

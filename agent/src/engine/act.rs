@@ -212,6 +212,7 @@ impl Engine {
         )
         .await?;
         self.state.record(path, &file, &chunks).await?;
+        self.echoes.wrote(path, &file);
         Ok(())
     }
 

@@ -157,6 +157,11 @@ impl Engine {
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
+        for ((path, _, _), result) in items.iter().zip(&written) {
+            if let Ok((file, _)) = result {
+                self.echoes.wrote(path, file);
+            }
+        }
         let alone = items.len() == 1;
         let downloaded = written.iter().filter(|r| r.is_ok()).count();
         for ((path, entry, _), result) in items.into_iter().zip(written) {
@@ -208,6 +213,11 @@ impl Engine {
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
+        for ((path, _), result) in items.iter().zip(&trashed) {
+            if matches!(result, Ok(Some(_))) {
+                self.echoes.removed(path);
+            }
+        }
         let alone = items.len() == 1;
         let moved = trashed.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
         for ((path, local), result) in items.into_iter().zip(trashed) {

@@ -26,6 +26,7 @@ impl Engine {
         remote_changed: BTreeSet<SyncPath>,
     ) -> Result<(), CycleError> {
         let mut paths: BTreeSet<SyncPath> = std::mem::take(&mut self.dirty);
+        self.echoes.drop_from(&self.root, &mut paths);
         paths.extend(remote_changed);
         let mut synced = self.state.synced_of(&paths).await?;
         if !self.add_folder_contents(&mut paths, &mut synced).await? {
@@ -107,8 +108,9 @@ impl Engine {
     ) -> Result<(BTreeMap<SyncPath, LocalFile>, BTreeSet<SyncPath>), CycleError> {
         let mut local = BTreeMap::new();
         let mut unsettled = BTreeSet::new();
+        let mut ancestors = scan::Ancestors::default();
         for path in paths {
-            match scan::stat_entry(&self.root, path, synced.get(path)) {
+            match scan::stat_entry_among(&self.root, path, synced.get(path), &mut ancestors) {
                 Ok(Some(file)) => {
                     // A new folder's contents may predate its watch: scan it all.
                     if file.kind == EntryKind::Dir && !synced.contains_key(path) {

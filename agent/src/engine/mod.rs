@@ -16,6 +16,7 @@
 //! - `batch`: gathering small files, folders and deletions into batches,
 //!   and downloading a batch; `send`: sending one to the hub; `folders`:
 //!   deleting folders on the hub once what was inside them is gone;
+//! - `echoes`: the file events of the engine's own changes;
 //! - `trust`: what the agent does not take from the hub as it comes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -37,6 +38,7 @@ use crate::walk::Unsettled;
 
 mod act;
 mod batch;
+mod echoes;
 mod event_cycle;
 mod feed;
 mod folders;
@@ -133,6 +135,9 @@ pub struct Engine {
     /// What the token may do, from `/v1/whoami`; `None` until the hub
     /// first answers, and no cycle acts before it does.
     scope: Option<Scope>,
+    /// What the engine itself just left on disk, so the events of its own
+    /// downloads and trashes cost a stat, not a look.
+    echoes: echoes::Echoes,
 }
 
 impl Engine {
@@ -163,6 +168,7 @@ impl Engine {
             platform: sf_protocol::platform::Platform::current(),
             case_insensitive,
             scope: None,
+            echoes: echoes::Echoes::default(),
         }
     }
 
