@@ -36,6 +36,8 @@ const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keeps idle connections alive through proxies and detects dead peers.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Change frames written together at most.
+const MAX_BURST: usize = 256;
 
 pub async fn subscribe(
     State(hub): State<Arc<Hub>>,
@@ -175,7 +177,18 @@ async fn push_changes(
             change = changes.recv() => match change {
                 Ok(entry) if entry.seq <= head => {}
                 Ok(entry) => {
-                    if !send(socket, &WsFrame::Change(entry)).await {
+                    // A batch commits hundreds of entries at once: those
+                    // already queued go out in one write, not one each.
+                    let mut burst = vec![entry];
+                    while burst.len() < MAX_BURST {
+                        match changes.try_recv() {
+                            Ok(entry) if entry.seq <= head => {}
+                            Ok(entry) => burst.push(entry),
+                            // Lagged or closed: the next recv says so.
+                            Err(_) => break,
+                        }
+                    }
+                    if !send_all(socket, burst).await {
                         return Some((close_code::POLICY, "send timed out; catch up with /v1/changes"));
                     }
                 }
@@ -212,6 +225,19 @@ async fn push_changes(
 async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // Only completion matters; the borrowed value must not live across awaits.
     let _ = shutdown.wait_for(|stopping| *stopping).await.is_ok();
+}
+
+/// Sends a change frame for each of `entries`, flushed once at the end.
+async fn send_all(socket: &mut WebSocket, entries: Vec<sf_protocol::v1::Entry>) -> bool {
+    use futures_util::SinkExt;
+    let all = async {
+        for entry in entries {
+            let text = serde_json::to_string(&WsFrame::Change(entry)).expect("frames serialise");
+            socket.feed(Message::Text(text.into())).await?;
+        }
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(SEND_TIMEOUT, all).await, Ok(Ok(())))
 }
 
 async fn send(socket: &mut WebSocket, frame: &WsFrame) -> bool {
