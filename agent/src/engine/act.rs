@@ -6,7 +6,7 @@
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind, Scope};
 
-use super::batch::Pending;
+use super::batch::{Flush, Pending};
 use super::{CycleError, Engine, EngineError};
 use crate::apply::{self, ApplyError};
 use crate::hub_client::{CommitOutcome, HubError};
@@ -43,7 +43,7 @@ impl Engine {
     ) -> Result<(), CycleError> {
         let mut pending = Pending::default();
         self.gather(&mut pending, decisions).await?;
-        self.flush(&mut pending).await
+        self.flush(&mut pending, Flush::All).await
     }
 
     /// [`Engine::act`], leaving the last batch in `pending` for the caller
@@ -68,11 +68,11 @@ impl Engine {
             }
             if pending.takes(&decision) {
                 if pending.push(path, decision) {
-                    self.flush(pending).await?;
+                    self.flush(pending, Flush::KeepFolders).await?;
                 }
                 continue;
             }
-            self.flush(pending).await?;
+            self.flush(pending, Flush::KeepFolders).await?;
             let moves_content = decision.transfer_bytes().is_some();
             tracing::debug!(%path, ?action, "deciding");
             let result = self.execute(&path, decision).await;

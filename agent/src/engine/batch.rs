@@ -5,7 +5,7 @@
 //! thousands. What goes to the hub is in `send`; what comes from it is
 //! here. Each path still gets its own outcome, sorted by
 //! [`Engine::settle`] like a decision carried out alone. Folders deleted
-//! here wait for their files' batch (`folders`).
+//! here wait for the cycle's last batch (`folders`).
 
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
@@ -23,6 +23,15 @@ pub(super) const SMALL_FILE: u64 = 4 << 20;
 const BATCH_MAX_ITEMS: usize = 500;
 /// …or this many bytes of files.
 const BATCH_MAX_BYTES: u64 = 16 << 20;
+
+/// How much of a [`Pending`] a flush carries out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flush {
+    /// Everything: the cycle's decisions are all made.
+    All,
+    /// All but the folders deleted here, unless a batch of them gathered.
+    KeepFolders,
+}
 
 /// Something to tell the hub.
 pub(super) enum Send {
@@ -82,8 +91,8 @@ impl Pending {
             Decision::TrashLocal { local } => self.trashes.push((path, local)),
             other => debug_assert!(false, "not a batch decision: {other:?}"),
         }
-        self.sends.len() + self.folder_deletes.len() + self.receives.len() + self.trashes.len()
-            >= BATCH_MAX_ITEMS
+        self.sends.len() + self.receives.len() + self.trashes.len() >= BATCH_MAX_ITEMS
+            || self.folder_deletes.len() >= BATCH_MAX_ITEMS
             || self.bytes >= BATCH_MAX_BYTES
     }
 }
@@ -92,10 +101,22 @@ impl Engine {
     /// Carries out what `pending` gathered: what goes to the hub first
     /// (folders deleted here after the files), then removals the hub asked
     /// for, then what comes from it (which may need the room the removals
-    /// make).
-    pub(super) async fn flush(&mut self, pending: &mut Pending) -> Result<(), CycleError> {
+    /// make). Folders deleted here wait for the last flush of the cycle
+    /// (`Flush::All`) unless a batch's worth gathered: a tree of a hundred
+    /// folders moved out then costs a request per level, not one per batch
+    /// of its files.
+    pub(super) async fn flush(
+        &mut self,
+        pending: &mut Pending,
+        flush: Flush,
+    ) -> Result<(), CycleError> {
         let sends = std::mem::take(&mut pending.sends);
-        let folder_deletes = std::mem::take(&mut pending.folder_deletes);
+        let folder_deletes =
+            if flush == Flush::All || pending.folder_deletes.len() >= BATCH_MAX_ITEMS {
+                std::mem::take(&mut pending.folder_deletes)
+            } else {
+                Vec::new()
+            };
         let receives = std::mem::take(&mut pending.receives);
         let trashes = std::mem::take(&mut pending.trashes);
         pending.bytes = 0;

@@ -1,9 +1,9 @@
 //! Folders deleted here go to the hub in batches too. A folder goes only
 //! once what was synced inside it is gone, so its deletion waits for the
-//! batch that deletes its files, and nested folders go in rounds from the
-//! deepest: a parent is looked at once its subfolders' deletions are
-//! settled. A tree of a hundred folders moved out of the folder costs a
-//! round per level, not a request per folder.
+//! cycle's other batches (those that delete its files), and nested folders
+//! go in rounds from the deepest: a parent is looked at once its
+//! subfolders' deletions are settled. A tree of a hundred folders moved out
+//! of the folder costs a round per level, not a request per folder.
 
 use sf_protocol::SyncPath;
 

@@ -6,7 +6,7 @@
 use sf_protocol::SyncPath;
 use sf_protocol::v1::EntryKind;
 
-use super::batch::Pending;
+use super::batch::{Flush, Pending};
 use super::{CycleError, Engine};
 use crate::model::Views;
 use crate::progress::{self, Progress};
@@ -97,7 +97,7 @@ impl Engine {
                 }
             }
         }
-        self.flush(&mut pending).await?;
+        self.flush(&mut pending, Flush::All).await?;
         if let Some(batch) = self.batch.take() {
             batch.finish();
         }
