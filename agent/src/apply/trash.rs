@@ -15,6 +15,9 @@ use super::{ApplyError, Folder, TEMP_COUNTER, io, unchanged_since};
 use crate::ignore::IgnoreRules;
 use crate::model::LocalFile;
 
+/// Trash folders a batch keeps open at most.
+const MAX_OPEN: usize = 32;
+
 /// How long trashed files are kept.
 pub(crate) const TRASH_DAYS: i64 = 30;
 
@@ -36,48 +39,34 @@ pub(super) fn keep_in_trash(
 /// folder of thousands of deleted files costs one flush, not one per file.
 /// The outer error (the folder cannot be opened or flushed) fails them all.
 ///
-/// The folders on both sides are opened once per batch, not once per
-/// file: walking each path from the root was a third of the receiving
-/// agent's work when a tree of thousands of files went to the trash.
+/// Where each goes in the trash is opened once per batch (see
+/// [`TrashDirs`]). Each path's own folder is still opened from the root
+/// for it, links never followed, just before its rename: a folder the user
+/// moves out of the synced folder meanwhile is never reached through a
+/// handle opened before.
 pub(crate) fn trash_many(
     root: &Path,
     items: &[(&SyncPath, &LocalFile)],
     rules: &IgnoreRules,
 ) -> Result<Vec<Result<Option<PathBuf>, ApplyError>>, ApplyError> {
     let folder = Folder::open(root)?;
-    let mut parents: HashMap<String, Dir> = HashMap::new();
     let mut trash = TrashDirs::default();
-    let mut results = Vec::with_capacity(items.len());
-    for (path, expected) in items {
-        let key = path.parent().unwrap_or_default();
-        let parent = match parents.entry(key.to_owned()) {
-            Entry::Occupied(open) => open.into_mut(),
-            Entry::Vacant(slot) => match folder.parent_of(path, false) {
-                Ok((dir, _)) => slot.insert(dir),
-                Err(err) => {
-                    results.push(Err(err));
-                    continue;
-                }
-            },
-        };
-        let name = path.file_name();
-        let result = trash_from(
-            &folder,
-            parent,
-            name,
-            path,
-            expected,
-            rules,
-            !GROUP_SYNC,
-            &mut trash,
-        );
-        if expected.kind == EntryKind::Dir && matches!(result, Ok(Some(_))) {
-            // What was opened inside it now lies in the trash.
-            let inside = format!("{path}/");
-            parents.retain(|dir, _| dir != path.as_str() && !dir.starts_with(&inside));
-        }
-        results.push(result);
-    }
+    let results: Vec<_> = items
+        .iter()
+        .map(|(path, expected)| {
+            let (parent, name) = folder.parent_of(path, false)?;
+            trash_from(
+                &folder,
+                &parent,
+                name,
+                path,
+                expected,
+                rules,
+                !GROUP_SYNC,
+                &mut trash,
+            )
+        })
+        .collect();
     if GROUP_SYNC && results.iter().any(|r| matches!(r, Ok(Some(_)))) {
         folder.root.sync_filesystem().map_err(io(root))?;
     }
@@ -122,7 +111,10 @@ pub(super) fn trash_from(
 }
 
 /// Today's trash, `.sf/trash/<date>/`, and the folders made in it, kept
-/// open while they serve a batch.
+/// open while they serve a batch: walking each destination from the root
+/// was a fifth of the receiving agent's work when a tree of thousands of
+/// files went to the trash. At most [`MAX_OPEN`] are kept (a batch's paths
+/// come sorted, so a folder's files are next to each other).
 #[derive(Default)]
 pub(super) struct TrashDirs {
     day: Option<Dir>,
@@ -150,6 +142,9 @@ impl TrashDirs {
             }
         };
         let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
+        if self.parents.len() >= MAX_OPEN && !self.parents.contains_key(key) {
+            self.parents.clear();
+        }
         let there = match self.parents.entry(key.to_owned()) {
             Entry::Occupied(open) => Some(open.into_mut()),
             Entry::Vacant(slot) => day.walk(parents(), true).ok().map(|dir| slot.insert(dir)),

@@ -90,6 +90,15 @@ impl Engine {
         moves_content: bool,
         result: Result<(), ActError>,
     ) -> Result<(), CycleError> {
+        // What the engine left at `path` stands only when this outcome is
+        // its own download or trash; anything else decided about the path
+        // makes a later event worth a look.
+        if !matches!(
+            (&result, action),
+            (Ok(()), Action::Download | Action::TrashLocal)
+        ) {
+            self.echoes.forget(&path);
+        }
         match result {
             Ok(()) => {
                 self.attempts.remove(&path);

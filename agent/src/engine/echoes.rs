@@ -7,7 +7,10 @@
 //!
 //! Only event paths are dropped this way: a path the change feed names is
 //! always looked at. What the engine left is also what it recorded as
-//! synced, so a path that still matches it would be decided "nothing".
+//! synced, so a path that still matches it would be decided "nothing";
+//! any other outcome for the path (an upload, a deletion sent, a failure,
+//! a retry put off) forgets it, so the record and the memory never
+//! disagree.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -65,6 +68,13 @@ impl Echoes {
     /// The engine moved what was at `path` to the trash and forgot it.
     pub(super) fn removed(&mut self, path: &SyncPath) {
         self.remember(path, Left::Nothing);
+    }
+
+    /// Anything else the engine decided about `path` (an upload, a
+    /// deletion sent, a failure, a retry put off) ends what it remembered:
+    /// a later event there is looked at.
+    pub(super) fn forget(&mut self, path: &SyncPath) {
+        self.left.remove(path);
     }
 
     fn remember(&mut self, path: &SyncPath, left: Left) {
@@ -192,6 +202,22 @@ mod tests {
         let mut again: BTreeSet<SyncPath> = [p("kept")].into();
         echoes.drop_from(root, &mut again);
         assert_eq!(again.len(), 1);
+    }
+
+    /// A file the engine wrote, renamed away by the user (deleted on the
+    /// hub) and renamed back: the same stat data, but no longer synced, so
+    /// it must be looked at.
+    #[test]
+    fn a_path_decided_since_is_looked_at_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), "v1").unwrap();
+        let mut echoes = Echoes::default();
+        echoes.wrote(&p("a.txt"), &synced_of(&root.join("a.txt")));
+        echoes.forget(&p("a.txt"));
+        let mut paths: BTreeSet<SyncPath> = [p("a.txt")].into();
+        echoes.drop_from(root, &mut paths);
+        assert_eq!(paths.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -108,9 +108,8 @@ impl Engine {
     ) -> Result<(BTreeMap<SyncPath, LocalFile>, BTreeSet<SyncPath>), CycleError> {
         let mut local = BTreeMap::new();
         let mut unsettled = BTreeSet::new();
-        let mut ancestors = scan::Ancestors::default();
         for path in paths {
-            match scan::stat_entry_among(&self.root, path, synced.get(path), &mut ancestors) {
+            match scan::stat_entry(&self.root, path, synced.get(path)) {
                 Ok(Some(file)) => {
                     // A new folder's contents may predate its watch: scan it all.
                     if file.kind == EntryKind::Dir && !synced.contains_key(path) {

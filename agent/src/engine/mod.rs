@@ -350,6 +350,8 @@ impl Engine {
     /// Looks at `path` again later; the wait doubles with each attempt in a
     /// row, so a file that is always busy or always failing does not spin.
     fn defer(&mut self, path: SyncPath) {
+        // Its retry comes back as a dirty path: always looked at.
+        self.echoes.forget(&path);
         let attempts = self.attempts.entry(path.clone()).or_insert(0);
         let wait = retry_delay(*attempts);
         *attempts += 1;

@@ -1,7 +1,6 @@
 //! One entry on disk: its stat and, when that differs from the record, its
 //! digest, read as a stream and checked for changes during the read.
 
-use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
@@ -46,63 +45,32 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Sha256Hex, u64)> {
     Ok((Sha256Hex::from(hasher), total))
 }
 
-/// [`stat_entry_among`] for one path alone.
-#[cfg(test)]
-pub(crate) fn stat_entry(
-    root: &Path,
-    path: &SyncPath,
-    known: Option<&SyncedFile>,
-) -> Result<Option<LocalFile>, ScanError> {
-    stat_entry_among(root, path, known, &mut Ancestors::default())
-}
-
-/// What the folders above the paths of one look were found to be: a
-/// thousand files in one folder stat that folder (and each above it) once,
-/// not once per file.
-#[derive(Default)]
-pub(crate) struct Ancestors {
-    /// True: a real directory; false: nothing there, or not a directory.
-    seen: HashMap<String, bool>,
-}
-
-/// [`examine_entry`] for one path named by an event (not by a listing), e.g.
-/// after a file event; `ancestors` remembers the folders above it for the
-/// other paths of the same look. `Ok(None)` when nothing
+/// [`examine_entry`] for one path named by an event (not by a listing), e.g. after a file event. `Ok(None)` when nothing
 /// is there, including when a parent is missing, not a directory or a
 /// symlink (a scan would not list the path either). Ignore rules are the
 /// caller's business. `known` is the record of `path`; when there is none
 /// and `path` is not in Unicode NFC form, something found there is
 /// [`ScanError::NotNormalised`] (nothing found is still `Ok(None)`, e.g. the
 /// old name after a scan renamed an entry to NFC).
-pub(crate) fn stat_entry_among(
+pub(crate) fn stat_entry(
     root: &Path,
     path: &SyncPath,
     known: Option<&SyncedFile>,
-    ancestors: &mut Ancestors,
 ) -> Result<Option<LocalFile>, ScanError> {
     let unreadable = |source: io::Error| ScanError::Unreadable {
         path: path.clone(),
         source,
     };
     for ancestor in path.ancestors() {
-        let is_dir = match ancestors.seen.get(ancestor) {
-            Some(is_dir) => *is_dir,
-            None => {
-                let local = local_path(
-                    root,
-                    &SyncPath::parse(ancestor).expect("an ancestor of a SyncPath is one"),
-                );
-                let is_dir = match fs::symlink_metadata(&local) {
-                    Ok(metadata) => metadata.is_dir(),
-                    Err(error) if is_absent(&error) => false,
-                    Err(error) => return Err(unreadable(error)),
-                };
-                ancestors.seen.insert(ancestor.to_owned(), is_dir);
-                is_dir
-            }
-        };
-        if !is_dir {
-            return Ok(None);
+        let local = local_path(
+            root,
+            &SyncPath::parse(ancestor).expect("an ancestor of a SyncPath is one"),
+        );
+        match fs::symlink_metadata(&local) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(error) if is_absent(&error) => return Ok(None),
+            Err(error) => return Err(unreadable(error)),
         }
     }
     // Only the name itself: a folder kept under a non-NFC name (synced that

@@ -22,7 +22,7 @@
 //!   agents do not rename it back and forth; and when the NFC name is
 //!   already taken by another entry, neither is touched and the non-NFC one
 //!   is reported as skipped. Ignored entries, symlinks and special files
-//!   are never renamed. [`stat_entry_among`] renames nothing: for a non-NFC path
+//!   are never renamed. [`stat_entry`] renames nothing: for a non-NFC path
 //!   that was never synced it answers [`ScanError::NotNormalised`].
 //!
 //! Layout: [`listing`] lists one directory at a time and normalises its
@@ -42,13 +42,11 @@ mod examine;
 mod listing;
 mod stat;
 
-#[cfg(test)]
-pub(crate) use examine::stat_entry;
-pub(crate) use examine::{Ancestors, examine_at, stat_entry_among};
+pub(crate) use examine::{examine_at, stat_entry};
 pub(crate) use listing::{DirListing, Names, list_dir, normalise_names};
 pub(crate) use stat::{Kind, Stat, system_time};
 
-/// Why [`stat_entry_among`] has no answer for a path.
+/// Why [`stat_entry`] has no answer for a path.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScanError {
     /// Never synced (symlink, special file): treat as absent, log once.

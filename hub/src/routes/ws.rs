@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use sf_protocol::v1::{WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -180,16 +180,28 @@ async fn push_changes(
                     // A batch commits hundreds of entries at once: those
                     // already queued go out in one write, not one each.
                     let mut burst = vec![entry];
+                    let mut lagged = false;
                     while burst.len() < MAX_BURST {
                         match changes.try_recv() {
                             Ok(entry) if entry.seq <= head => {}
                             Ok(entry) => burst.push(entry),
-                            // Lagged or closed: the next recv says so.
+                            // Reported here only (the next recv would go
+                            // on past the gap): the client must not
+                            // miss that it missed changes.
+                            Err(TryRecvError::Lagged(_)) => {
+                                lagged = true;
+                                break;
+                            }
+                            // Empty, or closed (the next recv says so).
                             Err(_) => break,
                         }
                     }
                     if !send_all(socket, burst).await {
                         return Some((close_code::POLICY, "send timed out; catch up with /v1/changes"));
+                    }
+                    if lagged {
+                        hub.metrics.websocket_lagged.add(1, &[]);
+                        return Some((WS_CLOSE_LAGGED, "too far behind; catch up with /v1/changes and reconnect"));
                     }
                 }
                 Err(RecvError::Lagged(_)) => {

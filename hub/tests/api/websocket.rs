@@ -161,8 +161,11 @@ async fn a_stuck_websocket_client_blocks_nobody() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Its stream ends once drained, with a reason when the close frame got through.
+    // Its stream ends once drained, with a reason when the close frame got
+    // through; what it did get has no gap (a client is closed, never
+    // skipped ahead).
     let mut frames = 0u64;
+    let mut last_seq = 0u64;
     loop {
         let message = tokio::time::timeout(Duration::from_secs(30), stuck.next())
             .await
@@ -176,6 +179,13 @@ async fn a_stuck_websocket_client_blocks_nobody() {
                 );
                 assert!(frame.reason.contains("/v1/changes"), "{}", frame.reason);
                 break;
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                if let WsFrame::Change(entry) = sf_protocol::v1::decode_ws_frame(&text).unwrap() {
+                    assert_eq!(entry.seq, last_seq + 1, "the stuck client saw a gap");
+                    last_seq = entry.seq;
+                }
+                frames += 1;
             }
             Some(Ok(_)) => frames += 1,
             Some(Err(_)) | None => break,
