@@ -68,7 +68,7 @@ impl Engine {
             }
             if pending.takes(&decision) {
                 if pending.push(path, decision) {
-                    self.flush(pending, Flush::KeepFolders).await?;
+                    self.flush(pending, Flush::Overlap).await?;
                 }
                 continue;
             }

@@ -23,6 +23,9 @@ pub(super) const SMALL_FILE: u64 = 4 << 20;
 const BATCH_MAX_ITEMS: usize = 500;
 /// …or this many bytes of files.
 const BATCH_MAX_BYTES: u64 = 16 << 20;
+/// Batches on their way to the hub at once (see `send`): one committing
+/// while the next one's chunks go up is enough to keep the hub busy.
+const MAX_SENDING: usize = 2;
 
 /// How much of a [`Pending`] a flush carries out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,10 @@ pub(super) enum Flush {
     All,
     /// All but the folders deleted here, unless a batch of them gathered.
     KeepFolders,
+    /// As `KeepFolders`, but a batch that only sends may still be on its
+    /// way when the flush returns (see `send`): the engine goes on
+    /// deciding while the hub stores it.
+    Overlap,
 }
 
 /// Something to tell the hub.
@@ -104,7 +111,9 @@ impl Engine {
     /// make). Folders deleted here wait for the last flush of the cycle
     /// (`Flush::All`) unless a batch's worth gathered: a tree of a hundred
     /// folders moved out then costs a request per level, not one per batch
-    /// of its files.
+    /// of its files. A batch that only sends stays on its way under
+    /// `Flush::Overlap`; anything else first records the batches on their
+    /// way.
     pub(super) async fn flush(
         &mut self,
         pending: &mut Pending,
@@ -120,6 +129,20 @@ impl Engine {
         let receives = std::mem::take(&mut pending.receives);
         let trashes = std::mem::take(&mut pending.trashes);
         pending.bytes = 0;
+        let only_sends = folder_deletes.is_empty() && trashes.is_empty() && receives.is_empty();
+        if !sends.is_empty() && flush == Flush::Overlap && only_sends {
+            while self.sending.len() >= MAX_SENDING {
+                self.land_oldest().await?;
+            }
+            let mut before = self.sending.pop_back();
+            let sending = self.start_sending(sends, before.as_mut());
+            self.sending.extend(before);
+            self.sending.push_back(sending);
+            return Ok(());
+        }
+        // Batches on their way are recorded first: outcomes land in
+        // decision order, and folder deletions wait for the files.
+        self.land_sending().await?;
         if !sends.is_empty() {
             self.send_batch(sends).await?;
         }
@@ -133,6 +156,25 @@ impl Engine {
             self.receive_batch(receives).await?;
         }
         Ok(())
+    }
+
+    /// Records the outcomes of every batch on its way to the hub; the
+    /// first failure is returned once all are recorded.
+    pub(super) async fn land_sending(&mut self) -> Result<(), CycleError> {
+        let mut result = Ok(());
+        while !self.sending.is_empty() {
+            let landed = self.land_oldest().await;
+            result = result.and(landed);
+        }
+        result
+    }
+
+    /// Records the outcomes of the oldest batch on its way to the hub.
+    async fn land_oldest(&mut self) -> Result<(), CycleError> {
+        match self.sending.pop_front() {
+            Some(sending) => self.land(sending).await,
+            None => Ok(()),
+        }
     }
 
     /// Writes the hub's entries of a batch (see [`apply::download_many`])

@@ -138,6 +138,9 @@ pub struct Engine {
     /// What the engine itself just left on disk, so the events of its own
     /// downloads and trashes cost a stat, not a look.
     echoes: echoes::Echoes,
+    /// Batches on their way to the hub while the engine decides the next
+    /// (see `send`), oldest first.
+    sending: std::collections::VecDeque<send::Sending>,
 }
 
 impl Engine {
@@ -169,6 +172,7 @@ impl Engine {
             case_insensitive,
             scope: None,
             echoes: echoes::Echoes::default(),
+            sending: Default::default(),
         }
     }
 
@@ -319,6 +323,14 @@ impl Engine {
     /// One pass: read the feed, look at the changed paths (or the whole
     /// folder), act.
     async fn cycle(&mut self) -> Result<(), CycleError> {
+        let result = self.cycle_steps().await;
+        // A batch still on its way (the cycle stopped or failed between
+        // two batches) is recorded before the cycle ends, whatever it did.
+        let landed = self.land_sending().await;
+        result.and(landed)
+    }
+
+    async fn cycle_steps(&mut self) -> Result<(), CycleError> {
         self.check_marker().map_err(CycleError::Fatal)?;
         if self.scope.is_none() {
             self.learn_scope().await?;

@@ -3,6 +3,15 @@
 //! on), the hub is asked once which chunks it lacks, those go up in packs,
 //! and every commit and delete goes in one `POST /v1/batch`, whose outcomes
 //! are recorded in one state transaction.
+//!
+//! The reading and the requests run on a task of their own ([`Sending`]),
+//! so the engine can go on deciding the next batch (hashing its files)
+//! while the hub stores this one: a first sync or a burst of new files then
+//! costs about the larger of the agent's and the hub's work, not their
+//! sum. At most one batch is on its way; its outcomes are recorded
+//! ("landed") before the next batch goes, before anything is carried out
+//! alone, and at the end of every cycle, so each path's outcome is still
+//! recorded in decision order.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,11 +21,13 @@ use sf_protocol::v1::{
     BatchOp, BatchOutcome, CommitRequest, DeleteRequest, EntryKind, ErrorCode, PACK_MAX_CHUNKS,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::act::{ActError, synced_from};
 use super::batch::Send;
 use super::{CycleError, Engine};
-use crate::hub_client::{HubError, refused};
+use crate::hub_client::{HubClient, HubError, refused};
 use crate::reconcile::Action;
 use crate::scan::local_path;
 use crate::state::Settled;
@@ -32,34 +43,61 @@ enum Read {
     Changed,
 }
 
+/// A batch on its way to the hub (see the module doc).
+pub(super) struct Sending {
+    task: JoinHandle<Sent>,
+    /// Told whether the batch was committed, once the hub answered it: the
+    /// batch after it sends its own commits only then, so the hub takes
+    /// commits in decision order (a folder before what is inside it).
+    committed: Option<oneshot::Receiver<bool>>,
+}
+
+/// What became of a batch sent: its items, the operation each became
+/// (`None`: its file changed since it was decided) with the hub's outcome
+/// of each operation sent, or why the batch as a whole failed.
+struct Sent {
+    items: Vec<(SyncPath, Send)>,
+    /// Bytes of the files read, for the progress display.
+    bytes: u64,
+    result: Result<(Vec<Option<BatchOp>>, Vec<BatchOutcome>), ActError>,
+}
+
+/// What the sending task needs from the engine.
+struct Sender {
+    hub: HubClient,
+    origin: String,
+}
+
 impl Engine {
-    /// Carries out `items`: see the module doc.
+    /// Carries out `items` at once: see the module doc.
     pub(super) async fn send_batch(
         &mut self,
         items: Vec<(SyncPath, Send)>,
     ) -> Result<(), CycleError> {
-        let first_action = action_of(&items[0].1);
-        match self.prepare(&items).await {
-            Ok(ops) => self.commit_batch(items, ops).await,
-            Err(err) => {
-                let paths = items.into_iter().map(|item| item.0);
-                self.batch_failed(paths, first_action, err).await
-            }
-        }
+        let sending = self.start_sending(items, None);
+        self.land(sending).await
     }
 
-    /// Reads the batch's files, sends the chunks the hub lacks, and returns
-    /// each item's operation (`None`: its file changed since it was decided).
-    async fn prepare(
-        &mut self,
-        items: &[(SyncPath, Send)],
-    ) -> Result<Vec<Option<BatchOp>>, ActError> {
-        if items
+    /// Starts sending `items`, whose commits go once those of `after` (the
+    /// batch sent before, if still on its way) are answered;
+    /// [`Engine::land`] records the outcomes.
+    pub(super) fn start_sending(
+        &self,
+        items: Vec<(SyncPath, Send)>,
+        after: Option<&mut Sending>,
+    ) -> Sending {
+        let after = after.and_then(|before| before.committed.take());
+        let (committed, committed_rx) = oneshot::channel();
+        let has_deletes = items
             .iter()
-            .any(|(_, send)| matches!(send, Send::Delete { .. }))
-        {
-            self.check_marker()?;
-        }
+            .any(|(_, send)| matches!(send, Send::Delete { .. }));
+        // Checked here, on the engine: deletions are sent only while the
+        // folder is still there.
+        let marker = if has_deletes {
+            self.check_marker()
+        } else {
+            Ok(())
+        };
         let files: Vec<(PathBuf, Sha256Hex, u64)> = items
             .iter()
             .filter_map(|(path, send)| match send {
@@ -69,6 +107,96 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        let sender = Sender {
+            hub: self.hub.clone(),
+            origin: self.origin.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let mut bytes = 0;
+            let result = match marker {
+                Ok(()) => sender.send(&items, files, after, &mut bytes).await,
+                Err(err) => Err(err.into()),
+            };
+            // The batch after this one may have gone already.
+            let _ = committed.send(result.is_ok());
+            Sent {
+                items,
+                bytes,
+                result,
+            }
+        });
+        Sending {
+            task,
+            committed: Some(committed_rx),
+        }
+    }
+
+    /// Records the outcomes of the batch `sending` (waiting for it).
+    pub(super) async fn land(&mut self, sending: Sending) -> Result<(), CycleError> {
+        let Sent {
+            items,
+            bytes,
+            result,
+        } = match sending.task.await {
+            Ok(sent) => sent,
+            Err(err) => {
+                // The task panicked (a bug) or the runtime is shutting
+                // down: nothing is known of the batch's outcome, so nothing
+                // is recorded; the next look decides its paths again.
+                tracing::error!(error = %err, "the batch sender failed");
+                return Err(CycleError::HubDown(HubError::Io(std::io::Error::other(
+                    format!("the batch sender failed: {err}"),
+                ))));
+            }
+        };
+        if let Some(progress) = &self.batch {
+            progress.add_bytes(bytes);
+        }
+        match result {
+            Ok((ops, outcomes)) => self.commit_batch(items, ops, outcomes).await,
+            Err(err) => {
+                let first_action = action_of(&items[0].1);
+                let paths = items.into_iter().map(|item| item.0);
+                self.batch_failed(paths, first_action, err).await
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// Reads the batch's files, sends the chunks the hub lacks, then the
+    /// batch; returns each item's operation and the outcomes of those sent.
+    async fn send(
+        &self,
+        items: &[(SyncPath, Send)],
+        files: Vec<(PathBuf, Sha256Hex, u64)>,
+        after: Option<oneshot::Receiver<bool>>,
+        bytes: &mut u64,
+    ) -> Result<(Vec<Option<BatchOp>>, Vec<BatchOutcome>), ActError> {
+        let ops = self.prepare(items, files, bytes).await?;
+        if let Some(after) = after {
+            // Dropped unanswered: the task before panicked.
+            if !after.await.unwrap_or(false) {
+                return Err(ActError::Retry("the batch before it was not committed"));
+            }
+        }
+        let to_send: Vec<BatchOp> = ops.iter().flatten().cloned().collect();
+        let outcomes = if to_send.is_empty() {
+            Vec::new()
+        } else {
+            self.hub.batch(to_send).await?
+        };
+        Ok((ops, outcomes))
+    }
+
+    /// Reads the batch's files, sends the chunks the hub lacks, and returns
+    /// each item's operation (`None`: its file changed since it was decided).
+    async fn prepare(
+        &self,
+        items: &[(SyncPath, Send)],
+        files: Vec<(PathBuf, Sha256Hex, u64)>,
+        bytes: &mut u64,
+    ) -> Result<Vec<Option<BatchOp>>, ActError> {
         let mut reads = tokio::task::spawn_blocking(move || {
             files
                 .iter()
@@ -82,7 +210,6 @@ impl Engine {
             )))
         })?
         .into_iter();
-
         let mut ops = Vec::with_capacity(items.len());
         let mut chunks: Vec<Chunk> = Vec::new();
         for (path, send) in items {
@@ -132,14 +259,16 @@ impl Engine {
             };
             ops.push(op);
         }
-        self.send_chunks(chunks).await?;
+        *bytes = self.send_chunks(chunks).await?;
         Ok(ops)
     }
 
     /// Uploads those of `chunks` the hub lacks, each once, in packs.
-    async fn send_chunks(&mut self, chunks: Vec<Chunk>) -> Result<(), ActError> {
+    /// Returns the bytes of `chunks`, sent or not.
+    async fn send_chunks(&self, chunks: Vec<Chunk>) -> Result<u64, ActError> {
+        let mut bytes = 0;
         if chunks.is_empty() {
-            return Ok(());
+            return Ok(bytes);
         }
         let hashes: Vec<Sha256Hex> = chunks.iter().map(|c| c.hash).collect();
         let mut missing: HashSet<Sha256Hex> =
@@ -158,35 +287,24 @@ impl Engine {
                 pack_bytes += len;
                 pack.push(chunk);
             }
-            if let Some(progress) = &self.batch {
-                progress.add_bytes(len as u64);
-            }
+            bytes += len as u64;
         }
         if !pack.is_empty() {
             self.hub.put_pack(pack).await?;
         }
-        Ok(())
+        Ok(bytes)
     }
+}
 
-    /// Sends `ops` in one batch and settles each item by its outcome.
+impl Engine {
+    /// Settles each item of a batch sent by the hub's outcome of its
+    /// operation.
     async fn commit_batch(
         &mut self,
         items: Vec<(SyncPath, Send)>,
         ops: Vec<Option<BatchOp>>,
+        outcomes: Vec<BatchOutcome>,
     ) -> Result<(), CycleError> {
-        let to_send: Vec<BatchOp> = ops.iter().flatten().cloned().collect();
-        let first_action = action_of(&items[0].1);
-        let outcomes = if to_send.is_empty() {
-            Vec::new()
-        } else {
-            match self.hub.batch(to_send).await {
-                Ok(outcomes) => outcomes,
-                Err(err) => {
-                    let paths = items.into_iter().map(|item| item.0);
-                    return self.batch_failed(paths, first_action, err.into()).await;
-                }
-            }
-        };
         let mut outcomes = outcomes.into_iter();
         // Each item's outcome, or `None` when it was not sent.
         let matched: Vec<Option<BatchOutcome>> = ops
