@@ -11,7 +11,7 @@ use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
 
 use super::act::ActError;
-use super::{CycleError, Engine};
+use super::{AndWorse, CycleError, Engine};
 use crate::apply::{self, Wanted};
 use crate::model::{LocalFile, SyncedFile};
 use crate::reconcile::{Action, Decision};
@@ -164,7 +164,7 @@ impl Engine {
         let mut result = Ok(());
         while !self.sending.is_empty() {
             let landed = self.land_oldest().await;
-            result = result.and(landed);
+            result = result.and_worse(landed);
         }
         result
     }

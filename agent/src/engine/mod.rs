@@ -89,6 +89,22 @@ impl From<StateError> for CycleError {
     }
 }
 
+/// Two outcomes of one cycle as one: a failure that stops the agent wins
+/// over one that only waits for the hub.
+trait AndWorse {
+    fn and_worse(self, other: Self) -> Self;
+}
+
+impl AndWorse for Result<(), CycleError> {
+    fn and_worse(self, other: Self) -> Self {
+        match (self, other) {
+            (Err(CycleError::HubDown(_)), Err(fatal @ CycleError::Fatal(_))) => Err(fatal),
+            (Err(first), _) => Err(first),
+            (Ok(()), other) => other,
+        }
+    }
+}
+
 impl CycleError {
     /// A failed hub call: a refused token stops the agent, anything else
     /// is retried later.
@@ -327,7 +343,7 @@ impl Engine {
         // A batch still on its way (the cycle stopped or failed between
         // two batches) is recorded before the cycle ends, whatever it did.
         let landed = self.land_sending().await;
-        result.and(landed)
+        result.and_worse(landed)
     }
 
     async fn cycle_steps(&mut self) -> Result<(), CycleError> {
@@ -456,5 +472,45 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub_down() -> Result<(), CycleError> {
+        Err(CycleError::HubDown(HubError::Io(std::io::Error::other(
+            "reset",
+        ))))
+    }
+
+    fn fatal() -> Result<(), CycleError> {
+        Err(CycleError::Fatal(EngineError::MarkerVanished(
+            PathBuf::from("/f/.sf"),
+        )))
+    }
+
+    fn is_fatal(result: &Result<(), CycleError>) -> bool {
+        matches!(result, Err(CycleError::Fatal(_)))
+    }
+
+    /// A failure that stops the agent is never hidden behind one that
+    /// only waits for the hub, whichever came first.
+    #[test]
+    fn the_worse_of_two_outcomes_wins() {
+        assert!(Ok(()).and_worse(Ok(())).is_ok());
+        assert!(matches!(
+            Ok(()).and_worse(hub_down()),
+            Err(CycleError::HubDown(_))
+        ));
+        assert!(matches!(
+            hub_down().and_worse(Ok(())),
+            Err(CycleError::HubDown(_))
+        ));
+        assert!(is_fatal(&hub_down().and_worse(fatal())));
+        assert!(is_fatal(&fatal().and_worse(hub_down())));
+        assert!(is_fatal(&Ok(()).and_worse(fatal())));
+        assert!(is_fatal(&fatal().and_worse(Ok(()))));
     }
 }

@@ -8,10 +8,12 @@
 //! so the engine can go on deciding the next batch (hashing its files)
 //! while the hub stores this one: a first sync or a burst of new files then
 //! costs about the larger of the agent's and the hub's work, not their
-//! sum. At most one batch is on its way; its outcomes are recorded
-//! ("landed") before the next batch goes, before anything is carried out
-//! alone, and at the end of every cycle, so each path's outcome is still
-//! recorded in decision order.
+//! sum. At most two batches are on their way (`MAX_SENDING`): the next
+//! one's files are read and its chunks go up meanwhile, but its commits go
+//! only once the hub answered the previous batch's, so the hub takes
+//! commits in decision order. Outcomes are recorded ("landed") oldest
+//! first, before anything is carried out alone and at the end of every
+//! cycle.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -46,9 +48,10 @@ enum Read {
 /// A batch on its way to the hub (see the module doc).
 pub(super) struct Sending {
     task: JoinHandle<Sent>,
-    /// Told whether the batch was committed, once the hub answered it: the
-    /// batch after it sends its own commits only then, so the hub takes
-    /// commits in decision order (a folder before what is inside it).
+    /// Told whether the hub answered the batch's request (each operation
+    /// may still have met a conflict): the batch after it sends its own
+    /// commits only then, so the hub takes commits in decision order (a
+    /// folder before what is inside it).
     committed: Option<oneshot::Receiver<bool>>,
 }
 
@@ -91,8 +94,9 @@ impl Engine {
         let has_deletes = items
             .iter()
             .any(|(_, send)| matches!(send, Send::Delete { .. }));
-        // Checked here, on the engine: deletions are sent only while the
-        // folder is still there.
+        // Checked here, on the engine, after every decision of the batch
+        // was made: deletions decided while the folder was gone (unmounted,
+        // deleted) never go.
         let marker = if has_deletes {
             self.check_marker()
         } else {
@@ -139,13 +143,14 @@ impl Engine {
             result,
         } = match sending.task.await {
             Ok(sent) => sent,
+            // A bug: the agent stops as if it had happened here.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(err) => {
-                // The task panicked (a bug) or the runtime is shutting
-                // down: nothing is known of the batch's outcome, so nothing
-                // is recorded; the next look decides its paths again.
-                tracing::error!(error = %err, "the batch sender failed");
+                // Cancelled: the runtime is shutting down. Nothing is known
+                // of the batch's outcome, so nothing is recorded; the next
+                // start's scan decides its paths again.
                 return Err(CycleError::HubDown(HubError::Io(std::io::Error::other(
-                    format!("the batch sender failed: {err}"),
+                    format!("the batch sender was cancelled: {err}"),
                 ))));
             }
         };
