@@ -11,7 +11,7 @@ use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
 
 use super::act::ActError;
-use super::{AndWorse, CycleError, Engine};
+use super::{CycleError, Engine, worse};
 use crate::apply::{self, Wanted};
 use crate::model::{LocalFile, SyncedFile};
 use crate::reconcile::{Action, Decision};
@@ -134,9 +134,8 @@ impl Engine {
             while self.sending.len() >= MAX_SENDING {
                 self.land_oldest().await?;
             }
-            let mut before = self.sending.pop_back();
-            let sending = self.start_sending(sends, before.as_mut());
-            self.sending.extend(before);
+            let after = self.sending.back_mut().and_then(|b| b.take_committed());
+            let sending = self.start_sending(sends, after);
             self.sending.push_back(sending);
             return Ok(());
         }
@@ -164,7 +163,7 @@ impl Engine {
         let mut result = Ok(());
         while !self.sending.is_empty() {
             let landed = self.land_oldest().await;
-            result = result.and_worse(landed);
+            result = worse(result, landed);
         }
         result
     }

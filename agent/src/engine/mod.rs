@@ -90,18 +90,12 @@ impl From<StateError> for CycleError {
 }
 
 /// Two outcomes of one cycle as one: a failure that stops the agent wins
-/// over one that only waits for the hub.
-trait AndWorse {
-    fn and_worse(self, other: Self) -> Self;
-}
-
-impl AndWorse for Result<(), CycleError> {
-    fn and_worse(self, other: Self) -> Self {
-        match (self, other) {
-            (Err(CycleError::HubDown(_)), Err(fatal @ CycleError::Fatal(_))) => Err(fatal),
-            (Err(first), _) => Err(first),
-            (Ok(()), other) => other,
-        }
+/// over one that only waits for the hub, else the first failure.
+fn worse(first: Result<(), CycleError>, second: Result<(), CycleError>) -> Result<(), CycleError> {
+    match (first, second) {
+        (Err(CycleError::HubDown(_)), Err(fatal @ CycleError::Fatal(_))) => Err(fatal),
+        (Err(first), _) => Err(first),
+        (Ok(()), second) => second,
     }
 }
 
@@ -343,7 +337,7 @@ impl Engine {
         // A batch still on its way (the cycle stopped or failed between
         // two batches) is recorded before the cycle ends, whatever it did.
         let landed = self.land_sending().await;
-        result.and_worse(landed)
+        worse(result, landed)
     }
 
     async fn cycle_steps(&mut self) -> Result<(), CycleError> {
@@ -499,18 +493,18 @@ mod tests {
     /// only waits for the hub, whichever came first.
     #[test]
     fn the_worse_of_two_outcomes_wins() {
-        assert!(Ok(()).and_worse(Ok(())).is_ok());
+        assert!(worse(Ok(()), Ok(())).is_ok());
         assert!(matches!(
-            Ok(()).and_worse(hub_down()),
+            worse(Ok(()), hub_down()),
             Err(CycleError::HubDown(_))
         ));
         assert!(matches!(
-            hub_down().and_worse(Ok(())),
+            worse(hub_down(), Ok(())),
             Err(CycleError::HubDown(_))
         ));
-        assert!(is_fatal(&hub_down().and_worse(fatal())));
-        assert!(is_fatal(&fatal().and_worse(hub_down())));
-        assert!(is_fatal(&Ok(()).and_worse(fatal())));
-        assert!(is_fatal(&fatal().and_worse(Ok(()))));
+        assert!(is_fatal(&worse(hub_down(), fatal())));
+        assert!(is_fatal(&worse(fatal(), hub_down())));
+        assert!(is_fatal(&worse(Ok(()), fatal())));
+        assert!(is_fatal(&worse(fatal(), Ok(()))));
     }
 }

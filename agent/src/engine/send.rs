@@ -55,13 +55,18 @@ pub(super) struct Sending {
     committed: Option<oneshot::Receiver<bool>>,
 }
 
+impl Sending {
+    /// The signal the batch after this one waits for (given once).
+    pub(super) fn take_committed(&mut self) -> Option<oneshot::Receiver<bool>> {
+        self.committed.take()
+    }
+}
+
 /// What became of a batch sent: its items, the operation each became
 /// (`None`: its file changed since it was decided) with the hub's outcome
 /// of each operation sent, or why the batch as a whole failed.
 struct Sent {
     items: Vec<(SyncPath, Send)>,
-    /// Bytes of the files read, for the progress display.
-    bytes: u64,
     result: Result<(Vec<Option<BatchOp>>, Vec<BatchOutcome>), ActError>,
 }
 
@@ -81,15 +86,14 @@ impl Engine {
         self.land(sending).await
     }
 
-    /// Starts sending `items`, whose commits go once those of `after` (the
-    /// batch sent before, if still on its way) are answered;
-    /// [`Engine::land`] records the outcomes.
+    /// Starts sending `items`, whose commits go once `after` (the batch
+    /// sent before, if still on its way: [`Sending::take_committed`]) was
+    /// answered; [`Engine::land`] records the outcomes.
     pub(super) fn start_sending(
         &self,
         items: Vec<(SyncPath, Send)>,
-        after: Option<&mut Sending>,
+        after: Option<oneshot::Receiver<bool>>,
     ) -> Sending {
-        let after = after.and_then(|before| before.committed.take());
         let (committed, committed_rx) = oneshot::channel();
         let has_deletes = items
             .iter()
@@ -116,18 +120,13 @@ impl Engine {
             origin: self.origin.clone(),
         };
         let task = tokio::spawn(async move {
-            let mut bytes = 0;
             let result = match marker {
-                Ok(()) => sender.send(&items, files, after, &mut bytes).await,
+                Ok(()) => sender.send(&items, files, after).await,
                 Err(err) => Err(err.into()),
             };
             // The batch after this one may have gone already.
             let _ = committed.send(result.is_ok());
-            Sent {
-                items,
-                bytes,
-                result,
-            }
+            Sent { items, result }
         });
         Sending {
             task,
@@ -137,11 +136,7 @@ impl Engine {
 
     /// Records the outcomes of the batch `sending` (waiting for it).
     pub(super) async fn land(&mut self, sending: Sending) -> Result<(), CycleError> {
-        let Sent {
-            items,
-            bytes,
-            result,
-        } = match sending.task.await {
+        let Sent { items, result } = match sending.task.await {
             Ok(sent) => sent,
             // A bug: the agent stops as if it had happened here.
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
@@ -154,11 +149,19 @@ impl Engine {
                 ))));
             }
         };
-        if let Some(progress) = &self.batch {
-            progress.add_bytes(bytes);
-        }
         match result {
-            Ok((ops, outcomes)) => self.commit_batch(items, ops, outcomes).await,
+            Ok((ops, outcomes)) => {
+                if let Some(progress) = &self.batch {
+                    // The files read: the bytes that moved (or that the
+                    // hub held already).
+                    let read = ops.iter().flatten().map(|op| match op {
+                        BatchOp::Commit(commit) => commit.size,
+                        _ => 0,
+                    });
+                    progress.add_bytes(read.sum());
+                }
+                self.commit_batch(items, ops, outcomes).await
+            }
             Err(err) => {
                 let first_action = action_of(&items[0].1);
                 let paths = items.into_iter().map(|item| item.0);
@@ -176,9 +179,8 @@ impl Sender {
         items: &[(SyncPath, Send)],
         files: Vec<(PathBuf, Sha256Hex, u64)>,
         after: Option<oneshot::Receiver<bool>>,
-        bytes: &mut u64,
     ) -> Result<(Vec<Option<BatchOp>>, Vec<BatchOutcome>), ActError> {
-        let ops = self.prepare(items, files, bytes).await?;
+        let ops = self.prepare(items, files).await?;
         if let Some(after) = after {
             // Dropped unanswered: the task before panicked.
             if !after.await.unwrap_or(false) {
@@ -200,7 +202,6 @@ impl Sender {
         &self,
         items: &[(SyncPath, Send)],
         files: Vec<(PathBuf, Sha256Hex, u64)>,
-        bytes: &mut u64,
     ) -> Result<Vec<Option<BatchOp>>, ActError> {
         let mut reads = tokio::task::spawn_blocking(move || {
             files
@@ -264,16 +265,14 @@ impl Sender {
             };
             ops.push(op);
         }
-        *bytes = self.send_chunks(chunks).await?;
+        self.send_chunks(chunks).await?;
         Ok(ops)
     }
 
     /// Uploads those of `chunks` the hub lacks, each once, in packs.
-    /// Returns the bytes of `chunks`, sent or not.
-    async fn send_chunks(&self, chunks: Vec<Chunk>) -> Result<u64, ActError> {
-        let mut bytes = 0;
+    async fn send_chunks(&self, chunks: Vec<Chunk>) -> Result<(), ActError> {
         if chunks.is_empty() {
-            return Ok(bytes);
+            return Ok(());
         }
         let hashes: Vec<Sha256Hex> = chunks.iter().map(|c| c.hash).collect();
         let mut missing: HashSet<Sha256Hex> =
@@ -292,12 +291,11 @@ impl Sender {
                 pack_bytes += len;
                 pack.push(chunk);
             }
-            bytes += len as u64;
         }
         if !pack.is_empty() {
             self.hub.put_pack(pack).await?;
         }
-        Ok(bytes)
+        Ok(())
     }
 }
 
