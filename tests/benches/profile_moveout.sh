@@ -35,10 +35,24 @@ for side in a b; do
   eval "PID_$side=\$!"
 done
 sleep 3
+# CPU seconds (user + system) of the hub, A and B so far.
+cpu() {
+  local out="" pid
+  for pid in $HUB $PID_a $PID_b; do
+    out="$out $(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat")"
+  done
+  echo "$out"
+}
+# Prints what each process spent since the `cpu` reading in $1.
+cpu_since() {
+  paste -d' ' <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(cpu | tr ' ' '\n' | sed '/^$/d') |
+    awk 'BEGIN { split("hub A B", who) } { printf "%s %.2f  ", who[NR], $2 - $1 } END { print "CPU-s" }'
+}
 if [ -n "${PERF_B:-}" ]; then
 perf record -F 499 ${PERF_G:--g} -o "$W/perf-b.data" -p "$(case ${PERF_WHO:-all} in a) echo $PID_a;; b) echo $PID_b;; hub) echo $HUB;; *) echo $HUB,$PID_a,$PID_b;; esac)" -- sleep 7 >"$W/perf-b.log" 2>&1 &
 sleep 0.3
 fi
+before=$(cpu)
 start=$(date +%s.%N)
 mv "$W/src" "$W/a/bulk"
 for _ in $(seq 1 600); do
@@ -47,6 +61,7 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 echo "b: $n of 10000 files in B after $(echo "$(date +%s.%N) - $start" | bc) s"
+echo "   $(cpu_since "$before")"
 sleep 2
 start=$(date +%s.%N)
 for d in $(seq -w 0 99); do rm -f "$W"/a/bulk/d$d/f00?.bin; done
@@ -58,10 +73,13 @@ perf record -F 499 ${PERF_G:--g} -o "$W/perf.data" -p "$(case ${PERF_WHO:-all} i
 sleep 0.5
 fi
 echo "move at $(date -u +%H:%M:%S.%N)"
+before=$(cpu)
 start=$(date +%s.%N)
 mv "$W/a/bulk" "$W/out/bulk"
 while [ -e "$W/b/bulk" ]; do sleep 0.02; done
 echo "d move-out: gone in B after $(echo "$(date +%s.%N) - $start" | bc) s"
+sleep 1
+echo "   $(cpu_since "$before") (until 1 s after)"
 if [ "${PERF:-0}" != 0 ]; then sleep 4; fi
 sleep 1
 curl -s http://127.0.0.1:47901/metrics > "$W/metrics.txt" || true

@@ -277,6 +277,7 @@ impl Engine {
                 self.state
                     .record(path, &file, entry.chunks.as_deref().unwrap_or_default())
                     .await?;
+                self.answered.recorded(entry.seq);
                 self.log_file(path, "uploaded", entry.version);
                 Ok(())
             }

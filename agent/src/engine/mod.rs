@@ -151,6 +151,9 @@ pub struct Engine {
     /// Batches on their way to the hub while the engine decides the next
     /// (see `send`), oldest first.
     sending: std::collections::VecDeque<send::Sending>,
+    /// The hub's answers to our own commits, recorded already: their feed
+    /// entries are passed over (see `feed`).
+    answered: feed::Answered,
 }
 
 impl Engine {
@@ -183,6 +186,7 @@ impl Engine {
             scope: None,
             echoes: echoes::Echoes::default(),
             sending: Default::default(),
+            answered: feed::Answered::default(),
         }
     }
 

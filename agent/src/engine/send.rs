@@ -347,6 +347,11 @@ impl Engine {
             .collect();
         self.state.settle(&settled).await?;
         drop(settled);
+        for outcome in matched.iter().flatten() {
+            if let BatchOutcome::Done { entry } = outcome {
+                self.answered.recorded(entry.seq);
+            }
+        }
 
         let alone = items.len() == 1;
         let (mut uploaded, mut deleted) = (0usize, 0usize);

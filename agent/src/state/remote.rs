@@ -24,9 +24,13 @@ impl State {
 
     /// Stores a page of the change feed and advances `last_seq`, atomically.
     /// An entry older than the one stored for its path is ignored.
-    pub async fn apply_changes(&self, changes: &[Entry], last_seq: u64) -> Result<(), StateError> {
+    pub async fn apply_changes<'a>(
+        &self,
+        changes: impl IntoIterator<Item = &'a Entry>,
+        last_seq: u64,
+    ) -> Result<(), StateError> {
+        let entries: Vec<&Entry> = changes.into_iter().collect();
         let mut tx = self.pool.begin().await?;
-        let entries: Vec<&Entry> = changes.iter().collect();
         write::upsert_remotes(&mut tx, &entries).await?;
         upsert_meta(&mut tx, MetaKey::LastSeq, &last_seq.to_string()).await?;
         tx.commit().await?;

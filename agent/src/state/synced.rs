@@ -74,7 +74,11 @@ impl State {
     /// The paths of `entries` that are synced at exactly that entry's
     /// version and content (the hub telling us what we committed or
     /// downloaded ourselves), or at a later version: nothing to look at.
-    pub async fn synced_as(&self, entries: &[Entry]) -> Result<HashSet<SyncPath>, StateError> {
+    pub async fn synced_as<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<HashSet<SyncPath>, StateError> {
+        let entries: Vec<&Entry> = entries.into_iter().collect();
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         let paths =
             serde_json::to_string(&paths).map_err(|e| StateError::Corrupt(e.to_string()))?;
