@@ -39,6 +39,10 @@ pub(super) fn keep_in_trash(
 /// folder of thousands of deleted files costs one flush, not one per file.
 /// The outer error (the folder cannot be opened or flushed) fails them all.
 ///
+/// A folder that goes to the trash together with everything inside it
+/// (every name in it is an item of the batch, unchanged, or ignored) moves
+/// in one rename, its contents with it (see [`trash_list`]).
+///
 /// Where each goes in the trash is opened once per batch (see
 /// [`TrashDirs`]). Each path's own folder is still opened from the root
 /// for it, links never followed, just before its rename: a folder the user
@@ -50,27 +54,139 @@ pub(crate) fn trash_many(
     rules: &IgnoreRules,
 ) -> Result<Vec<Result<Option<PathBuf>, ApplyError>>, ApplyError> {
     let folder = Folder::open(root)?;
-    let mut trash = TrashDirs::default();
-    let results: Vec<_> = items
-        .iter()
-        .map(|(path, expected)| {
-            let (parent, name) = folder.parent_of(path, false)?;
-            trash_from(
-                &folder,
-                &parent,
-                name,
-                path,
-                expected,
-                rules,
-                !GROUP_SYNC,
-                &mut trash,
-            )
-        })
-        .collect();
+    let mut batch = Batch {
+        folder: &folder,
+        items,
+        rules,
+        trash: TrashDirs::default(),
+        results: items.iter().map(|_| Ok(None)).collect(),
+    };
+    let all: Vec<usize> = (0..items.len()).collect();
+    batch.trash_list(&all);
+    let results = batch.results;
     if GROUP_SYNC && results.iter().any(|r| matches!(r, Ok(Some(_)))) {
         folder.root.sync_filesystem().map_err(io(root))?;
     }
     Ok(results)
+}
+
+/// A batch of [`trash_many`] on its way.
+struct Batch<'a> {
+    folder: &'a Folder,
+    items: &'a [(&'a SyncPath, &'a LocalFile)],
+    rules: &'a IgnoreRules,
+    trash: TrashDirs,
+    results: Vec<Result<Option<PathBuf>, ApplyError>>,
+}
+
+impl Batch<'_> {
+    /// Trashes the items at `list` (indices into the batch, in its order).
+    /// A folder among them takes the items inside it along: they move with
+    /// it in one rename when nothing else is in it, and otherwise one by
+    /// one (the same way, so a subfolder may still move whole) before it.
+    fn trash_list(&mut self, list: &[usize]) {
+        let items = self.items;
+        let folders: HashMap<&str, usize> = list
+            .iter()
+            .map(|&i| (items[i].0.as_str(), i))
+            .filter(|&(_, i)| items[i].1.kind == EntryKind::Dir)
+            .collect();
+        // The outermost folder of the list each item is inside, if any
+        // (ancestors come outermost first).
+        let outermost = |i: usize| items[i].0.ancestors().find_map(|a| folders.get(a).copied());
+        let mut tops = Vec::new();
+        let mut inside_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &i in list {
+            match outermost(i) {
+                Some(top) => inside_of.entry(top).or_default().push(i),
+                None => tops.push(i),
+            }
+        }
+        for i in tops {
+            let inside = inside_of.remove(&i).unwrap_or_default();
+            if !inside.is_empty() && self.move_whole(i, &inside) {
+                continue;
+            }
+            self.trash_list(&inside);
+            self.results[i] = self.trash_one(i);
+        }
+    }
+
+    /// Moves the folder at item `at` to the trash in one rename if the
+    /// items `inside` it are all it holds (ignored names aside), each
+    /// unchanged; records where each went. False when it did not move.
+    fn move_whole(&mut self, at: usize, inside: &[usize]) -> bool {
+        let (path, expected) = self.items[at];
+        let Ok((parent, name)) = self.folder.parent_of(path, false) else {
+            return false;
+        };
+        if !unchanged_since(&parent, name, Some(expected)) {
+            return false;
+        }
+        let Ok(dir) = parent.walk([name], false) else {
+            return false;
+        };
+        let inside: HashMap<&str, usize> = inside
+            .iter()
+            .map(|&i| (self.items[i].0.as_str(), i))
+            .collect();
+        if !self.holds_only(&dir, path.as_str(), &inside) {
+            return false;
+        }
+        let Ok(dest) = self.trash.put(self.folder, &parent, name, path) else {
+            return false;
+        };
+        if !GROUP_SYNC && parent.sync().is_err() {
+            return false;
+        }
+        for (&inner, &i) in &inside {
+            let relative = &inner[path.as_str().len() + 1..];
+            self.results[i] = Ok(Some(dest.join(relative)));
+        }
+        self.results[at] = Ok(Some(dest));
+        true
+    }
+
+    /// Whether every name in `dir` (the folder `path`) is an item of
+    /// `inside` that is unchanged (a folder holding only such items in
+    /// turn) or is ignored.
+    fn holds_only(&self, dir: &Dir, path: &str, inside: &HashMap<&str, usize>) -> bool {
+        let Ok(names) = dir.names() else {
+            return false;
+        };
+        names.into_iter().all(|(name, is_dir)| {
+            let Some(name) = name.to_str() else {
+                return false;
+            };
+            let relative = format!("{path}/{name}");
+            match inside.get(relative.as_str()).map(|&i| self.items[i].1) {
+                Some(local) if local.kind == EntryKind::Dir => {
+                    is_dir
+                        && dir
+                            .walk([name], false)
+                            .is_ok_and(|sub| self.holds_only(&sub, &relative, inside))
+                }
+                Some(local) => !is_dir && unchanged_since(dir, name, Some(local)),
+                None => self.rules.is_ignored(&relative, is_dir),
+            }
+        })
+    }
+
+    /// Trashes the item at `at` on its own.
+    fn trash_one(&mut self, at: usize) -> Result<Option<PathBuf>, ApplyError> {
+        let (path, expected) = self.items[at];
+        let (parent, name) = self.folder.parent_of(path, false)?;
+        trash_from(
+            self.folder,
+            &parent,
+            name,
+            path,
+            expected,
+            self.rules,
+            !GROUP_SYNC,
+            &mut self.trash,
+        )
+    }
 }
 
 /// Trashes `name` in `parent`, the place of `path` (see [`trash_many`]). The rename

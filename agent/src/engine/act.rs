@@ -72,7 +72,7 @@ impl Engine {
                 }
                 continue;
             }
-            self.flush(pending, Flush::KeepFolders).await?;
+            self.flush(pending, Flush::All).await?;
             let moves_content = decision.transfer_bytes().is_some();
             tracing::debug!(%path, ?action, "deciding");
             let result = self.execute(&path, decision).await;

@@ -4,8 +4,10 @@
 //! a few dozen requests, flushes and state transactions instead of tens of
 //! thousands. What goes to the hub is in `send`; what comes from it is
 //! here. Each path still gets its own outcome, sorted by
-//! [`Engine::settle`] like a decision carried out alone. Folders deleted
-//! here wait for the cycle's last batch (`folders`).
+//! [`Engine::settle`] like a decision carried out alone. A folder deleted
+//! here goes in the same batch as its contents, after them (decisions come
+//! in that order): the hub refuses to delete a folder that still holds
+//! something, so one whose contents did not all go is looked at again.
 
 use sf_protocol::SyncPath;
 use sf_protocol::v1::{Entry, EntryKind};
@@ -30,13 +32,11 @@ const MAX_SENDING: usize = 2;
 /// How much of a [`Pending`] a flush carries out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flush {
-    /// Everything: the cycle's decisions are all made.
+    /// Everything, and its outcomes recorded.
     All,
-    /// All but the folders deleted here, unless a batch of them gathered.
-    KeepFolders,
-    /// As `KeepFolders`, but a batch that only sends may still be on its
-    /// way when the flush returns (see `send`): the engine goes on
-    /// deciding while the hub stores it.
+    /// Everything, but a batch that only sends may still be on its way
+    /// when the flush returns (see `send`): the engine goes on deciding
+    /// while the hub stores it.
     Overlap,
 }
 
@@ -52,8 +52,6 @@ pub(super) enum Send {
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) sends: Vec<(SyncPath, Send)>,
-    /// Folders deleted here: sent once the sends before them settled.
-    folder_deletes: Vec<(SyncPath, SyncedFile)>,
     receives: Vec<(SyncPath, Entry, Option<LocalFile>)>,
     /// Files and folders deleted on the hub, to move to the trash (in
     /// decision order: a folder after what was inside it).
@@ -90,46 +88,32 @@ impl Pending {
                     base_version,
                 },
             )),
-            Decision::DeleteRemote { synced } if synced.kind == EntryKind::Dir => {
-                self.folder_deletes.push((path, synced));
-            }
             Decision::DeleteRemote { synced } => self.sends.push((path, Send::Delete { synced })),
             Decision::Download { entry, replacing } => self.receives.push((path, entry, replacing)),
             Decision::TrashLocal { local } => self.trashes.push((path, local)),
             other => debug_assert!(false, "not a batch decision: {other:?}"),
         }
         self.sends.len() + self.receives.len() + self.trashes.len() >= BATCH_MAX_ITEMS
-            || self.folder_deletes.len() >= BATCH_MAX_ITEMS
             || self.bytes >= BATCH_MAX_BYTES
     }
 }
 
 impl Engine {
-    /// Carries out what `pending` gathered: what goes to the hub first
-    /// (folders deleted here after the files), then removals the hub asked
-    /// for, then what comes from it (which may need the room the removals
-    /// make). Folders deleted here wait for the last flush of the cycle
-    /// (`Flush::All`) unless a batch's worth gathered: a tree of a hundred
-    /// folders moved out then costs a request per level, not one per batch
-    /// of its files. A batch that only sends stays on its way under
-    /// `Flush::Overlap`; anything else first records the batches on their
-    /// way.
+    /// Carries out what `pending` gathered: what goes to the hub first,
+    /// then removals the hub asked for, then what comes from it (which may
+    /// need the room the removals make). A batch that only sends stays on
+    /// its way under `Flush::Overlap`; anything else first records the
+    /// batches on their way.
     pub(super) async fn flush(
         &mut self,
         pending: &mut Pending,
         flush: Flush,
     ) -> Result<(), CycleError> {
         let sends = std::mem::take(&mut pending.sends);
-        let folder_deletes =
-            if flush == Flush::All || pending.folder_deletes.len() >= BATCH_MAX_ITEMS {
-                std::mem::take(&mut pending.folder_deletes)
-            } else {
-                Vec::new()
-            };
         let receives = std::mem::take(&mut pending.receives);
         let trashes = std::mem::take(&mut pending.trashes);
         pending.bytes = 0;
-        let only_sends = folder_deletes.is_empty() && trashes.is_empty() && receives.is_empty();
+        let only_sends = trashes.is_empty() && receives.is_empty();
         if !sends.is_empty() && flush == Flush::Overlap && only_sends {
             while self.sending.len() >= MAX_SENDING {
                 self.land_oldest().await?;
@@ -140,13 +124,10 @@ impl Engine {
             return Ok(());
         }
         // Batches on their way are recorded first: outcomes land in
-        // decision order, and folder deletions wait for the files.
+        // decision order.
         self.land_sending().await?;
         if !sends.is_empty() {
             self.send_batch(sends).await?;
-        }
-        if !folder_deletes.is_empty() {
-            self.delete_folders(folder_deletes).await?;
         }
         if !trashes.is_empty() {
             self.trash_batch(trashes).await?;

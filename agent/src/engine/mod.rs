@@ -41,7 +41,6 @@ mod batch;
 mod echoes;
 mod event_cycle;
 mod feed;
-mod folders;
 mod full_scan;
 mod send;
 mod trust;

@@ -388,6 +388,13 @@ impl Engine {
                 {
                     Ok(())
                 }
+                (Some(BatchOutcome::Refused { error }), Send::Delete { synced })
+                    if synced.kind == EntryKind::Dir && error.error == ErrorCode::PathConflict =>
+                {
+                    // Something inside is still on the hub: a file whose
+                    // deletion failed, or one added elsewhere meanwhile.
+                    Err(ActError::Retry("folder not empty yet"))
+                }
                 (Some(BatchOutcome::Refused { error }), _)
                     if error.error == ErrorCode::MissingChunks =>
                 {

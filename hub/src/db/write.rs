@@ -189,6 +189,9 @@ impl WriteTx {
         let version = current.map_or(1, |cur| cur.version + 1);
         if new.sha256.is_some() {
             self.check_path_is_possible(&new).await?;
+        } else if new.kind == EntryKind::Dir {
+            // A folder's tombstone.
+            self.check_folder_is_empty(&new.path).await?;
         }
 
         let seq = self.head + 1;
@@ -213,6 +216,10 @@ impl WriteTx {
             Known {
                 entry: Some(entry.clone()),
                 written: Some(self.written.len()),
+                live_in_db: self
+                    .known
+                    .get(entry.path.as_str())
+                    .is_some_and(|known| known.live_in_db),
             },
         );
         let answer = Entry {
@@ -233,6 +240,24 @@ impl WriteTx {
     pub async fn rollback(self) {
         if let Err(err) = self.tx.rollback().await {
             tracing::warn!(error = %err, "rolling back a write transaction failed");
+        }
+    }
+
+    /// A folder is deleted only once nothing inside it is live: otherwise
+    /// the hub would hold files inside a folder that is gone. An agent
+    /// deletes a folder after its contents, in the same batch (each
+    /// operation sees the earlier ones) or an earlier one.
+    async fn check_folder_is_empty(&mut self, path: &SyncPath) -> Result<(), WriteError> {
+        if self.nothing_live_below(path.as_str()).await? {
+            return Ok(());
+        }
+        match self.first_live_below(path.as_str()).await? {
+            Some(child) => Err(WriteError::PathConflict {
+                path: path.clone(),
+                blocker: child,
+                reason: "still exists inside it; delete the folder's contents first",
+            }),
+            None => Ok(()),
         }
     }
 

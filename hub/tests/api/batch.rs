@@ -22,6 +22,7 @@ crate::on_both_backends!(
     a_batch_commits_and_deletes_in_order_and_broadcasts_them,
     refused_operations_leave_the_others_and_no_gap_in_seq,
     operations_see_what_earlier_ones_of_the_batch_did,
+    a_folder_is_deleted_only_once_nothing_inside_it_is_live,
     an_oversized_or_malformed_batch_changes_nothing,
     packs_store_chunks_for_commits_and_refuse_bad_frames,
     fetch_sends_chunks_in_order_or_nothing,
@@ -391,6 +392,54 @@ async fn operations_see_what_earlier_ones_of_the_batch_did(hub: TestHub) {
     )
     .await;
     assert_eq!(done(&outcomes[1]).kind, EntryKind::File);
+    assert_seq_gap_free(&hub).await;
+}
+
+/// An agent deletes a folder after its contents, in the same batch; a
+/// file that stays (its deletion refused, or added elsewhere meanwhile)
+/// keeps the folder, alone or in a batch, and nothing else is undone.
+async fn a_folder_is_deleted_only_once_nothing_inside_it_is_live(hub: TestHub) {
+    for dir in ["g", "g/sub"] {
+        hub.commit(&dir_commit(dir, 0)).await.unwrap();
+    }
+    for file in ["g/1", "g/2", "g/sub/3"] {
+        hub.put_file(file, 0, file.as_bytes(), "a").await.unwrap();
+    }
+    let head = hub.head().await;
+    let (status, body) = hub.delete_v1("g", 1).await.unwrap_err();
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body.error, ErrorCode::PathConflict);
+    assert!(body.detail.contains("g/1 still exists"), "{}", body.detail);
+    assert_eq!(hub.head().await, head, "a refusal writes nothing");
+
+    let outcomes = batch(
+        &hub,
+        vec![
+            delete("g/sub/3", 1),
+            delete("g/sub", 1),
+            delete("g/1", 1),
+            delete("g/2", 7), // a stale base: refused, so g/2 stays
+            delete("g", 1),
+        ],
+    )
+    .await;
+    for (at, outcome) in outcomes[..3].iter().enumerate() {
+        assert!(done(outcome).deleted, "{at}");
+    }
+    assert!(matches!(outcomes[3], BatchOutcome::Conflict { .. }));
+    match &outcomes[4] {
+        BatchOutcome::Refused { error } => {
+            assert_eq!(error.error, ErrorCode::PathConflict);
+            assert!(
+                error.detail.contains("g/2 still exists"),
+                "{}",
+                error.detail
+            );
+        }
+        other => panic!("expected path_conflict, got {other:?}"),
+    }
+    let outcomes = batch(&hub, vec![delete("g/2", 1), delete("g", 1)]).await;
+    assert!(done(&outcomes[1]).deleted && done(&outcomes[1]).kind == EntryKind::Dir);
     assert_seq_gap_free(&hub).await;
 }
 

@@ -59,3 +59,77 @@ fn a_tree_goes_to_the_trash_in_one_batch() {
     expected.sort();
     assert_eq!(kept, expected);
 }
+
+/// The batch trashes three folders with their files: `whole` holds nothing
+/// else but an ignored file, and moves in one rename (the folder in the
+/// trash is the same inode); `extra` also holds a new file that is not
+/// going, and `edited` a file written after the decision. Those two are
+/// trashed file by file: the new file, the edited one and both folders
+/// stay, and no byte is lost.
+#[test]
+fn a_folder_going_with_all_it_holds_moves_in_one_rename() {
+    use std::os::unix::fs::MetadataExt;
+    let (_dir, root) = folder();
+    let mut paths = Vec::new();
+    for d in ["whole", "extra", "edited"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+        for f in 0..3 {
+            let path = format!("{d}/f{f}");
+            std::fs::write(root.join(&path), &path).unwrap();
+            paths.push(path);
+        }
+        paths.push(d.to_owned());
+    }
+    // Decision order: what is inside a folder before it.
+    paths.sort_by(|a, b| b.cmp(a));
+    let synced: Vec<(SyncPath, LocalFile)> = paths
+        .iter()
+        .map(|raw| (p(raw), seen(&root.join(raw))))
+        .collect();
+    std::fs::write(root.join("whole/.DS_Store"), "ignored").unwrap();
+    std::fs::write(root.join("extra/new.txt"), "new").unwrap();
+    std::fs::write(root.join("edited/f1"), "edited after the decision").unwrap();
+    let whole_inode = std::fs::metadata(root.join("whole")).unwrap().ino();
+
+    let items: Vec<(&SyncPath, &LocalFile)> = synced.iter().map(|(p, l)| (p, l)).collect();
+    let results = trash_many(&root, &items, &IgnoreRules::defaults()).unwrap();
+    let result_of = |raw: &str| {
+        let at = paths.iter().position(|p| p == raw).unwrap();
+        results[at].as_ref().map(|kept| kept.clone())
+    };
+
+    let moved = result_of("whole").unwrap().expect("whole moved");
+    assert_eq!(std::fs::metadata(&moved).unwrap().ino(), whole_inode);
+    for f in 0..3 {
+        let kept = result_of(&format!("whole/f{f}")).unwrap().unwrap();
+        assert_eq!(kept, moved.join(format!("f{f}")));
+        assert_eq!(
+            std::fs::read(kept).unwrap(),
+            format!("whole/f{f}").as_bytes()
+        );
+    }
+    assert_eq!(std::fs::read(moved.join(".DS_Store")).unwrap(), b"ignored");
+    assert!(!root.join("whole").exists());
+
+    assert_eq!(result_of("extra").unwrap(), None, "extra stays");
+    assert_eq!(std::fs::read(root.join("extra/new.txt")).unwrap(), b"new");
+    assert!(!root.join("extra/f0").exists());
+    assert!(matches!(
+        result_of("edited/f1"),
+        Err(ApplyError::ChangedMeanwhile { .. })
+    ));
+    assert_eq!(
+        std::fs::read(root.join("edited/f1")).unwrap(),
+        b"edited after the decision"
+    );
+    assert_eq!(result_of("edited").unwrap(), None, "edited stays");
+    let mut kept = trash_files(&root);
+    kept.sort();
+    let mut expected: Vec<Vec<u8>> = ["whole/f0", "whole/f1", "whole/f2", "extra/f0", "extra/f1"]
+        .iter()
+        .chain(&["extra/f2", "edited/f0", "edited/f2", "ignored"])
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected);
+}
