@@ -2,7 +2,6 @@
 //! `.sf/trash/<date>/<path>` and kept for [`TRASH_DAYS`] days.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use sf_protocol::SyncPath;
@@ -133,7 +132,9 @@ impl Batch<'_> {
         if !self.holds_only(&dir, path.as_str(), &inside) {
             return false;
         }
-        let Ok(dest) = self.trash.put(self.folder, &parent, name, path) else {
+        // Only to its own place: a folder partly trashed today already (by
+        // an earlier batch) is not split between two places in the trash.
+        let Ok(Some(dest)) = self.trash.put_if_free(self.folder, &parent, name, path) else {
             return false;
         };
         if !GROUP_SYNC && parent.sync().is_err() {
@@ -249,43 +250,67 @@ impl TrashDirs {
         name: &str,
         path: &SyncPath,
     ) -> Result<PathBuf, ApplyError> {
+        if let Some(kept) = self.put_if_free(folder, from, name, path)? {
+            return Ok(kept);
+        }
+        // Something of that name (or a file where a folder of it would go)
+        // was trashed today already: keep both.
+        let day = self.day(folder)?;
+        let parents = path.parent().into_iter().flat_map(|p| p.split('/'));
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let unique = format!("{}-{n}", crate::state::now_ms());
+        let dir = day
+            .walk(std::iter::once(unique.as_str()).chain(parents), true)
+            .map_err(|err| match err {
+                WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
+                WalkError::Io { path, source } => ApplyError::Io { path, source },
+            })?;
+        from.rename(name, &dir, path.file_name())
+            .map_err(io(from.path().join(name)))?;
+        Ok(dir.path().join(path.file_name()))
+    }
+
+    /// [`TrashDirs::put`] into `path`'s own place in today's trash
+    /// (`.sf/trash/<date>/<path>`) only: `None`, and nothing moved, when
+    /// something is there already.
+    fn put_if_free(
+        &mut self,
+        folder: &Folder,
+        from: &Dir,
+        name: &str,
+        path: &SyncPath,
+    ) -> Result<Option<PathBuf>, ApplyError> {
         let key = path.parent().unwrap_or_default();
-        let day = match &mut self.day {
-            Some(day) => day,
-            none => {
-                let today = time::OffsetDateTime::now_utc().date().to_string();
-                none.insert(folder.state_dir(&["trash", &today])?)
-            }
-        };
-        let parents = || path.parent().into_iter().flat_map(|p| p.split('/'));
         if self.parents.len() >= MAX_OPEN && !self.parents.contains_key(key) {
             self.parents.clear();
         }
-        let there = match self.parents.entry(key.to_owned()) {
-            Entry::Occupied(open) => Some(open.into_mut()),
-            Entry::Vacant(slot) => day.walk(parents(), true).ok().map(|dir| slot.insert(dir)),
-        };
-        let dir = match there {
-            Some(dir) if matches!(dir.stat(name), Ok(None)) => dir,
-            _ => {
-                // Something of that name (or a file where a folder of it
-                // would go) was trashed today already: keep both.
-                let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-                let unique = format!("{}-{n}", crate::state::now_ms());
-                let dir = day
-                    .walk(std::iter::once(unique.as_str()).chain(parents()), true)
-                    .map_err(|err| match err {
-                        WalkError::Blocked { at, what } => ApplyError::StateDirBlocked { at, what },
-                        WalkError::Io { path, source } => ApplyError::Io { path, source },
-                    })?;
-                from.rename(name, &dir, path.file_name())
-                    .map_err(io(from.path().join(name)))?;
-                return Ok(dir.path().join(path.file_name()));
+        if !self.parents.contains_key(key) {
+            let parents = path.parent().into_iter().flat_map(|p| p.split('/'));
+            match self.day(folder)?.walk(parents, true) {
+                Ok(dir) => {
+                    self.parents.insert(key.to_owned(), dir);
+                }
+                Err(_) => return Ok(None),
             }
-        };
+        }
+        let dir = &self.parents[key];
+        if !matches!(dir.stat(name), Ok(None)) {
+            return Ok(None);
+        }
         from.rename(name, dir, path.file_name())
             .map_err(io(from.path().join(name)))?;
-        Ok(dir.path().join(path.file_name()))
+        Ok(Some(dir.path().join(path.file_name())))
+    }
+
+    /// Today's trash folder, opened (and made) once per batch.
+    fn day(&mut self, folder: &Folder) -> Result<&Dir, ApplyError> {
+        match &mut self.day {
+            Some(day) => Ok(day),
+            none => {
+                let today = time::OffsetDateTime::now_utc().date().to_string();
+                Ok(none.insert(folder.state_dir(&["trash", &today])?))
+            }
+        }
     }
 }
 

@@ -133,3 +133,32 @@ fn a_folder_going_with_all_it_holds_moves_in_one_rename() {
     expected.sort();
     assert_eq!(kept, expected);
 }
+
+/// A folder whose first files an earlier batch trashed today: the rest
+/// goes next to them, not to a second place, when the folder follows.
+#[test]
+fn a_folder_partly_trashed_by_an_earlier_batch_is_not_split() {
+    let (_dir, root) = folder();
+    std::fs::create_dir_all(root.join("part")).unwrap();
+    let paths = ["part/f2", "part/f1", "part/f0", "part"];
+    for path in &paths[..3] {
+        std::fs::write(root.join(path), path).unwrap();
+    }
+    let synced: Vec<(SyncPath, LocalFile)> = paths
+        .iter()
+        .map(|raw| (p(raw), seen(&root.join(raw))))
+        .collect();
+    let items: Vec<(&SyncPath, &LocalFile)> = synced.iter().map(|(p, l)| (p, l)).collect();
+    let rules = IgnoreRules::defaults();
+    let first = trash_many(&root, &items[..2], &rules).unwrap();
+    let second = trash_many(&root, &items[2..], &rules).unwrap();
+
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let place = root.join(".sf/trash").join(&today).join("part");
+    for (raw, result) in paths[..3].iter().zip(first.iter().chain(&second)) {
+        let kept = result.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(kept, &place.join(&raw[5..]), "{raw}");
+        assert_eq!(std::fs::read(kept).unwrap(), raw.as_bytes());
+    }
+    assert!(!root.join("part").exists());
+}
