@@ -52,9 +52,10 @@ pub fn is_executable(path: &Path) -> bool {
         != 0
 }
 
-/// Every file under `<dir>/.sf/trash/<date>/` that holds `relative` there
-/// (or its renamed form `<name>.<ms>` when the same path was trashed twice
-/// on one day).
+/// Every file under `<dir>/.sf/trash/<date>/` that holds `relative` there,
+/// or in a place of its own when something of its name was trashed earlier
+/// that day (`<date>/<ms>-<n>/<relative>`, or the renamed form
+/// `<name>.<ms>`).
 pub fn trashed_copies(dir: &Path, relative: &str) -> Vec<PathBuf> {
     let trash = dir.join(".sf").join("trash");
     let mut found = Vec::new();
@@ -62,8 +63,25 @@ pub fn trashed_copies(dir: &Path, relative: &str) -> Vec<PathBuf> {
         return found;
     };
     let name = relative.rsplit('/').next().unwrap_or(relative);
-    for day in days.flatten() {
-        let candidate = day.path().join(relative);
+    let numbered = |name: &str| {
+        name.split_once('-').is_some_and(|(ms, n)| {
+            [ms, n]
+                .iter()
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let places = days.flatten().flat_map(|day| {
+        let own: Vec<PathBuf> = fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| numbered(&entry.file_name().to_string_lossy()))
+            .map(|entry| entry.path())
+            .collect();
+        std::iter::once(day.path()).chain(own)
+    });
+    for place in places {
+        let candidate = place.join(relative);
         if candidate.is_file() {
             found.push(candidate.clone());
         }

@@ -132,9 +132,10 @@ impl Batch<'_> {
         if !self.holds_only(&dir, path.as_str(), &inside) {
             return false;
         }
-        // Only to its own place: a folder partly trashed today already (by
-        // an earlier batch) is not split between two places in the trash.
-        let Ok(Some(dest)) = self.trash.put_if_free(self.folder, &parent, name, path) else {
+        // Where something of its name was trashed today already (its first
+        // files, by an earlier deletion or batch), it goes to a place of its
+        // own next to that, as any name trashed twice in a day does.
+        let Ok(dest) = self.trash.put(self.folder, &parent, name, path) else {
             return false;
         };
         if !GROUP_SYNC && parent.sync().is_err() {

@@ -55,7 +55,7 @@ pub async fn changes(
         )));
     }
     // Read the page first, then head: head is never below a seq in the page.
-    let changes = hub.db.changes(query.since, limit, query.chunks).await?;
+    let changes = hub.changes(query.since, limit, query.chunks).await?;
     let head = hub.db.head().await?;
     Ok(axum::Json(ChangesResponse {
         changes,

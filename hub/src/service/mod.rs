@@ -23,6 +23,7 @@
 mod batch;
 mod content;
 mod legacy;
+mod recent;
 mod v1;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Hub {
     /// Who may ask, and the hub's identity and client caps.
     pub access: Access,
     changes: broadcast::Sender<Entry>,
+    /// The feed's latest entries, for `GET /v1/changes` (see `recent`).
+    recent: recent::RecentFeed,
     commit_lock: Mutex<()>,
     /// One permit per content verification running (reading and hashing a
     /// whole file): at most one per CPU, so commits cannot crowd out the rest.
@@ -82,6 +85,7 @@ impl Hub {
             max_file_size,
             access,
             changes,
+            recent: recent::RecentFeed::default(),
             commit_lock: Mutex::new(()),
             verify_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -93,6 +97,22 @@ impl Hub {
     /// Every change committed from now on, in seq order.
     pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.changes.subscribe()
+    }
+
+    /// Up to `limit` feed entries after `since`, in seq order: from the
+    /// latest entries in memory when they hold the next one, else from the
+    /// database.
+    pub async fn changes(
+        &self,
+        since: u64,
+        limit: u32,
+        with_chunks: bool,
+    ) -> Result<Vec<Entry>, crate::db::DbError> {
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        if let Some(page) = self.recent.page(since, wanted, with_chunks) {
+            return Ok(page);
+        }
+        self.db.changes(since, limit, with_chunks).await
     }
 
     /// Flips to `true` when the hub starts shutting down.
@@ -173,6 +193,7 @@ impl Hub {
             Loudness::Info => log_commit!(info, "committed"),
             Loudness::Debug => log_commit!(debug, "committed in a batch"),
         }
+        self.recent.committed(entry);
         let chunks = entry.chunks.take();
         // No receivers is fine: nobody is listening.
         let _ = self.changes.send(entry.clone());

@@ -23,6 +23,7 @@ crate::on_both_backends!(
     refused_operations_leave_the_others_and_no_gap_in_seq,
     operations_see_what_earlier_ones_of_the_batch_did,
     a_folder_is_deleted_only_once_nothing_inside_it_is_live,
+    the_feed_from_memory_is_the_feed_from_the_database,
     an_oversized_or_malformed_batch_changes_nothing,
     packs_store_chunks_for_commits_and_refuse_bad_frames,
     fetch_sends_chunks_in_order_or_nothing,
@@ -441,6 +442,61 @@ async fn a_folder_is_deleted_only_once_nothing_inside_it_is_live(hub: TestHub) {
     let outcomes = batch(&hub, vec![delete("g/2", 1), delete("g", 1)]).await;
     assert!(done(&outcomes[1]).deleted && done(&outcomes[1]).kind == EntryKind::Dir);
     assert_seq_gap_free(&hub).await;
+}
+
+/// Every page of the feed a hub answers right after its commits (from
+/// memory) is the page it reads from its database after a restart, with
+/// and without chunk lists: single commits, a batch of commits and
+/// deletions, a conflict copy and a restore.
+async fn the_feed_from_memory_is_the_feed_from_the_database(hub: TestHub) {
+    hub.put_file("a.txt", 0, b"one", "a").await.unwrap();
+    hub.put_file("a.txt", 1, b"two", "a").await.unwrap();
+    let big = random_bytes(3 << 20, 9);
+    upload_pack(&hub, &chunks_of(&big)).await;
+    batch(
+        &hub,
+        vec![
+            commit(dir_commit("d", 0)),
+            commit(file_commit("d/big.bin", 0, &big)),
+            delete("a.txt", 2),
+            commit(file_commit("d/copy.bin", 0, &big)),
+            delete("d/copy.bin", 1),
+        ],
+    )
+    .await;
+    let stale = Sha256Hex::of(b"stale").to_hex();
+    let (status, body) = hub
+        .legacy_upload("d/big.bin", Some(&stale), b"legacy")
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = hub
+        .post_json(
+            "/v1/restore",
+            &json!({"path": "a.txt", "version": 1, "origin": "r"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    async fn pages(hub: &TestHub) -> Vec<Value> {
+        let head = hub.head().await;
+        let mut pages = Vec::new();
+        for since in 0..head {
+            for chunks in [true, false] {
+                let (status, page) = hub
+                    .get_json(&format!(
+                        "/v1/changes?since={since}&limit=3&chunks={chunks}"
+                    ))
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{page}");
+                pages.push(page);
+            }
+        }
+        pages
+    }
+    let from_memory = pages(&hub).await;
+    assert!(from_memory.len() >= 2 * 9, "{}", from_memory.len());
+    let hub = hub.restart().await;
+    assert_eq!(pages(&hub).await, from_memory);
 }
 
 async fn an_oversized_or_malformed_batch_changes_nothing(hub: TestHub) {

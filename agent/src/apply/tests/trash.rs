@@ -135,9 +135,11 @@ fn a_folder_going_with_all_it_holds_moves_in_one_rename() {
 }
 
 /// A folder whose first files an earlier batch trashed today: the rest
-/// goes next to them, not to a second place, when the folder follows.
+/// moves with the folder, in one rename, to a place of its own next to
+/// them, and every file is kept under its path.
 #[test]
-fn a_folder_partly_trashed_by_an_earlier_batch_is_not_split() {
+fn a_folder_partly_trashed_by_an_earlier_batch_still_moves_whole() {
+    use std::os::unix::fs::MetadataExt;
     let (_dir, root) = folder();
     std::fs::create_dir_all(root.join("part")).unwrap();
     let paths = ["part/f2", "part/f1", "part/f0", "part"];
@@ -148,17 +150,30 @@ fn a_folder_partly_trashed_by_an_earlier_batch_is_not_split() {
         .iter()
         .map(|raw| (p(raw), seen(&root.join(raw))))
         .collect();
+    let inode = std::fs::metadata(root.join("part")).unwrap().ino();
     let items: Vec<(&SyncPath, &LocalFile)> = synced.iter().map(|(p, l)| (p, l)).collect();
     let rules = IgnoreRules::defaults();
     let first = trash_many(&root, &items[..2], &rules).unwrap();
     let second = trash_many(&root, &items[2..], &rules).unwrap();
 
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    let place = root.join(".sf/trash").join(&today).join("part");
+    let today = root
+        .join(".sf/trash")
+        .join(time::OffsetDateTime::now_utc().date().to_string());
     for (raw, result) in paths[..3].iter().zip(first.iter().chain(&second)) {
         let kept = result.as_ref().unwrap().as_ref().unwrap();
-        assert_eq!(kept, &place.join(&raw[5..]), "{raw}");
+        assert!(
+            kept.starts_with(&today) && kept.ends_with(raw),
+            "{}",
+            kept.display()
+        );
         assert_eq!(std::fs::read(kept).unwrap(), raw.as_bytes());
     }
+    let moved = second[1].as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(
+        std::fs::metadata(moved).unwrap().ino(),
+        inode,
+        "moved whole"
+    );
+    assert_ne!(moved, &today.join("part"), "next to the first files");
     assert!(!root.join("part").exists());
 }
