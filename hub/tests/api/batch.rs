@@ -131,6 +131,18 @@ fn refused(outcome: &BatchOutcome) -> ErrorCode {
     }
 }
 
+/// `outcome` is a `path_conflict` refusal whose detail says `says`.
+#[track_caller]
+fn assert_path_conflict(outcome: &BatchOutcome, says: &str) {
+    match outcome {
+        BatchOutcome::Refused { error } => {
+            assert_eq!(error.error, ErrorCode::PathConflict);
+            assert!(error.detail.contains(says), "{}", error.detail);
+        }
+        other => panic!("expected path_conflict, got {other:?}"),
+    }
+}
+
 /// Every seq from 1 to head appears in the feed, once, in order.
 async fn assert_seq_gap_free(hub: &TestHub) -> u64 {
     let feed = hub.changes(0).await;
@@ -376,17 +388,7 @@ async fn operations_see_what_earlier_ones_of_the_batch_did(hub: TestHub) {
         ],
     )
     .await;
-    match &outcomes[2] {
-        BatchOutcome::Refused { error } => {
-            assert_eq!(error.error, ErrorCode::PathConflict);
-            assert!(
-                error.detail.contains("f/3 still exists"),
-                "{}",
-                error.detail
-            );
-        }
-        other => panic!("expected path_conflict, got {other:?}"),
-    }
+    assert_path_conflict(&outcomes[2], "f/3 still exists");
     let outcomes = batch(
         &hub,
         vec![delete("f/3", 1), commit(file_commit("f", 0, &bytes))],
@@ -428,17 +430,7 @@ async fn a_folder_is_deleted_only_once_nothing_inside_it_is_live(hub: TestHub) {
         assert!(done(outcome).deleted, "{at}");
     }
     assert!(matches!(outcomes[3], BatchOutcome::Conflict { .. }));
-    match &outcomes[4] {
-        BatchOutcome::Refused { error } => {
-            assert_eq!(error.error, ErrorCode::PathConflict);
-            assert!(
-                error.detail.contains("g/2 still exists"),
-                "{}",
-                error.detail
-            );
-        }
-        other => panic!("expected path_conflict, got {other:?}"),
-    }
+    assert_path_conflict(&outcomes[4], "g/2 still exists");
     let outcomes = batch(&hub, vec![delete("g/2", 1), delete("g", 1)]).await;
     assert!(done(&outcomes[1]).deleted && done(&outcomes[1]).kind == EntryKind::Dir);
     assert_seq_gap_free(&hub).await;
