@@ -51,16 +51,32 @@ impl Process {
         }
     }
 
-    /// Sends SIGTERM (through `kill -TERM <pid>`: the crates here have no
-    /// `unsafe` for `libc::kill`); the caller then waits with
-    /// [`Process::wait_exit`].
+    /// Sends SIGTERM; the caller then waits with [`Process::wait_exit`].
     pub fn sigterm(&self) {
-        let pid = self.pid().expect("SIGTERM to a child that has exited");
+        self.signal("TERM");
+    }
+
+    /// Freezes the child (SIGSTOP): it runs no code until
+    /// [`Process::resume`], while the kernel keeps its sockets and queues
+    /// what arrives for it.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused child run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Sends SIG`name` through `kill -NAME <pid>` (the crates here have no
+    /// `unsafe` for `libc::kill`).
+    fn signal(&self, name: &str) {
+        let pid = self.pid().expect("a signal to a child that has exited");
         let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([format!("-{name}"), pid.to_string()])
             .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
+            .unwrap_or_else(|err| panic!("run kill -{name}: {err}"));
+        assert!(sent.success(), "kill -{name} {pid} failed: {sent}");
     }
 
     /// Waits up to `timeout` for the child to exit on its own: its status,

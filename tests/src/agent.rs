@@ -190,6 +190,25 @@ impl Agent {
         }
     }
 
+    /// Freezes the agent (SIGSTOP) until [`Agent::resume`]: what the hub
+    /// pushes meanwhile waits in its socket, as for a laptop asleep.
+    pub fn pause(&self) {
+        self.running().pause();
+        self.log.mark("SIGSTOPped");
+    }
+
+    /// Lets a paused agent run on (SIGCONT).
+    pub fn resume(&self) {
+        self.running().resume();
+        self.log.mark("SIGCONTinued");
+    }
+
+    fn running(&self) -> &Process {
+        self.process
+            .as_ref()
+            .unwrap_or_else(|| panic!("agent {} is not running", self.name))
+    }
+
     /// SIGTERM (through `kill -TERM <pid>`), then waits for the exit.
     pub async fn stop(&mut self) -> ExitStatus {
         let process = self

@@ -1,5 +1,6 @@
 //! A burst of many small files in many folders, written as fast as the test
-//! can: the other agent converges.
+//! can: the other agent converges, also one that slept through the burst
+//! and catches up from the feed.
 //!
 //! `SF_E2E_BURST` sets the file count (default below); the files are spread
 //! over 100 folders, 1–16 KiB each.
@@ -55,6 +56,101 @@ async fn burst_of_small_files() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(folder_files(&b_dir).len(), files);
     sandbox.step("converged");
+
+    assert!(a.stop().await.success());
+    assert!(b.stop().await.success());
+    sandbox.step("done");
+}
+
+/// Files A writes while B sleeps (SIGSTOP): more than a cycle's window of
+/// the feed (2,000 paths), so B catches up over two cycles or more, the
+/// rewrite and the removal that follow these in the last one.
+const WHILE_ASLEEP: usize = 2_500;
+
+/// B asleep while A commits thousands of changes, among them a rewrite of
+/// a file B had and the removal of a folder B had: on waking, B reads the
+/// feed a window at a time and carries on cycle after cycle, with no scan
+/// of its folder to help (it scans hourly here). Each file ends at its last
+/// version and what B had of the removed folder is in its trash, whichever
+/// window each change fell in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_far_behind_catches_up_window_by_window() {
+    let sandbox = Sandbox::new("catch-up");
+    let TwoAgents {
+        hub,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = TwoAgents::start(&sandbox, &["--scan-interval", "3600"]).await;
+    let converge = Duration::from_secs(300);
+
+    sandbox.step("B gets a file and a folder it will miss changes to");
+    write_file(&a_dir.join("early.txt"), b"the first version");
+    for i in 0..3 {
+        write_file(
+            &a_dir.join(format!("doomed/{i}.txt")),
+            format!("doomed {i}"),
+        );
+    }
+    wait_converged(&[a_dir.as_path(), b_dir.as_path()], hub.url(), converge)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    sandbox.step(&format!(
+        "B asleep; A writes {WHILE_ASLEEP} files, then rewrites and removes"
+    ));
+    b.pause();
+    {
+        let a_dir = a_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 0..WHILE_ASLEEP {
+                write_file(
+                    &a_dir.join(format!("new{:02}/f{i:04}.txt", i % 40)),
+                    format!("file {i}"),
+                );
+            }
+        })
+        .await
+        .unwrap();
+    }
+    // After thousands of others in the feed: these land in a later window.
+    wait_hub(hub.url(), converge, "A's files on the hub", |index| {
+        index.len() >= WHILE_ASLEEP
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    write_file(&a_dir.join("early.txt"), b"the last version");
+    std::fs::remove_dir_all(a_dir.join("doomed")).unwrap();
+    wait_hub(
+        hub.url(),
+        converge,
+        "the rewrite and the removal",
+        |index| {
+            index.get("early.txt") == Some(&sha256(b"the last version"))
+                && !index.keys().any(|p| p.starts_with("doomed/"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    sandbox.step("B wakes");
+    b.resume();
+    wait_converged(&[a_dir.as_path(), b_dir.as_path()], hub.url(), converge)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_file(&b_dir.join("early.txt")), b"the last version");
+    assert!(!b_dir.join("doomed").exists());
+    for i in 0..3 {
+        let trashed = trashed_copies(&b_dir, &format!("doomed/{i}.txt"));
+        assert!(
+            trashed
+                .iter()
+                .any(|copy| read_file(copy) == format!("doomed {i}").as_bytes()),
+            "B's copy of doomed/{i}.txt is in its trash: {trashed:?}"
+        );
+    }
+    assert_eq!(folder_files(&b_dir).len(), WHILE_ASLEEP + 1);
 
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());

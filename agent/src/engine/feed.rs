@@ -1,7 +1,16 @@
 //! Reading the hub's change feed into the state database: from the last
-//! applied seq to the head, a page at a time, noticing a hub that was
+//! applied seq towards the head, a page at a time, noticing a hub that was
 //! replaced or went back in time, and returning the paths that others
 //! changed (our own commits coming back hold nothing new).
+//!
+//! A cycle reads at most a window of changed paths ([`FEED_WINDOW`]) and
+//! says whether more is waiting; the engine acts on that window and reads
+//! on in its next cycle. An agent that fell far behind (a first sync from
+//! another agent, a big tree arriving) then starts downloading after the
+//! first pages instead of after the last, holds one window in memory, and
+//! never trades the feed's own paths for a scan of its whole folder (which
+//! it did past 10,000 paths: every time it fell that far behind, a walk of
+//! everything it had, so catching up grew with the square of the files).
 //!
 //! The hub's answers to our own commits were recorded when their batch
 //! landed, the hub's entry included ([`Answered`]): their feed entries are
@@ -15,7 +24,23 @@ use std::collections::{BTreeSet, HashSet};
 use sf_protocol::SyncPath;
 use sf_protocol::v1::Entry;
 
-use super::{CycleError, Engine, MAX_LOOKED_AT};
+use super::{CycleError, Engine};
+
+/// A cycle stops reading the feed at the page that brings its changed
+/// paths to this many (a page holds at most 1,000 entries); what follows
+/// is read in the next cycle.
+const FEED_WINDOW: usize = 2_000;
+
+/// Entries per page asked of the hub.
+const PAGE_SIZE: u32 = 1_000;
+
+/// What one cycle read of the feed.
+pub(super) struct Caught {
+    /// The paths that others changed, to look at.
+    pub(super) changed: BTreeSet<SyncPath>,
+    /// The feed holds more than this cycle read: read on next cycle.
+    pub(super) more: bool,
+}
 
 /// At most this many answered seqs are remembered; beyond it, answers are
 /// read back from the feed like any other entry (memory stays flat).
@@ -50,15 +75,18 @@ impl Answered {
 }
 
 impl Engine {
-    /// Reads the change feed from the last applied seq; returns the paths
-    /// it touched.
-    pub(super) async fn catch_up(&mut self) -> Result<BTreeSet<SyncPath>, CycleError> {
+    /// Reads the change feed from the last applied seq, up to the head or
+    /// a window of changed paths (see the module doc); returns the paths
+    /// it touched and whether more is waiting. With a full scan ahead,
+    /// which looks at every path anyway, it reads to the head.
+    pub(super) async fn catch_up(&mut self) -> Result<Caught, CycleError> {
         let mut changed = BTreeSet::new();
+        let mut more = false;
         let mut since = self.state.last_seq().await?;
         loop {
             let page = self
                 .hub
-                .changes(since, 1000)
+                .changes(since, PAGE_SIZE)
                 .await
                 .map_err(CycleError::from_hub)?;
             if self.hub_changed(&page.hub_id).await? {
@@ -91,21 +119,19 @@ impl Engine {
                 .collect();
             if !self.full_scan {
                 self.note_changed(&news, &mut changed).await?;
-                if changed.len() > MAX_LOOKED_AT {
-                    // A big burst from elsewhere: a full scan takes it in
-                    // windows instead of one batch of every path.
-                    self.full_scan = true;
-                    changed.clear();
-                }
             }
             self.state.apply_changes(news, last).await?;
             since = last;
             if last >= page.head {
                 break;
             }
+            if !self.full_scan && changed.len() >= FEED_WINDOW {
+                more = true;
+                break;
+            }
         }
         self.answered.applied_up_to(since);
-        Ok(changed)
+        Ok(Caught { changed, more })
     }
 
     /// Adds to `changed` the paths of `entries` that hold something new:

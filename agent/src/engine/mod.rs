@@ -8,14 +8,15 @@
 //! - this file: the loop ([`Engine::run`]), one cycle, and what both kinds
 //!   of cycle share — what is ignored, what a path that cannot be read
 //!   now means, when a path is looked at again;
-//! - `feed`: reading the hub's change feed into the state database;
+//! - `feed`: reading the hub's change feed into the state database, a
+//!   window of changed paths per cycle;
 //! - `event_cycle`: the paths events and the feed named, one by one;
 //! - `full_scan`: the whole folder through [`crate::walk`], and the
 //!   progress display of a big batch;
 //! - `act`: carrying decisions out, and sorting failures;
 //! - `batch`: gathering small files, folders and deletions into batches,
-//!   and downloading a batch; `send`: sending one to the hub; `folders`:
-//!   deleting folders on the hub once what was inside them is gone;
+//!   and downloading a batch (a deleted folder after its contents);
+//!   `send`: sending one to the hub;
 //! - `echoes`: the file events of the engine's own changes;
 //! - `trust`: what the agent does not take from the hub as it comes.
 
@@ -70,9 +71,10 @@ pub enum EngineError {
     FolderUnreadable(#[from] crate::walk::FolderUnreadable),
 }
 
-/// Paths an event cycle takes from the change feed at most: beyond, the
-/// full scan looks at them, a window at a time, so a burst of remote
-/// changes does not hold every path in memory at once.
+/// Paths an event cycle looks at at most, with the contents of the synced
+/// folders among them: beyond, the full scan looks at them, a window at a
+/// time, so a burst of events does not hold every path in memory at once.
+/// (The change feed comes in smaller windows of its own: see `feed`.)
 const MAX_LOOKED_AT: usize = 10_000;
 
 /// What a cycle's failure means for the loop.
@@ -257,6 +259,13 @@ impl Engine {
             if *shutdown.borrow() {
                 return Ok(());
             }
+            // Events that came during the last cycle, before the next one:
+            // a catch-up is cycle after cycle without a wait, and its own
+            // downloads' events, left queued, grew with every file (about
+            // 400 bytes each, 40 MiB over a first sync of 100,000 files).
+            while let Ok(trigger) = triggers.try_recv() {
+                self.note(trigger);
+            }
             if self.has_work() && retry_at.is_none() {
                 match self.cycle().await {
                     Ok(()) => backoff.reset(),
@@ -349,9 +358,10 @@ impl Engine {
             self.learn_scope().await?;
         }
         let remote_changed = if self.remote_news {
-            let changed = self.catch_up().await?;
-            self.remote_news = false;
-            changed
+            let caught = self.catch_up().await?;
+            // More of the feed waiting: the next cycle follows at once.
+            self.remote_news = caught.more;
+            caught.changed
         } else {
             BTreeSet::new()
         };
