@@ -30,6 +30,24 @@ struct IdleSample {
     threads: u64,
 }
 
+/// Flushes the file system holding `dir` (`sync -f`): the created files'
+/// write-back is the creation's work, not the first sync's. On one machine
+/// it would otherwise land on the hub, whose group flush (`syncfs`) of
+/// each pack of chunks also flushes whatever else is dirty on the same
+/// file system, which a hub on its own disk never meets.
+fn flush_file_system(dir: &std::path::Path) {
+    let status = std::process::Command::new("sync")
+        .arg("-f")
+        .arg(dir)
+        .status()
+        .expect("run sync -f");
+    assert!(
+        status.success(),
+        "sync -f {} failed: {status}",
+        dir.display()
+    );
+}
+
 /// Waits until `pid` uses ≤ 2 % CPU over a 2 s slice (at most 120 s);
 /// returns how long that took and whether it settled.
 async fn settle(pid: u32) -> (Duration, bool) {
@@ -117,8 +135,11 @@ pub async fn bench_idle(config: &Config) -> String {
         let a_dir = sandbox.dir("a");
         sandbox.step(&format!("rep {}: creating {n} files", rep + 1));
         let started = Instant::now();
-        let expected =
-            tokio::task::block_in_place(|| write_tree(&a_dir, 11, n, folders, KIB, 4 * KIB));
+        let expected = tokio::task::block_in_place(|| {
+            let expected = write_tree(&a_dir, 11, n, folders, KIB, 4 * KIB);
+            flush_file_system(&a_dir);
+            expected
+        });
         create.push(secs(started.elapsed()));
         let hub = Hub::start(&sandbox.dir("hub")).await;
         let metrics = HubMetrics::of(&hub);
@@ -221,8 +242,8 @@ pub async fn bench_idle(config: &Config) -> String {
 
     let base = spread(&create).median;
     let mut out = format!(
-        "\n## {}\n\n{n} files of 1–4 KiB in {folders} folders are created in A's folder before \
-         A starts (hub empty); \"first sync\" runs from A's start until the hub has committed \
+        "\n## {}\n\n{n} files of 1–4 KiB in {folders} folders are created in A's folder and \
+         flushed to disk (`sync -f`) before A starts (hub empty); \"first sync\" runs from A's start until the hub has committed \
          all of them (`sync_uploads_total`, polled every ≥ 100 ms; once it reaches {n}, the \
          hub's index checked by sha256 at each poll), and until agent B, started on an empty \
          folder just before A, has every file at its size (then checked by sha256). Then A settles (a 2 s slice under 2 % CPU) and is observed for {} s. \
@@ -233,7 +254,7 @@ pub async fn bench_idle(config: &Config) -> String {
     );
     let mut table = Table::new(&["measurement", "value", "unit", "vs baseline"]);
     table.row(&[
-        format!("baseline: create the {n} files (this process)"),
+        format!("baseline: create and flush the {n} files (this process)"),
         cell(&create, 2),
         "s".to_owned(),
         "1.0×".to_owned(),

@@ -32,7 +32,7 @@
 //!    Prometheus endpoint. Target: under 4 MiB received. Baselines: `cp` of
 //!    the file, and sha256 of the whole file in this process.
 //! 4. **idle** — `SF_BENCH_IDLE_FILES` files of 1–4 KiB in folders of 100
-//!    are created before A starts; seconds from A's start until the hub has
+//!    are created and flushed (`sync -f`) before A starts; seconds from A's start until the hub has
 //!    all of them (counter, then the index checked by sha256), and until
 //!    agent B, started on an empty folder just before A, has them all: "first
 //!    sync", with both agents' peak memory. B then stops. After A settles
@@ -41,7 +41,7 @@
 //!    from /proc/<pid>/stat), context switches summed per thread (wake-ups),
 //!    VmRSS and VmHWM. Then A is stopped and started again (its start-up
 //!    scan finds every file unchanged), settles, and is observed for a
-//!    second window. Baselines: the time to create the files, and the same
+//!    second window. Baselines: the time to create and flush the files, and the same
 //!    window for an agent on an empty folder. The default window (70 s) is
 //!    longer than the agent's scan interval (60 s), so each window includes
 //!    one periodic full scan of the whole folder.
