@@ -172,8 +172,9 @@ pub async fn run(
 /// Holds a WebSocket to the hub and rings the engine's doorbell on every
 /// change; on any disconnect, reconnects with backoff and rings once more so
 /// the engine catches up through the change feed. Rings while the engine is
-/// busy add up to one: it reads the whole feed each time, so a long cycle
-/// during a burst of commits does not queue one message per commit.
+/// busy add up to one: it reads the feed on from where it stopped each
+/// time (cycle after cycle while more is waiting), so a long cycle during
+/// a burst of commits does not queue one message per commit.
 ///
 /// When the hub refuses the token (a 401 on the upgrade, or the socket
 /// closed because the token was revoked), stops the agent through

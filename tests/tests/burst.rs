@@ -68,10 +68,11 @@ async fn burst_of_small_files() {
 const WHILE_ASLEEP: usize = 2_500;
 
 /// B asleep while A commits thousands of changes, among them a rewrite of
-/// a file B had and the removal of a folder B had: on waking, B reads the
-/// feed a window at a time and carries on cycle after cycle, with no scan
-/// of its folder to help (it scans hourly here). Each file ends at its last
-/// version and what B had of the removed folder is in its trash, whichever
+/// a file B had, a file deleted before them and made again after them, and
+/// the removal of a folder B had: on waking, B reads the feed a window at a
+/// time and carries on cycle after cycle, with no scan of its folder to
+/// help (it scans hourly here). Each file ends at its last version, and
+/// what B had of the deleted file and folder is in its trash, whichever
 /// window each change fell in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_far_behind_catches_up_window_by_window() {
@@ -85,8 +86,9 @@ async fn an_agent_far_behind_catches_up_window_by_window() {
     } = TwoAgents::start(&sandbox, &["--scan-interval", "3600"]).await;
     let converge = Duration::from_secs(300);
 
-    sandbox.step("B gets a file and a folder it will miss changes to");
+    sandbox.step("B gets files and a folder it will miss changes to");
     write_file(&a_dir.join("early.txt"), b"the first version");
+    write_file(&a_dir.join("phoenix.txt"), b"the old phoenix");
     for i in 0..3 {
         write_file(
             &a_dir.join(format!("doomed/{i}.txt")),
@@ -98,9 +100,17 @@ async fn an_agent_far_behind_catches_up_window_by_window() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     sandbox.step(&format!(
-        "B asleep; A writes {WHILE_ASLEEP} files, then rewrites and removes"
+        "B asleep; A deletes, writes {WHILE_ASLEEP} files, then rewrites and removes"
     ));
     b.pause();
+    // Deleted before the burst, made again after it: the two land in
+    // different windows of B's catch-up.
+    std::fs::remove_file(a_dir.join("phoenix.txt")).unwrap();
+    wait_hub(hub.url(), converge, "phoenix.txt deleted", |index| {
+        !index.contains_key("phoenix.txt")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     {
         let a_dir = a_dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -121,16 +131,13 @@ async fn an_agent_far_behind_catches_up_window_by_window() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     write_file(&a_dir.join("early.txt"), b"the last version");
+    write_file(&a_dir.join("phoenix.txt"), b"the new phoenix");
     std::fs::remove_dir_all(a_dir.join("doomed")).unwrap();
-    wait_hub(
-        hub.url(),
-        converge,
-        "the rewrite and the removal",
-        |index| {
-            index.get("early.txt") == Some(&sha256(b"the last version"))
-                && !index.keys().any(|p| p.starts_with("doomed/"))
-        },
-    )
+    wait_hub(hub.url(), converge, "the last changes", |index| {
+        index.get("early.txt") == Some(&sha256(b"the last version"))
+            && index.get("phoenix.txt") == Some(&sha256(b"the new phoenix"))
+            && !index.keys().any(|p| p.starts_with("doomed/"))
+    })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
@@ -140,6 +147,13 @@ async fn an_agent_far_behind_catches_up_window_by_window() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_file(&b_dir.join("early.txt")), b"the last version");
+    assert_eq!(read_file(&b_dir.join("phoenix.txt")), b"the new phoenix");
+    assert!(
+        trashed_copies(&b_dir, "phoenix.txt")
+            .iter()
+            .any(|copy| read_file(copy) == b"the old phoenix"),
+        "the phoenix B had went to its trash when the hub deleted it"
+    );
     assert!(!b_dir.join("doomed").exists());
     for i in 0..3 {
         let trashed = trashed_copies(&b_dir, &format!("doomed/{i}.txt"));
@@ -150,7 +164,14 @@ async fn an_agent_far_behind_catches_up_window_by_window() {
             "B's copy of doomed/{i}.txt is in its trash: {trashed:?}"
         );
     }
-    assert_eq!(folder_files(&b_dir).len(), WHILE_ASLEEP + 1);
+    assert_eq!(folder_files(&b_dir).len(), WHILE_ASLEEP + 2);
+    // The catch-up took more than one cycle: not one look at every path,
+    // nor a scan of the folder after a failed request.
+    let windows = b
+        .log_of_run()
+        .matches("acting on this window of the feed, more waiting")
+        .count();
+    assert!(windows >= 1, "B read the feed in windows: {windows} breaks");
 
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());

@@ -126,6 +126,12 @@ impl Engine {
                 break;
             }
             if !self.full_scan && changed.len() >= FEED_WINDOW {
+                tracing::info!(
+                    applied = last,
+                    head = page.head,
+                    changed = changed.len(),
+                    "catching up with the hub: acting on this window of the feed, more waiting"
+                );
                 more = true;
                 break;
             }
