@@ -348,3 +348,6 @@ fn order(a_path: &SyncPath, a: Action, b_path: &SyncPath, b: Action) -> Ordering
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model_tests;
