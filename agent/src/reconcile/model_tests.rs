@@ -82,13 +82,21 @@ impl Content {
     }
 
     fn synced(self, version: u64) -> SyncedFile {
+        let LocalFile {
+            kind,
+            sha256,
+            size,
+            mtime_ns,
+            inode,
+            executable,
+        } = self.local();
         SyncedFile {
-            kind: self.kind(),
-            sha256: self.sha256(),
-            size: self.size(),
-            mtime_ns: 0,
-            inode: 1,
-            executable: self.executable(),
+            kind,
+            sha256,
+            size,
+            mtime_ns,
+            inode,
+            executable,
             version,
         }
     }
