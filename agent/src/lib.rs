@@ -19,6 +19,7 @@ pub(crate) mod ignore;
 pub(crate) mod model;
 pub mod progress;
 pub(crate) mod reconcile;
+pub(crate) mod repair;
 pub(crate) mod scan;
 pub(crate) mod state;
 pub mod status;
@@ -142,9 +143,17 @@ pub async fn run(
     );
     drop(triggers_tx);
     let doorbell = Arc::new(Notify::new());
+    let (wanted_tx, wanted_rx) = mpsc::channel(repair::QUEUE);
+    tokio::spawn(repair::give_back(
+        hub.clone(),
+        root.clone(),
+        wanted_rx,
+        stop_rx.clone(),
+    ));
     let pushes = tokio::spawn(follow_hub(
         hub.clone(),
         doorbell.clone(),
+        wanted_tx,
         stop_rx.clone(),
         Arc::clone(&stop_tx),
     ));
@@ -174,7 +183,8 @@ pub async fn run(
 /// the engine catches up through the change feed. Rings while the engine is
 /// busy add up to one: it reads the feed on from where it stopped each
 /// time (cycle after cycle while more is waiting), so a long cycle during
-/// a burst of commits does not queue one message per commit.
+/// a burst of commits does not queue one message per commit. Chunks the hub
+/// asks back go to `wanted` (see [`repair`]).
 ///
 /// When the hub refuses the token (a 401 on the upgrade, or the socket
 /// closed because the token was revoked), stops the agent through
@@ -182,6 +192,7 @@ pub async fn run(
 async fn follow_hub(
     hub: HubClient,
     doorbell: Arc<Notify>,
+    wanted: mpsc::Sender<Vec<sf_protocol::v1::WantedChunk>>,
     mut stop: signal::Receiver<bool>,
     stop_all: Arc<signal::Sender<bool>>,
 ) -> Option<TokenRefused> {
@@ -197,6 +208,10 @@ async fn follow_hub(
             while let Some(frame) = hub.next_frame(&mut socket).await {
                 match frame? {
                     WsFrame::Hello { .. } | WsFrame::Change(_) => doorbell.notify_one(),
+                    // Busy with the last one: the hub repeats what is still wanted.
+                    WsFrame::Wanted { chunks } => {
+                        let _ = wanted.try_send(chunks);
+                    }
                 }
             }
             Ok::<(), HubError>(())

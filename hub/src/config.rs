@@ -36,6 +36,17 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Check the chunk store against the database: every chunk read and
+    /// hashed, every referenced chunk present, the change feed unbroken.
+    /// Safe while the hub runs. Exits 1 when something is damaged or
+    /// missing.
+    Check {
+        /// Move damaged chunks to <data-dir>/damaged/, record lost chunks
+        /// for the hub to ask agents for, and remove orphaned chunks and
+        /// temp files older than --chunk-grace.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ use sf_protocol::v1::{Entry, ErrorBody, ErrorCode};
 
 use crate::db::{DbError, WriteError};
 use crate::ingest::IngestError;
-use crate::store::{PutError, StoreFull, VerifyError};
+use crate::store::{ChunkReadError, PutError, StoreFull, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -223,6 +223,21 @@ impl From<VerifyError> for ApiError {
             VerifyError::Missing(missing) => ApiError::MissingChunks(missing),
             VerifyError::Io(io) => ApiError::Storage(io),
             other => ApiError::ContentMismatch(other.to_string()),
+        }
+    }
+}
+
+impl From<ChunkReadError> for ApiError {
+    fn from(err: ChunkReadError) -> Self {
+        match err {
+            ChunkReadError::Missing(hash) => ApiError::NotReady(format!(
+                "chunk {hash} of this content is missing from the hub's store; the hub asks \
+                 agents for a copy: retry later, or tell the hub's operator (sf-hub check)"
+            )),
+            ChunkReadError::Damaged { .. } => ApiError::NotReady(format!(
+                "{err}; retry later, or tell the hub's operator (sf-hub check)"
+            )),
+            ChunkReadError::Io { source, .. } => ApiError::Storage(source),
         }
     }
 }

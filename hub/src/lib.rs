@@ -4,8 +4,9 @@
 //! It owns the HTTP API (`routes`), who may use it (`auth`: tokens), the
 //! listener loop with TLS and slow-client limits (`serve`), the
 //! state-changing operations and their broadcast (`service`), the database
-//! (`db`: SQLite or PostgreSQL), the chunk store on disk (`store`), the
-//! metrics listener (`metrics`) and the `sf-hub token` commands
+//! (`db`: SQLite or PostgreSQL), the chunk store on disk (`store`), getting
+//! lost chunks back from agents (`repair`) and checking the store against
+//! the database ([`check`]: `sf-hub check`), the metrics listener (`metrics`) and the `sf-hub token` commands
 //! ([`token_cli`]). [`launch`] runs it all on listeners the caller binds, so
 //! tests start the real server on port 0.
 //!
@@ -15,12 +16,14 @@
 //! Everything else is private to the crate.
 
 pub(crate) mod auth;
+pub mod check;
 pub mod config;
 pub(crate) mod db;
 pub(crate) mod error;
 pub(crate) mod gc;
 pub(crate) mod ingest;
 pub(crate) mod metrics;
+pub(crate) mod repair;
 pub(crate) mod routes;
 pub(crate) mod serve;
 pub(crate) mod service;
@@ -148,6 +151,7 @@ pub async fn launch(
         stop_rx.clone(),
     ));
     gc::spawn(Arc::clone(&hub), settings.chunk_grace, settings.gc_interval);
+    repair::spawn(Arc::clone(&hub));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -1,5 +1,5 @@
 //! `sf-hub`: parses settings, binds listeners, runs the hub until SIGINT or
-//! SIGTERM; or runs a `token` command.
+//! SIGTERM; or runs a `token` command or `check`.
 
 use std::io::IsTerminal;
 
@@ -22,12 +22,22 @@ async fn main() -> anyhow::Result<()> {
         command,
         mut settings,
     } = Cli::parse();
-    if let Some(Command::Token { action }) = command {
-        let output = sf_hub::token_cli::run(&settings, action)
-            .await
-            .context("sf-hub token failed")?;
-        print!("{output}");
-        return Ok(());
+    match command {
+        Some(Command::Token { action }) => {
+            let output = sf_hub::token_cli::run(&settings, action)
+                .await
+                .context("sf-hub token failed")?;
+            print!("{output}");
+            return Ok(());
+        }
+        Some(Command::Check { repair }) => {
+            let report = sf_hub::check::run_with(&settings, repair)
+                .await
+                .context("sf-hub check failed")?;
+            print!("{report}");
+            std::process::exit(if report.is_consistent() { 0 } else { 1 });
+        }
+        None => {}
     }
     // From the environment only, so the secret never shows in `ps`.
     settings.bootstrap_token = std::env::var("SF_HUB_BOOTSTRAP_TOKEN")

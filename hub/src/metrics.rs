@@ -45,6 +45,11 @@ pub struct Metrics {
     pub gc_runs: Counter<u64>,
     pub gc_removed_chunks: Counter<u64>,
     pub gc_removed_bytes: Counter<u64>,
+    /// Chunks found damaged when read (moved out of the store), chunks
+    /// wanted (lost, asked of agents), and wanted chunks stored again.
+    pub chunks_damaged: Counter<u64>,
+    pub chunks_wanted: UpDownCounter<i64>,
+    pub chunks_repaired: Counter<u64>,
 }
 
 impl Metrics {
@@ -122,6 +127,22 @@ impl Metrics {
                 .with_description("Time to commit a change, waiting for the commit lock included")
                 .with_boundaries(SECONDS_BUCKETS.to_vec())
                 .build(),
+            chunks_damaged: counter(
+                &meter,
+                "sync_chunks_damaged",
+                "Stored chunks whose bytes did not hash to their name when read (moved to damaged/)",
+            ),
+            chunks_wanted: meter
+                .i64_up_down_counter("sync_chunks_wanted")
+                .with_description(
+                    "Chunks versions reference that the store lost (damaged or missing), asked of agents",
+                )
+                .build(),
+            chunks_repaired: counter(
+                &meter,
+                "sync_chunks_repaired",
+                "Lost chunks stored again from a good copy",
+            ),
             gc_runs: counter(
                 &meter,
                 "sync_gc_runs",

@@ -2,7 +2,9 @@
 //! (see `layout`), each written to a temp file, made durable and linked into place, so a
 //! chunk file either holds exactly the bytes its name promises or does not
 //! exist. One chunk is fsynced on its own; the chunks of a pack are made
-//! durable together (`pack`), and `fetch` sends many in one answer.
+//! durable together (`pack`), and `fetch` sends many in one answer. Every
+//! chunk read to be sent is hashed first (`integrity`): a damaged one is
+//! refused, moved aside and asked of agents again.
 //!
 //! The store also keeps what garbage collection and `--max-store-bytes` need:
 //! the bytes it holds, a count of removals (commits re-check their chunks when
@@ -12,8 +14,8 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -21,17 +23,20 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{Chunk, ChunkRef};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-use tokio_util::io::ReaderStream;
 
+mod audit;
 mod fetch;
+mod integrity;
 mod layout;
 mod pack;
 mod removal;
 mod usage;
 mod verify;
 
+pub use audit::StoredChunk;
+pub use integrity::{ChunkReadError, Lost, WantedNews};
 pub use pack::{Pack, PackFrame};
 pub use usage::StoreFull;
 pub use verify::VerifyError;
@@ -73,6 +78,8 @@ pub enum Stored {
 pub struct ChunkStore {
     chunks_dir: PathBuf,
     tmp_dir: PathBuf,
+    /// Where damaged chunks are moved (see `integrity`).
+    damaged_dir: PathBuf,
     next_tmp: AtomicU64,
     /// `--max-store-bytes`, if set.
     capacity: Option<u64>,
@@ -85,6 +92,9 @@ pub struct ChunkStore {
     /// are counted already and which the census therefore skips.
     uncounted: Mutex<Option<HashSet<Sha256Hex>>>,
     counted: watch::Sender<bool>,
+    /// Chunks the store should hold but lost, and what changed (`integrity`).
+    wanted: Mutex<integrity::WantedSet>,
+    wanted_news: tokio::sync::Notify,
 }
 
 impl ChunkStore {
@@ -107,12 +117,15 @@ impl ChunkStore {
         Ok(Self {
             chunks_dir,
             tmp_dir,
+            damaged_dir: data_dir.join("damaged"),
             next_tmp: AtomicU64::new(0),
             capacity: None,
             used: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             uncounted: Mutex::new(Some(HashSet::new())),
             counted: watch::Sender::new(false),
+            wanted: Mutex::default(),
+            wanted_news: tokio::sync::Notify::new(),
         })
     }
 
@@ -198,7 +211,10 @@ impl ChunkStore {
             }
         };
         match published {
-            Ok(Stored::New) => Ok((Stored::New, len)),
+            Ok(Stored::New) => {
+                self.stored_anew(&expected);
+                Ok((Stored::New, len))
+            }
             Ok(Stored::AlreadyPresent) => {
                 // A concurrent put of the same chunk won the race.
                 self.release(len);
@@ -230,7 +246,9 @@ impl ChunkStore {
             drop(file);
             publish_blocking(&temp.path, &final_path)
         })();
-        if !matches!(written, Ok(Stored::New)) {
+        if matches!(written, Ok(Stored::New)) {
+            self.stored_anew(&chunk.hash);
+        } else {
             self.release(len);
         }
         Ok(written?)
@@ -298,13 +316,20 @@ impl ChunkStore {
         }
     }
 
-    /// Streams bytes `start..end` of the content made of `chunks`.
-    pub fn read_range(
-        &self,
+    /// Streams bytes `start..end` of the content made of `chunks`, a
+    /// committed version's. Each chunk is read whole and verified before
+    /// any of its bytes are sent (the next one is read meanwhile), so
+    /// memory stays at two chunks. The first is read before this returns: a
+    /// damaged or missing one is an error the caller can answer with a
+    /// status. A later one ends the stream with an error, so the client
+    /// sees a cut-off body, never wrong bytes. A missing chunk becomes
+    /// wanted: a version references it.
+    pub async fn read_range(
+        self: &Arc<Self>,
         chunks: &[ChunkRef],
         start: u64,
         end: u64,
-    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    ) -> Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static, ChunkReadError> {
         let mut segments = Vec::new();
         let mut chunk_start = 0u64;
         for chunk in chunks {
@@ -312,32 +337,83 @@ impl ChunkStore {
             if chunk_end > start && chunk_start < end {
                 let skip = start.saturating_sub(chunk_start);
                 let take = end.min(chunk_end) - chunk_start.max(start);
-                segments.push((self.chunk_path(&chunk.hash), skip, take));
+                segments.push((chunk.hash, skip, take));
             }
             chunk_start = chunk_end;
         }
-        stream::iter(segments)
-            .then(|(path, skip, take)| async move {
-                let mut file = tokio::fs::File::open(&path).await?;
-                if skip > 0 {
-                    file.seek(io::SeekFrom::Start(skip)).await?;
+        let read = {
+            let store = Arc::clone(self);
+            move |(hash, skip, take): (Sha256Hex, u64, u64)| {
+                let store = Arc::clone(&store);
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        store.read_segment_blocking(&hash, skip, take)
+                    })
+                    .await
+                    .map_err(|err| ChunkReadError::Io {
+                        hash,
+                        source: io::Error::other(err),
+                    })?
                 }
-                Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(take), 64 * 1024))
-            })
-            .try_flatten()
+            }
+        };
+        let mut segments = segments.into_iter();
+        let first = match segments.next() {
+            Some(segment) => Some(read(segment).await?),
+            None => None,
+        };
+        let rest = stream::iter(segments)
+            .map(read)
+            .buffered(2)
+            .map_err(io::Error::from);
+        Ok(stream::iter(first.map(Ok)).chain(rest))
     }
 
-    /// Streams one whole chunk, or `None` when the hub lacks it.
-    pub async fn read_chunk(
+    /// Bytes `skip..skip + take` of chunk `hash`, verified whole first.
+    fn read_segment_blocking(
         &self,
         hash: &Sha256Hex,
-    ) -> io::Result<Option<(u64, ReaderStream<tokio::fs::File>)>> {
-        match tokio::fs::File::open(self.chunk_path(hash)).await {
-            Ok(file) => {
-                let len = file.metadata().await?.len();
-                Ok(Some((len, ReaderStream::with_capacity(file, 64 * 1024))))
+        skip: u64,
+        take: u64,
+    ) -> Result<Bytes, ChunkReadError> {
+        let data = self.read_verified_blocking(hash).inspect_err(|err| {
+            if matches!(err, ChunkReadError::Missing(_)) {
+                self.want_missing(hash);
             }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        })?;
+        let (from, to) = (skip as usize, skip.saturating_add(take) as usize);
+        if to > data.len() {
+            // Its name matched, so the version's chunk list is what is wrong.
+            return Err(ChunkReadError::Io {
+                hash: *hash,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the version lists chunk {hash} as longer than its {} bytes",
+                        data.len()
+                    ),
+                ),
+            });
+        }
+        Ok(data.slice(from..to))
+    }
+
+    /// One whole chunk, verified; `None` when the hub lacks it.
+    pub async fn read_chunk(
+        self: &Arc<Self>,
+        hash: &Sha256Hex,
+    ) -> Result<Option<Bytes>, ChunkReadError> {
+        let store = Arc::clone(self);
+        let hash = *hash;
+        let read = tokio::task::spawn_blocking(move || store.read_verified_blocking(&hash))
+            .await
+            .map_err(|err| ChunkReadError::Io {
+                hash,
+                source: io::Error::other(err),
+            })?;
+        match read {
+            Ok(data) => Ok(Some(data)),
+            Err(ChunkReadError::Missing(_)) => Ok(None),
             Err(err) => Err(err),
         }
     }

@@ -176,6 +176,17 @@ pub fn clear_temp(root: &Path) -> std::io::Result<()> {
     clear().map_err(std::io::Error::other)
 }
 
+/// The regular file at `path` in the folder, for reading, reached without
+/// following links (as every change is).
+pub(crate) fn open_in_folder(root: &Path, path: &SyncPath) -> std::io::Result<std::fs::File> {
+    let open = || -> Result<std::fs::File, ApplyError> {
+        let folder = Folder::open(root)?;
+        let (parent, name) = folder.parent_of(path, false)?;
+        parent.open_file(name).map_err(io(parent.path().join(name)))
+    };
+    open().map_err(std::io::Error::other)
+}
+
 /// Whether `name` in `dir` is still what the decision was made on: absent
 /// when `expected` is `None`, else the same kind and, for a file, the same
 /// size, mtime and inode.

@@ -15,6 +15,7 @@ mod postgres;
 mod read;
 mod sqlite;
 mod tokens;
+mod wanted;
 mod write;
 
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 pub use known::PathUse;
 pub use read::HistoryPage;
 pub use tokens::{AddTokenError, TokenRow};
+pub use wanted::FeedShape;
 pub use write::{Action, NewVersion, WriteError, WriteTx};
 
 /// Which database the hub runs on.

@@ -16,7 +16,7 @@ use crate::service::Hub;
 
 /// A response streaming `entry`'s content, honouring a `Range` header when
 /// `ranges` is true (the legacy download always sends the whole file).
-pub fn file_response(
+pub async fn file_response(
     hub: &Arc<Hub>,
     entry: &Entry,
     headers: &HeaderMap,
@@ -37,7 +37,7 @@ pub fn file_response(
         Some(RangeRequest::Unsatisfiable) => return Err(ApiError::RangeNotSatisfiable(size)),
         Some(RangeRequest::Bytes(start, end)) => (StatusCode::PARTIAL_CONTENT, start, end),
     };
-    let stream = hub.store.read_range(chunks, start, end);
+    let stream = hub.store.read_range(chunks, start, end).await?;
     let mut response = (status, Body::from_stream(counted(hub, stream))).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -54,7 +54,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     match hub.db.current(&query.path).await? {
         Some(entry) if !entry.deleted && entry.kind == sf_protocol::v1::EntryKind::File => {
-            file_response(&hub, &entry, &HeaderMap::new(), false)
+            file_response(&hub, &entry, &HeaderMap::new(), false).await
         }
         _ => Err(ApiError::NotFound(format!("{} does not exist", query.path))),
     }

@@ -124,10 +124,12 @@ pub async fn get_chunk(
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
     let hash = parse_hash(&hash)?;
-    let Some((len, stream)) = hub.store.read_chunk(&hash).await? else {
+    let Some(data) = hub.store.read_chunk(&hash).await? else {
         return Err(ApiError::NotFound(format!("the hub holds no chunk {hash}")));
     };
-    Ok(octet_stream(&hub, stream, len))
+    let len = data.len() as u64;
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(data) });
+    Ok(octet_stream(&hub, body, len))
 }
 
 /// A `200` whose body is `stream`, `len` bytes of `application/octet-stream`,
@@ -175,7 +177,7 @@ pub async fn file(
     };
     match entry {
         Some(entry) if !entry.deleted && entry.kind == sf_protocol::v1::EntryKind::File => {
-            file_response(&hub, &entry, &headers, true)
+            file_response(&hub, &entry, &headers, true).await
         }
         Some(entry) if entry.deleted => Err(ApiError::NotFound(format!(
             "{} was deleted at version {}; GET /v1/history lists versions with content",

@@ -21,7 +21,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use sf_protocol::v1::{WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
+use sf_protocol::v1::{Scope, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -169,6 +169,13 @@ async fn push_changes(
     {
         return None;
     }
+    // Chunks the hub lost, for clients that may upload them (`crate::repair`).
+    let mut wanted = hub.wanted_announcements();
+    if caller.scope != Scope::Write {
+        // Never changes for a read-only client: nothing to send it.
+        wanted = tokio::sync::watch::Sender::new(Default::default()).subscribe();
+    }
+    wanted.mark_changed();
     let mut shutdown = hub.shutdown_signal();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
@@ -210,6 +217,12 @@ async fn push_changes(
                 }
                 Err(RecvError::Closed) => return Some((close_code::AWAY, "hub shutting down")),
             },
+            Ok(()) = wanted.changed() => {
+                let chunks = wanted.borrow_and_update().clone();
+                if !chunks.is_empty() && !send(socket, &WsFrame::Wanted { chunks: chunks.to_vec() }).await {
+                    return Some((close_code::POLICY, "send timed out; catch up with /v1/changes"));
+                }
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {} // pings are answered by axum; nothing else is expected

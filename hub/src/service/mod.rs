@@ -31,7 +31,7 @@ use std::time::{Instant, SystemTime};
 
 use opentelemetry::KeyValue;
 use sf_protocol::Sha256Hex;
-use sf_protocol::v1::{Entry, WS_MAX_LAG};
+use sf_protocol::v1::{Entry, WS_MAX_LAG, WantedChunk};
 use tokio::sync::{Mutex, Semaphore, broadcast, watch};
 
 use crate::db::{Action, Database, NewVersion, WriteError};
@@ -59,6 +59,8 @@ pub struct Hub {
     /// Who may ask, and the hub's identity and client caps.
     pub access: Access,
     changes: broadcast::Sender<Entry>,
+    /// The latest list of chunks asked of agents (see `crate::repair`).
+    wanted: watch::Sender<Arc<Vec<WantedChunk>>>,
     /// The feed's latest entries, for `GET /v1/changes` (see `recent`).
     recent: recent::RecentFeed,
     commit_lock: Mutex<()>,
@@ -85,6 +87,7 @@ impl Hub {
             max_file_size,
             access,
             changes,
+            wanted: watch::Sender::new(Arc::default()),
             recent: recent::RecentFeed::default(),
             commit_lock: Mutex::new(()),
             verify_permits: Semaphore::new(
@@ -97,6 +100,17 @@ impl Hub {
     /// Every change committed from now on, in seq order.
     pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.changes.subscribe()
+    }
+
+    /// The chunks the hub asks agents for, as announced: the latest list,
+    /// changed (re-sent) whenever it is announced again.
+    pub fn wanted_announcements(&self) -> watch::Receiver<Arc<Vec<WantedChunk>>> {
+        self.wanted.subscribe()
+    }
+
+    /// Announces `chunks` to every WebSocket client that may upload.
+    pub(crate) fn announce_wanted(&self, chunks: Vec<WantedChunk>) {
+        self.wanted.send_replace(Arc::new(chunks));
     }
 
     /// Up to `limit` feed entries after `since`, in seq order: from the

@@ -3,10 +3,13 @@
 //! disk a piece at a time so memory stays flat however many are asked for.
 //!
 //! Every chunk is looked up before the answer starts, so a missing one is a
-//! clean `404`; one that disappears afterwards (garbage collection) ends the
-//! stream with an error, which the client sees as a truncated body.
+//! clean `404`. Each is read whole and verified before its frame starts
+//! (`integrity`); one that turns out damaged, or disappears meanwhile
+//! (garbage collection), ends the stream with an error, which the client
+//! sees as a truncated body, never as wrong bytes. Asked again, a damaged
+//! chunk is missing: a clean `404`.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -98,10 +101,10 @@ struct PackReader {
     open: Option<OpenChunk>,
 }
 
+/// A verified chunk being sent, and how much of it went out.
 struct OpenChunk {
-    file: std::fs::File,
-    hash: Sha256Hex,
-    remaining: u64,
+    data: Bytes,
+    sent: usize,
 }
 
 impl PackReader {
@@ -111,17 +114,10 @@ impl PackReader {
         let mut piece = Vec::with_capacity(PIECE + PACK_HEADER_LEN);
         while piece.len() < PIECE {
             if let Some(open) = &mut self.open {
-                let want = open.remaining.min((PIECE - piece.len()) as u64) as usize;
-                let start = piece.len();
-                piece.resize(start + want, 0);
-                open.file.read_exact(&mut piece[start..]).map_err(|err| {
-                    io::Error::new(
-                        err.kind(),
-                        format!("chunk {} ended early while it was sent: {err}", open.hash),
-                    )
-                })?;
-                open.remaining -= want as u64;
-                if open.remaining == 0 {
+                let want = (open.data.len() - open.sent).min(PIECE - piece.len());
+                piece.extend_from_slice(&open.data[open.sent..open.sent + want]);
+                open.sent += want;
+                if open.sent == open.data.len() {
                     self.open = None;
                 }
                 continue;
@@ -130,22 +126,27 @@ impl PackReader {
                 break;
             };
             self.next += 1;
-            let Some(file) = self.store.open_chunk_blocking(&hash)? else {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("chunk {hash} was removed while the pack was sent"),
-                ));
-            };
+            let data = self
+                .store
+                .read_verified_blocking(&hash)
+                .map_err(|err| match err {
+                    super::ChunkReadError::Missing(_) => io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("chunk {hash} was removed while the pack was sent"),
+                    ),
+                    other => other.into(),
+                })?;
+            if data.len() as u64 != len {
+                return Err(io::Error::other(format!(
+                    "chunk {hash} changed length while the pack was sent"
+                )));
+            }
             // Chunks are at most MAX_CHUNK_SIZE bytes: the length fits.
             let header_len = u32::try_from(len).map_err(|_| {
                 io::Error::other(format!("chunk {hash} is {len} bytes, too large for a pack"))
             })?;
             piece.extend_from_slice(&encode_pack_header(&hash, header_len));
-            self.open = Some(OpenChunk {
-                file,
-                hash,
-                remaining: len,
-            });
+            self.open = Some(OpenChunk { data, sent: 0 });
         }
         Ok((!piece.is_empty()).then(|| Bytes::from(piece)))
     }

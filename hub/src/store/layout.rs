@@ -60,6 +60,15 @@ pub(super) fn chunks_with_prefix(
     Ok(chunks)
 }
 
+/// Whether the store under `data_dir` is marked as being in this layout.
+pub(super) fn is_current(data_dir: &Path) -> io::Result<bool> {
+    match std::fs::read_to_string(data_dir.join(LAYOUT_FILE)) {
+        Ok(text) => Ok(text == LAYOUT_MARK),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
 /// Makes `chunks_dir` and its 256 directories, moving the chunks of an
 /// older two-level store into them first. Returns how many chunks moved.
 pub(super) fn prepare(data_dir: &Path, chunks_dir: &Path) -> io::Result<u64> {

@@ -152,6 +152,7 @@ impl Pack {
             self.store.note_new(&chunk.hash);
             match move_into_place(&chunk.temp.path, &final_path) {
                 Ok(Stored::New) => {
+                    self.store.stored_anew(&chunk.hash);
                     self.stored += 1;
                     self.stored_bytes += chunk.len;
                     if !together {

@@ -88,12 +88,38 @@ impl ChunkStore {
         }
         let actual = Sha256Hex::from(whole);
         if actual != *sha256 {
+            // Either the client listed the wrong chunks, or one stored
+            // chunk is damaged: then it is moved aside and the client asked
+            // to upload it again (which repairs the store), not blamed.
+            let damaged = self.damaged_among_blocking(listed.keys());
+            if !damaged.is_empty() {
+                return Err(VerifyError::Missing(damaged));
+            }
             return Err(VerifyError::HashMismatch {
                 expected: *sha256,
                 actual,
             });
         }
         Ok(())
+    }
+}
+
+impl ChunkStore {
+    /// The chunks among `hashes` whose stored bytes do not hash to their
+    /// name, each moved out of the store on the way (see `integrity`).
+    fn damaged_among_blocking<'a>(
+        &self,
+        hashes: impl Iterator<Item = &'a Sha256Hex>,
+    ) -> Vec<Sha256Hex> {
+        hashes
+            .filter(|hash| {
+                matches!(
+                    self.read_verified_blocking(hash),
+                    Err(super::ChunkReadError::Damaged { .. })
+                )
+            })
+            .copied()
+            .collect()
     }
 }
 
@@ -140,5 +166,28 @@ mod tests {
             store.verify_blocking(&short, &Sha256Hex::of(&a.data[..999])),
             Err(VerifyError::LengthMismatch { actual: 1000, .. })
         ));
+    }
+
+    /// A commit over a chunk damaged on disk is told the chunk is missing
+    /// (so the client uploads it again), not that its content is wrong.
+    #[test]
+    fn a_damaged_chunk_is_missing_to_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let (a, b) = (chunk(1, 1000), chunk(2, 10));
+        store.put_blocking(&a).unwrap();
+        store.put_blocking(&b).unwrap();
+        let content = [&a.data[..], &b.data[..]].concat();
+        let list = [a.to_ref(), b.to_ref()];
+        std::fs::write(store.chunk_path(&b.hash), b"0123456789").unwrap();
+        match store.verify_blocking(&list, &Sha256Hex::of(&content)) {
+            Err(VerifyError::Missing(missing)) => assert_eq!(missing, vec![b.hash]),
+            other => panic!("expected the damaged chunk as missing, got {other:?}"),
+        }
+        assert_eq!(store.wanted(), vec![b.hash]);
+        store.put_blocking(&b).unwrap();
+        store
+            .verify_blocking(&list, &Sha256Hex::of(&content))
+            .unwrap();
     }
 }

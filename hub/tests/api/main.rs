@@ -4,7 +4,8 @@
 //!
 //! Layout: one test binary, one module per area. `legacy` is the original
 //! client's API; `v1` is commit, delete, restore, history and directories;
-//! `chunks` is the chunk endpoints, ranges and deduplication; `batch` is
+//! `chunks` is the chunk endpoints, ranges and deduplication; `integrity`
+//! is chunks damaged or lost on disk and `sf-hub check`; `batch` is
 //! many changes per request and chunk packs up and down; `websocket` is
 //! the change broadcast; `bad_input` is what the hub refuses, changing
 //! nothing; `server` is the hub as a whole (racing commits, a restart,
@@ -17,6 +18,7 @@ mod common;
 mod bad_input;
 mod batch;
 mod chunks;
+mod integrity;
 mod legacy;
 mod server;
 mod v1;

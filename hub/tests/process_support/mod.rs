@@ -60,6 +60,28 @@ pub fn hub_command_on(data_dir: &Path, database_url: Option<&str>) -> Command {
     command
 }
 
+/// Runs `sf-hub check` (with `--repair` when `repair`) on `data_dir` and
+/// `database_url`, beside a hub that may be running: its exit status and
+/// its report.
+pub fn run_check(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    repair: bool,
+) -> (std::process::ExitStatus, String) {
+    let mut command = hub_command(data_dir);
+    command.arg("check").arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    if repair {
+        command.arg("--repair");
+    }
+    let out = command.output().expect("run sf-hub check");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = String::from_utf8_lossy(&out.stderr);
+    (out.status, format!("{report}\n(stderr: {log})"))
+}
+
 /// A running hub process. Dropping it kills (SIGKILL) and reaps the child,
 /// also when the test panics, and then prints the end of its log.
 pub struct HubProcess {

@@ -24,8 +24,8 @@ pub use batch::{
 
 pub use entry::{Entry, EntryError, EntryKind};
 pub use ws::{
-    FrameError, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WS_MAX_LAG, WsFrame, decode_changes,
-    decode_ws_frame,
+    FrameError, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WS_MAX_LAG, WS_MAX_WANTED, WS_MAX_WANTED_FILES,
+    WantedChunk, WantedFile, WsFrame, decode_changes, decode_ws_frame,
 };
 
 /// `GET /v1/changes?since=SEQ&limit=N&chunks=BOOL`

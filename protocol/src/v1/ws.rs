@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ChangesResponse, Entry, EntryError};
+use crate::{Sha256Hex, SyncPath};
 
 /// Frames the hub sends on `/v1/ws`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,34 @@ pub enum WsFrame {
     },
     /// A committed change, in seq order.
     Change(Entry),
+    /// Chunks the hub found damaged or missing in its store and asks
+    /// clients to upload again (`PUT /v1/chunks/{hash}`), each with files
+    /// that held it. Sent after `hello` while any are wanted, and again
+    /// whenever the list changes or a few minutes pass.
+    Wanted {
+        /// The chunks wanted (at most [`WS_MAX_WANTED`] per frame).
+        chunks: Vec<WantedChunk>,
+    },
+}
+
+/// A chunk the hub lost, and committed files whose content contains it: a
+/// client holding one of them unchanged can read the chunk back out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantedChunk {
+    /// The chunk's name: the sha256 of its bytes.
+    pub hash: Sha256Hex,
+    /// Files (at most a few, current versions first) whose content, of the
+    /// given sha256, contains the chunk.
+    pub files: Vec<WantedFile>,
+}
+
+/// A committed file that contains a wanted chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantedFile {
+    /// Where the file is (or was) committed.
+    pub path: SyncPath,
+    /// The file's content, which contains the chunk.
+    pub sha256: Sha256Hex,
 }
 
 /// Why a WebSocket frame or a change-feed page from a hub cannot be used.
@@ -62,5 +91,9 @@ pub const WS_CLOSE_LAGGED: u16 = 4000;
 /// with is revoked (the reason says so); the client must not reconnect with
 /// the same token.
 pub const WS_CLOSE_REVOKED: u16 = 4001;
+/// Most chunks one `wanted` frame lists; more wait for the next.
+pub const WS_MAX_WANTED: usize = 64;
+/// Most files listed for one wanted chunk.
+pub const WS_MAX_WANTED_FILES: usize = 4;
 /// How many changes a WebSocket client may lag behind before it is closed.
 pub const WS_MAX_LAG: usize = 4096;
