@@ -143,7 +143,7 @@ pub async fn run(
     );
     drop(triggers_tx);
     let doorbell = Arc::new(Notify::new());
-    let (wanted_tx, wanted_rx) = mpsc::channel(repair::QUEUE);
+    let (wanted_tx, wanted_rx) = signal::channel(Vec::new());
     tokio::spawn(repair::give_back(
         hub.clone(),
         root.clone(),
@@ -192,7 +192,7 @@ pub async fn run(
 async fn follow_hub(
     hub: HubClient,
     doorbell: Arc<Notify>,
-    wanted: mpsc::Sender<Vec<sf_protocol::v1::WantedChunk>>,
+    wanted: signal::Sender<Vec<sf_protocol::v1::WantedChunk>>,
     mut stop: signal::Receiver<bool>,
     stop_all: Arc<signal::Sender<bool>>,
 ) -> Option<TokenRefused> {
@@ -208,10 +208,11 @@ async fn follow_hub(
             while let Some(frame) = hub.next_frame(&mut socket).await {
                 match frame? {
                     WsFrame::Hello { .. } | WsFrame::Change(_) => doorbell.notify_one(),
-                    // Busy with the last one: the hub repeats what is still wanted.
                     WsFrame::Wanted { chunks } => {
-                        let _ = wanted.try_send(chunks);
+                        wanted.send_replace(chunks);
                     }
+                    // From a newer hub: nothing this agent knows to do.
+                    WsFrame::Unknown => {}
                 }
             }
             Ok::<(), HubError>(())

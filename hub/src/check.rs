@@ -14,7 +14,10 @@
 //! Why removing orphans is safe beside a running hub: as for garbage
 //! collection (`crate::gc`), a chunk is an orphan only if no version
 //! references it, and one about to be committed has a fresh mtime (it was
-//! just uploaded or reported present), so it is younger than the grace.
+//! just uploaded, or reported present, which renews an mtime older than an
+//! hour), so it is younger than the grace period, which the check takes as
+//! at least two hours. The database is asked again right before each
+//! removal. (The running hub's store gauges catch up at its next start.)
 
 use std::fmt;
 use std::path::Path;
@@ -25,6 +28,11 @@ use sf_protocol::Sha256Hex;
 
 use crate::db::{Database, DbError, FeedShape};
 use crate::store::ChunkStore;
+
+/// Orphans younger than this are never removed by the check, whatever
+/// `--chunk-grace` says: a chunk reported present to a client within the
+/// last hour has an mtime within the last hour.
+const MIN_ORPHAN_AGE: Duration = Duration::from_secs(2 * 3600);
 
 /// Why the check could not run to its end.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +57,11 @@ pub struct Report {
     /// Chunk files read and hashed, and their bytes.
     pub chunks: u64,
     pub bytes: u64,
-    /// Stored chunks whose bytes do not hash to their name.
+    /// Stored chunks versions reference whose bytes do not hash to their
+    /// name: lost until a good copy comes.
     pub damaged: Vec<Sha256Hex>,
+    /// Damaged chunks no version references (garbage either way).
+    pub damaged_orphans: u64,
     /// Chunks versions reference that the store lacks.
     pub missing: Vec<Sha256Hex>,
     /// Stored chunks no version references, and how many of them are older
@@ -77,12 +88,7 @@ impl Report {
     /// Whether the store and the database agree, with nothing damaged or
     /// missing (orphans and old temp files are reclaimable, not wrong).
     pub fn is_consistent(&self) -> bool {
-        let damaged_left = if self.repair {
-            self.damaged.len() as u64 - self.moved_aside
-        } else {
-            self.damaged.len() as u64
-        };
-        damaged_left == 0
+        self.damaged.is_empty()
             && self.missing.is_empty()
             && self.feed.gaps.is_empty()
             && self.feed.dangling_files == 0
@@ -115,11 +121,11 @@ pub async fn run(
     };
     let store = Arc::new(ChunkStore::inspect(data_dir).map_err(store_error)?);
     let cutoff = SystemTime::now()
-        .checked_sub(grace)
+        .checked_sub(grace.max(MIN_ORPHAN_AGE))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = Report {
         repair,
-        grace,
+        grace: grace.max(MIN_ORPHAN_AGE),
         ..Report::default()
     };
     let wanted_before = db.wanted_chunks().await?;
@@ -143,11 +149,11 @@ pub async fn run(
                     s.next();
                 }
                 (Some(&&hash), Some(stored)) if hash < stored.hash => {
-                    report.missing.push(hash);
+                    note_missing(&store, &mut report, hash).await?;
                     r.next();
                 }
                 (Some(&&hash), None) => {
-                    report.missing.push(hash);
+                    note_missing(&store, &mut report, hash).await?;
                     r.next();
                 }
                 (_, Some(stored)) => {
@@ -158,7 +164,7 @@ pub async fn run(
                     if stored.modified < cutoff {
                         report.orphaned_old += 1;
                         if repair && intact {
-                            remove_orphan(&store, &mut report, stored, cutoff).await?;
+                            remove_orphan(&store, db, &mut report, stored, cutoff).await?;
                         }
                     }
                     s.next();
@@ -192,7 +198,7 @@ pub async fn run(
             let back = tokio::task::spawn_blocking(move || store.is_intact_blocking(&hash))
                 .await?
                 .map_err(store_error)?;
-            if back == Some(true) {
+            if back.is_some_and(|(intact, _)| intact) {
                 db.unwant_chunk(&hash).await?;
                 report.no_longer_wanted += 1;
             }
@@ -225,16 +231,19 @@ async fn check_stored(
     report.chunks += 1;
     report.bytes += len;
     // Gone since listed (garbage collection): nothing to say about it.
-    if intact != Some(false) {
+    let Some((false, id)) = intact else {
         return Ok(true);
-    }
-    report.damaged.push(hash);
+    };
     if referenced {
+        report.damaged.push(hash);
         note_affected(db, report, &hash).await?;
+    } else {
+        report.damaged_orphans += 1;
     }
     if report.repair {
         let store = Arc::clone(store);
-        let moved = tokio::task::spawn_blocking(move || store.quarantine_blocking(&hash)).await?;
+        let moved =
+            tokio::task::spawn_blocking(move || store.quarantine_blocking(&hash, id)).await?;
         if matches!(moved, Ok(Some(_))) {
             report.moved_aside += 1;
         }
@@ -246,12 +255,31 @@ async fn check_stored(
     Ok(false)
 }
 
+/// Reports `hash`, which a version references, as missing unless it was
+/// stored since the listing (committed meanwhile).
+async fn note_missing(
+    store: &Arc<ChunkStore>,
+    report: &mut Report,
+    hash: Sha256Hex,
+) -> Result<(), CheckError> {
+    let check = Arc::clone(store);
+    if !tokio::task::spawn_blocking(move || check.holds_blocking(&hash)).await? {
+        report.missing.push(hash);
+    }
+    Ok(())
+}
+
 async fn remove_orphan(
     store: &Arc<ChunkStore>,
+    db: &Database,
     report: &mut Report,
     stored: &crate::store::StoredChunk,
     cutoff: SystemTime,
 ) -> Result<(), CheckError> {
+    // Committed since the references were read: not an orphan any more.
+    if !db.referenced_chunks(&[stored.hash]).await?.is_empty() {
+        return Ok(());
+    }
     let (store, hash) = (Arc::clone(store), stored.hash);
     let removed = tokio::task::spawn_blocking(move || store.remove_orphan_blocking(&hash, cutoff))
         .await?
@@ -310,9 +338,16 @@ impl fmt::Display for Report {
         if !self.damaged.is_empty() {
             writeln!(
                 f,
-                "DAMAGED: {} stored chunks do not hash to their name:\n    {}",
+                "DAMAGED: {} stored chunks that versions reference do not hash to their name:\n    {}",
                 self.damaged.len(),
                 list(&self.damaged)
+            )?;
+        }
+        if self.damaged_orphans > 0 {
+            writeln!(
+                f,
+                "damaged chunks no version references: {}",
+                self.damaged_orphans
             )?;
         }
         if !self.missing.is_empty() {

@@ -11,10 +11,12 @@
 //! is the repair. Announcements repeat every few minutes while anything is
 //! wanted, for agents that were away or busy.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sf_protocol::v1::{WS_MAX_WANTED, WS_MAX_WANTED_FILES, WantedChunk};
+use sf_protocol::Sha256Hex;
+use sf_protocol::v1::{WS_MAX_WANTED, WS_MAX_WANTED_FILES, WantedChunk, WantedFile};
 use tokio::task::JoinHandle;
 
 use crate::db::DbError;
@@ -29,7 +31,13 @@ const REANNOUNCE: Duration = Duration::from_secs(120);
 pub fn spawn(hub: Arc<Hub>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut shutdown = hub.shutdown_signal();
-        let mut repair = Repair { hub, counted: 0 };
+        let mut repair = Repair {
+            hub,
+            counted: 0,
+            files: HashMap::new(),
+            next: 0,
+            announced: Vec::new(),
+        };
         let mut tick = tokio::time::interval(REANNOUNCE);
         loop {
             tokio::select! {
@@ -53,27 +61,52 @@ struct Repair {
     hub: Arc<Hub>,
     /// Wanted chunks the gauge counts now.
     counted: i64,
+    /// Files that held each wanted chunk, looked up once (a scan of the
+    /// versions).
+    files: HashMap<Sha256Hex, Vec<WantedFile>>,
+    /// Where the next announcement starts in the wanted list, so a long
+    /// list is announced a part at a time, all of it in turn.
+    next: usize,
+    /// What the last announcement named.
+    announced: Vec<Sha256Hex>,
 }
 
 impl Repair {
-    /// Records what the store found lost or got back.
-    async fn record(&self, news: WantedNews) {
+    /// Records what the store found lost or got back, in order.
+    async fn record(&mut self, news: Vec<WantedNews>) {
         let (db, metrics) = (&self.hub.db, &self.hub.metrics);
-        for lost in news.lost {
-            if lost.why == Lost::Damaged {
-                metrics.chunks_damaged.add(1, &[]);
-                metrics.chunks_stored.add(-1, &[]);
-                metrics.chunk_bytes_stored.add(-(lost.bytes as i64), &[]);
-            }
-            if let Err(err) = db.want_chunk(&lost.hash, lost.why.as_str()).await {
-                warn_unrecorded(&err);
-            }
-        }
-        for hash in news.arrived {
-            metrics.chunks_repaired.add(1, &[]);
-            tracing::info!(chunk = %hash, "a lost chunk was stored again from a good copy: repaired");
-            if let Err(err) = db.unwant_chunk(&hash).await {
-                warn_unrecorded(&err);
+        for event in news {
+            match event {
+                WantedNews::Lost(lost) => {
+                    if lost.why == Lost::Damaged {
+                        metrics.chunks_damaged.add(1, &[]);
+                    }
+                    if let Some(bytes) = lost.counted_bytes {
+                        metrics.chunks_stored.add(-1, &[]);
+                        metrics.chunk_bytes_stored.add(-(bytes as i64), &[]);
+                    }
+                    // Only a chunk a version references is worth asking for
+                    // (a damaged upload never committed is garbage).
+                    match db.referenced_chunks(&[lost.hash]).await {
+                        Ok(referenced) if referenced.is_empty() => {
+                            self.hub.store.forget_wanted(&lost.hash);
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(err) => warn_unrecorded(&err),
+                    }
+                    if let Err(err) = db.want_chunk(&lost.hash, lost.why.as_str()).await {
+                        warn_unrecorded(&err);
+                    }
+                }
+                WantedNews::Arrived(hash) => {
+                    metrics.chunks_repaired.add(1, &[]);
+                    self.files.remove(&hash);
+                    tracing::info!(chunk = %hash, "a lost chunk was stored again from a good copy: repaired");
+                    if let Err(err) = db.unwant_chunk(&hash).await {
+                        warn_unrecorded(&err);
+                    }
+                }
             }
         }
     }
@@ -81,8 +114,12 @@ impl Repair {
     /// Takes in the chunks the table lists (from an earlier run, or added by
     /// `sf-hub check --repair`) and lets go of those the store holds again
     /// (put back by an operator).
-    async fn reload(&self) {
-        let store = &self.hub.store;
+    async fn reload(&mut self) {
+        // What happened since first: a chunk that just arrived has its row
+        // deleted before the table is read again.
+        let news = self.hub.store.take_wanted_news();
+        self.record(news).await;
+        let store = Arc::clone(&self.hub.store);
         match self.hub.db.wanted_chunks().await {
             Ok(listed) => store.want_known(listed),
             Err(err) => {
@@ -90,7 +127,7 @@ impl Repair {
             }
         }
         for hash in store.wanted() {
-            let check = Arc::clone(store);
+            let check = Arc::clone(&store);
             let read = tokio::task::spawn_blocking(move || check.read_verified_blocking(&hash));
             match read.await {
                 Ok(Ok(_)) => store.stored_anew(&hash),
@@ -110,29 +147,47 @@ impl Repair {
         self.counted = now;
     }
 
-    /// Tells WebSocket clients what is wanted (an empty list when nothing
-    /// is, which sockets do not send).
-    async fn announce(&self) -> Result<(), DbError> {
+    /// Tells WebSocket clients what is wanted: up to [`WS_MAX_WANTED`]
+    /// chunks, the next part of the list each time (an empty list when
+    /// nothing is, which sockets do not send).
+    async fn announce(&mut self) -> Result<(), DbError> {
+        let wanted = self.hub.store.wanted();
+        self.files
+            .retain(|hash, _| wanted.binary_search(hash).is_ok());
         let mut chunks = Vec::new();
-        for hash in self.hub.store.wanted() {
-            if chunks.len() == WS_MAX_WANTED {
-                break;
-            }
-            let files = self
-                .hub
-                .db
-                .files_holding(&hash, WS_MAX_WANTED_FILES)
-                .await?;
+        let start = if wanted.is_empty() {
+            0
+        } else {
+            self.next % wanted.len()
+        };
+        for hash in wanted
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(wanted.len().min(WS_MAX_WANTED))
+        {
+            let files = match self.files.get(hash) {
+                Some(files) => files.clone(),
+                None => {
+                    let files = self.hub.db.files_holding(hash, WS_MAX_WANTED_FILES).await?;
+                    self.files.insert(*hash, files.clone());
+                    files
+                }
+            };
             if !files.is_empty() {
-                chunks.push(WantedChunk { hash, files });
+                chunks.push(WantedChunk { hash: *hash, files });
             }
         }
-        if !chunks.is_empty() {
+        self.next = start + WS_MAX_WANTED;
+        let named: Vec<Sha256Hex> = chunks.iter().map(|c| c.hash).collect();
+        if named != self.announced && !named.is_empty() {
             tracing::warn!(
-                chunks = chunks.len(),
+                chunks = named.len(),
+                wanted = wanted.len(),
                 "asking agents for chunks the hub lost"
             );
         }
+        self.announced = named;
         self.hub.announce_wanted(chunks);
         Ok(())
     }

@@ -91,6 +91,9 @@ pub struct ChunkStore {
     /// Until the start-up census is done: chunks stored since open, which
     /// are counted already and which the census therefore skips.
     uncounted: Mutex<Option<HashSet<Sha256Hex>>>,
+    /// Prefixes (first hash byte) the start-up census has walked; 256 once
+    /// it is done.
+    census_prefix: std::sync::atomic::AtomicU32,
     counted: watch::Sender<bool>,
     /// Chunks the store should hold but lost, and what changed (`integrity`).
     wanted: Mutex<integrity::WantedSet>,
@@ -123,6 +126,7 @@ impl ChunkStore {
             used: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             uncounted: Mutex::new(Some(HashSet::new())),
+            census_prefix: std::sync::atomic::AtomicU32::new(0),
             counted: watch::Sender::new(false),
             wanted: Mutex::default(),
             wanted_news: tokio::sync::Notify::new(),
@@ -286,6 +290,14 @@ impl ChunkStore {
         for chunk in distinct {
             match std::fs::metadata(self.chunk_path(&chunk.hash)) {
                 Ok(meta) if meta.len() != chunk.len => {
+                    // Damaged (moved aside now): the client uploads it again,
+                    // which repairs it. Else the list is what is wrong.
+                    if let Err(ChunkReadError::Damaged { .. }) =
+                        self.read_verified_blocking(&chunk.hash)
+                    {
+                        missing.push(chunk.hash);
+                        continue;
+                    }
                     return Err(VerifyError::LengthMismatch {
                         hash: chunk.hash,
                         listed: chunk.len,

@@ -54,7 +54,7 @@ impl Database {
     ) -> Result<Vec<WantedFile>, DbError> {
         let pattern = format!("%\"{hash}\"%");
         let rows = sqlx::query(
-            "SELECT path, sha256 FROM versions \
+            "SELECT path, sha256, size FROM versions \
              WHERE kind = 'file' AND sha256 IS NOT NULL AND chunks LIKE $1 \
              ORDER BY seq DESC LIMIT $2",
         )
@@ -66,7 +66,10 @@ impl Database {
         for row in rows {
             let path: String = row.try_get("path")?;
             let sha: String = row.try_get("sha256")?;
+            let size: i64 = row.try_get("size")?;
             let file = WantedFile {
+                size: u64::try_from(size)
+                    .map_err(|_| DbError::Corrupt(format!("versions size {size}")))?,
                 path: SyncPath::parse(path.clone())
                     .map_err(|e| DbError::Corrupt(format!("versions path {path:?}: {e}")))?,
                 sha256: parse_hash(&sha, "versions")?,

@@ -49,6 +49,7 @@ impl ChunkStore {
             used: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             uncounted: Mutex::new(None),
+            census_prefix: std::sync::atomic::AtomicU32::new(256),
             counted: watch::Sender::new(true),
             wanted: Mutex::default(),
             wanted_news: tokio::sync::Notify::new(),
@@ -76,20 +77,29 @@ impl ChunkStore {
         Ok(listed)
     }
 
-    /// Whether chunk `hash`'s bytes hash to its name; `None` when it is
-    /// gone. Only looks. Blocking.
-    pub fn is_intact_blocking(&self, hash: &Sha256Hex) -> io::Result<Option<bool>> {
+    /// Whether chunk `hash`'s bytes hash to its name, with the file read
+    /// (for [`ChunkStore::quarantine_blocking`]); `None` when it is gone.
+    /// Only looks. Blocking.
+    pub fn is_intact_blocking(
+        &self,
+        hash: &Sha256Hex,
+    ) -> io::Result<Option<(bool, super::integrity::FileId)>> {
         let Some(file) = self.open_chunk_blocking(hash)? else {
             return Ok(None);
         };
+        let id = super::integrity::file_id(&file.metadata()?);
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         let read = super::read_all(file.take(MAX_CHUNK_SIZE as u64 + 1), &mut buffer, |bytes| {
             hasher.update(bytes)
         })?;
-        Ok(Some(
-            read <= MAX_CHUNK_SIZE as u64 && Sha256Hex::from(hasher) == *hash,
-        ))
+        let intact = read <= MAX_CHUNK_SIZE as u64 && Sha256Hex::from(hasher) == *hash;
+        Ok(Some((intact, id)))
+    }
+
+    /// Whether chunk `hash` is in the store (a name only). Blocking.
+    pub fn holds_blocking(&self, hash: &Sha256Hex) -> bool {
+        self.chunk_path(hash).exists()
     }
 
     /// Removes unreferenced chunk `hash` if its mtime is still before

@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,22 +77,32 @@ impl Lost {
 pub struct LostChunk {
     pub hash: Sha256Hex,
     pub why: Lost,
-    /// Bytes the damaged file held, no longer in the store (0 when missing).
-    pub bytes: u64,
+    /// Bytes the damaged file held that the store's count (and the stored
+    /// chunks gauge) included and no longer does; 0 when missing, or moved
+    /// before the start-up census reached it.
+    pub counted_bytes: Option<u64>,
 }
 
-/// What changed in the wanted set since the repair task last looked.
-#[derive(Debug, Default)]
-pub struct WantedNews {
-    pub lost: Vec<LostChunk>,
-    /// Wanted chunks stored again since (repaired).
-    pub arrived: Vec<Sha256Hex>,
+/// A change of the wanted set, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WantedNews {
+    Lost(LostChunk),
+    /// A wanted chunk stored again: repaired.
+    Arrived(Sha256Hex),
 }
 
 #[derive(Debug, Default)]
 pub(super) struct WantedSet {
     hashes: HashSet<Sha256Hex>,
-    news: WantedNews,
+    news: Vec<WantedNews>,
+}
+
+/// Which file a path named when it was opened (device and inode), so a
+/// chunk is moved aside only if it is still the damaged file that was read.
+pub type FileId = (u64, u64);
+
+pub(super) fn file_id(meta: &std::fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
 }
 
 impl ChunkStore {
@@ -109,6 +120,7 @@ impl ChunkStore {
             Ok(None) => return Err(ChunkReadError::Missing(*hash)),
             Err(source) => return Err(io_error(source)),
         };
+        let id = file_id(&file.metadata().map_err(io_error)?);
         // A file larger than any chunk is damaged too: one byte over says so.
         let mut data = Vec::new();
         file.take(MAX_CHUNK_SIZE as u64 + 1)
@@ -118,7 +130,7 @@ impl ChunkStore {
         if actual == *hash {
             return Ok(Bytes::from(data));
         }
-        match self.quarantine_blocking(hash) {
+        match self.quarantine_blocking(hash, id) {
             Ok(Some(moved_to)) => tracing::error!(
                 chunk = %hash,
                 actual = %actual,
@@ -141,16 +153,16 @@ impl ChunkStore {
         })
     }
 
-    /// Moves chunk `hash` from the store into `damaged/`, and makes it
-    /// wanted. `None` when it was not in the store (moved already).
-    /// Blocking.
-    pub fn quarantine_blocking(&self, hash: &Sha256Hex) -> io::Result<Option<PathBuf>> {
+    /// Moves chunk `hash` from the store into `damaged/` if it is still the
+    /// file `damaged` (read and found wrong), and makes it wanted. `None`
+    /// when that file is no longer in the store (moved already, or replaced
+    /// by a good upload). Blocking.
+    pub fn quarantine_blocking(
+        &self,
+        hash: &Sha256Hex,
+        damaged: FileId,
+    ) -> io::Result<Option<PathBuf>> {
         let path = self.chunk_path(hash);
-        let len = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        };
         std::fs::create_dir_all(&self.damaged_dir)?;
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -159,16 +171,34 @@ impl ChunkStore {
         // Counted first, as a removal: a commit that saw the chunk present
         // re-checks it under the commit lock.
         self.removals.fetch_add(1, Ordering::SeqCst);
+        // Moved first and looked at after, so a good copy stored since the
+        // read is never the one that stays moved: it goes back (linking
+        // never replaces a copy stored meanwhile).
         match std::fs::rename(&path, &moved_to) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err),
         }
-        self.release(len);
+        let meta = std::fs::metadata(&moved_to)?;
+        if file_id(&meta) != damaged {
+            match std::fs::hard_link(&moved_to, &path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(err),
+            }
+            std::fs::remove_file(&moved_to)?;
+            return Ok(None);
+        }
+        // The start-up census counts what it finds: a chunk moved before it
+        // got there was never counted.
+        let counted = self.census_passed(hash);
+        if counted {
+            self.release(meta.len());
+        }
         self.want_lost(LostChunk {
             hash: *hash,
             why: Lost::Damaged,
-            bytes: len,
+            counted_bytes: counted.then_some(meta.len()),
         });
         Ok(Some(moved_to))
     }
@@ -179,7 +209,7 @@ impl ChunkStore {
         self.want_lost(LostChunk {
             hash: *hash,
             why: Lost::Missing,
-            bytes: 0,
+            counted_bytes: None,
         });
     }
 
@@ -190,10 +220,17 @@ impl ChunkStore {
         wanted.hashes.extend(hashes);
     }
 
+    /// Stops wanting `hash` without news: no version references it (a
+    /// damaged chunk found by a read of an upload never committed).
+    pub fn forget_wanted(&self, hash: &Sha256Hex) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        wanted.hashes.remove(hash);
+    }
+
     fn want_lost(&self, lost: LostChunk) {
         let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
         if wanted.hashes.insert(lost.hash) || lost.why == Lost::Damaged {
-            wanted.news.lost.push(lost);
+            wanted.news.push(WantedNews::Lost(lost));
             drop(wanted);
             self.wanted_news.notify_one();
         }
@@ -204,7 +241,7 @@ impl ChunkStore {
     pub fn stored_anew(&self, hash: &Sha256Hex) {
         let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
         if wanted.hashes.remove(hash) {
-            wanted.news.arrived.push(*hash);
+            wanted.news.push(WantedNews::Arrived(*hash));
             drop(wanted);
             self.wanted_news.notify_one();
         }
@@ -218,8 +255,8 @@ impl ChunkStore {
         hashes
     }
 
-    /// Takes what changed in the wanted set since the last call.
-    pub fn take_wanted_news(&self) -> WantedNews {
+    /// Takes what changed in the wanted set since the last call, in order.
+    pub fn take_wanted_news(&self) -> Vec<WantedNews> {
         let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut wanted.news)
     }
@@ -272,9 +309,16 @@ mod tests {
         assert_eq!(kept, vec![bad], "its bytes are kept for the operator");
         assert_eq!(store.wanted(), vec![good.hash]);
         let news = store.take_wanted_news();
-        assert_eq!(news.lost.len(), 1);
-        assert_eq!(news.lost[0].why, Lost::Damaged);
-        assert_eq!(news.lost[0].bytes, 5000);
+        assert!(
+            matches!(
+                &news[..],
+                [WantedNews::Lost(LostChunk {
+                    why: Lost::Damaged,
+                    ..
+                })]
+            ),
+            "{news:?}"
+        );
         // Now simply missing: a later read says so, and wants it no twice.
         assert!(matches!(
             store.read_verified_blocking(&good.hash),
@@ -286,11 +330,34 @@ mod tests {
             crate::store::Stored::New
         );
         assert!(store.wanted().is_empty());
-        assert_eq!(store.take_wanted_news().arrived, vec![good.hash]);
+        assert_eq!(
+            store.take_wanted_news(),
+            vec![WantedNews::Arrived(good.hash)]
+        );
         assert_eq!(
             store.read_verified_blocking(&good.hash).unwrap(),
             &good.data[..]
         );
+    }
+
+    /// A good copy stored after a damaged one was read is not moved aside.
+    #[test]
+    fn a_good_copy_stored_since_the_read_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let good = chunk(9, 3000);
+        store.put_blocking(&good).unwrap();
+        let path = store.chunk_path(&good.hash);
+        std::fs::write(&path, b"rotten").unwrap();
+        let damaged_id = file_id(&std::fs::metadata(&path).unwrap());
+        // Someone else moved the damaged file aside and a good upload came.
+        std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        store.put_blocking(&good).unwrap();
+        assert_eq!(
+            store.quarantine_blocking(&good.hash, damaged_id).unwrap(),
+            None
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), good.data);
     }
 
     /// A file longer than any chunk is damaged, not read whole.

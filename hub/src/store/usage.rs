@@ -26,6 +26,18 @@ impl ChunkStore {
         let _ = self.counted.subscribe().wait_for(|done| *done).await;
     }
 
+    /// Whether the start-up census has counted chunk `hash` (or is done):
+    /// only then is it in [`Self::used_bytes`] and the stored chunks gauge.
+    pub(super) fn census_passed(&self, hash: &Sha256Hex) -> bool {
+        u32::from(hash.as_bytes()[0]) < self.census_prefix.load(Ordering::SeqCst)
+            || self
+                .uncounted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|stored_since_open| stored_since_open.contains(hash))
+    }
+
     /// Before a new chunk's name appears: the census must not count it too.
     pub(super) fn note_new(&self, hash: &Sha256Hex) {
         if let Some(set) = self
@@ -84,6 +96,7 @@ impl ChunkStore {
         let walked = self.walk_census();
         let bytes = walked.as_ref().map_or(0, |(_, bytes)| *bytes);
         self.used.fetch_add(bytes, Ordering::Relaxed);
+        self.census_prefix.store(256, Ordering::SeqCst);
         *self.uncounted.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.counted.send_replace(true);
         walked
@@ -105,6 +118,8 @@ impl ChunkStore {
                     bytes += chunk.metadata()?.len();
                 }
             }
+            self.census_prefix
+                .store(u32::from(prefix) + 1, Ordering::SeqCst);
         }
         Ok((count, bytes))
     }

@@ -75,6 +75,13 @@ impl ChunkStore {
                 },
             )?;
             if read != chunk.len {
+                // A stored chunk of the wrong length is damaged, unless its
+                // bytes are right and the list is what is wrong.
+                if let Err(super::ChunkReadError::Damaged { hash, .. }) =
+                    self.read_verified_blocking(&chunk.hash)
+                {
+                    return Err(VerifyError::Missing(vec![hash]));
+                }
                 return Err(VerifyError::LengthMismatch {
                     hash: chunk.hash,
                     listed: chunk.len,

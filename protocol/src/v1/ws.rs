@@ -30,6 +30,10 @@ pub enum WsFrame {
         /// The chunks wanted (at most [`WS_MAX_WANTED`] per frame).
         chunks: Vec<WantedChunk>,
     },
+    /// A frame of a type this version does not know (from a newer hub):
+    /// ignored, so new frames never break older clients.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A chunk the hub lost, and committed files whose content contains it: a
@@ -50,6 +54,8 @@ pub struct WantedFile {
     pub path: SyncPath,
     /// The file's content, which contains the chunk.
     pub sha256: Sha256Hex,
+    /// The content's size in bytes: a file of another size cannot be it.
+    pub size: u64,
 }
 
 /// Why a WebSocket frame or a change-feed page from a hub cannot be used.
