@@ -317,6 +317,26 @@ impl HubFeed {
     }
 }
 
+/// Every content any version in the hub's change feed ever had: the hub's
+/// whole history, deleted and overwritten versions included.
+pub async fn hub_contents(hub_url: &str) -> Result<std::collections::HashSet<Sha256Hex>, String> {
+    let http = http_client();
+    let mut contents = std::collections::HashSet::new();
+    let mut since = 0;
+    loop {
+        let url = format!("{hub_url}/v1/changes?since={since}&limit=10000");
+        let page = get_changes(&http, &url).await?;
+        let Some(last) = page.changes.last().map(|e| e.seq) else {
+            return Ok(contents);
+        };
+        contents.extend(page.changes.iter().filter_map(|e| e.sha256));
+        since = last;
+        if last >= page.head {
+            return Ok(contents);
+        }
+    }
+}
+
 /// Declares `get_json(http, url) -> Result<T, String>` for each wire type
 /// (no generic version: that would need `serde` as a dependency).
 macro_rules! get_json_fns {

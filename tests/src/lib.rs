@@ -42,6 +42,7 @@ mod files;
 mod hub;
 mod pki;
 mod sandbox;
+pub mod scenario;
 pub mod services;
 pub mod tokens;
 
@@ -49,8 +50,8 @@ pub use access::{agent_status, create_token, hub_token_command, write_token_file
 pub use agent::{Agent, TwoAgents};
 pub use bins::binary;
 pub use converge::{
-    folder_dirs, folder_files, hub_history, hub_index, wait_converged, wait_converged_except,
-    wait_hub, wait_until,
+    folder_dirs, folder_files, hub_contents, hub_history, hub_index, wait_converged,
+    wait_converged_except, wait_hub, wait_until,
 };
 pub use files::{
     file_sha256, is_conflict_copy, is_executable, part_files, read_file, set_mode, sha256,

@@ -81,12 +81,19 @@ const MAX_LOOKED_AT: usize = 10_000;
 enum CycleError {
     /// The hub is unreachable: keep the work and retry later.
     HubDown(HubError),
+    /// The folder's disk is full (the state database could not be
+    /// written): nothing is lost, retry once there is room.
+    DiskFull(StateError),
     Fatal(EngineError),
 }
 
 impl From<StateError> for CycleError {
     fn from(err: StateError) -> Self {
-        CycleError::Fatal(EngineError::State(err))
+        if err.is_disk_full() {
+            CycleError::DiskFull(err)
+        } else {
+            CycleError::Fatal(EngineError::State(err))
+        }
     }
 }
 
@@ -94,7 +101,10 @@ impl From<StateError> for CycleError {
 /// over one that only waits for the hub, else the first failure.
 fn worse(first: Result<(), CycleError>, second: Result<(), CycleError>) -> Result<(), CycleError> {
     match (first, second) {
-        (Err(CycleError::HubDown(_)), Err(fatal @ CycleError::Fatal(_))) => Err(fatal),
+        (
+            Err(CycleError::HubDown(_) | CycleError::DiskFull(_)),
+            Err(fatal @ CycleError::Fatal(_)),
+        ) => Err(fatal),
         (Err(first), _) => Err(first),
         (Ok(()), second) => second,
     }
@@ -255,6 +265,9 @@ impl Engine {
         scan_timer.tick().await;
         let mut backoff = Backoff::default();
         let mut retry_at: Option<tokio::time::Instant> = None;
+        // `sf-agent status` shows the last error until a cycle succeeds
+        // (one from an earlier run too): then the hub is reachable again.
+        let mut error_shown = true;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -270,13 +283,33 @@ impl Engine {
             self.take_due_deferred();
             if self.has_work() && retry_at.is_none() {
                 match self.cycle().await {
-                    Ok(()) => backoff.reset(),
+                    Ok(()) => {
+                        backoff.reset();
+                        // Not worth stopping for: shown again next time.
+                        if error_shown && self.state.clear_meta(MetaKey::LastError).await.is_ok() {
+                            error_shown = false;
+                        }
+                    }
                     Err(CycleError::HubDown(err)) => {
+                        error_shown = true;
                         let wait = backoff.next_delay();
                         tracing::warn!(error = %err, retry_in = ?wait, "hub unreachable; local changes are kept and pushed when it returns");
                         let _ = self
                             .state
                             .set_meta(MetaKey::LastError, &err.to_string())
+                            .await;
+                        self.full_scan = true;
+                        self.remote_news = true;
+                        retry_at = Some(tokio::time::Instant::now() + wait);
+                    }
+                    Err(CycleError::DiskFull(err)) => {
+                        error_shown = true;
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %err, retry_in = ?wait, "the disk of the folder is full; nothing is lost, and syncing resumes once there is room");
+                        // May fail for the same reason; the log says it.
+                        let _ = self
+                            .state
+                            .set_meta(MetaKey::LastError, &format!("the disk is full: {err}"))
                             .await;
                         self.full_scan = true;
                         self.remote_news = true;

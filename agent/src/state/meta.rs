@@ -104,6 +104,14 @@ impl State {
         upsert_meta(&mut conn, key, value).await
     }
 
+    pub async fn clear_meta(&self, key: MetaKey) -> Result<(), StateError> {
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_problem(
         &self,
         path: &str,

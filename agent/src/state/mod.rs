@@ -76,6 +76,29 @@ pub enum StateError {
     Corrupt(String),
 }
 
+impl StateError {
+    /// Whether this failed because the disk is full (SQLite's
+    /// `SQLITE_FULL`, or `ENOSPC`): a condition that passes, not a reason
+    /// to stop.
+    pub fn is_disk_full(&self) -> bool {
+        let io_full = |err: &std::io::Error| {
+            err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28)
+        };
+        match self {
+            StateError::Db(sqlx::Error::Database(db)) => {
+                // Extended result codes keep the primary code in the low byte.
+                db.code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| code & 0xff == 13)
+            }
+            StateError::Db(sqlx::Error::Io(err)) | StateError::Io { source: err, .. } => {
+                io_full(err)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A folder's state database, shared by the engine's tasks (clones share
 /// one pool and one lock).
 #[derive(Clone)]
