@@ -22,7 +22,10 @@ use serde_json::{Value, json};
 use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::{Chunk, ChunkRef, Chunker};
 use sf_protocol::legacy::{META_LENGTH_HEADER, UploadResponse};
-use sf_protocol::v1::{ChangesResponse, CommitRequest, Entry, EntryKind};
+use sf_protocol::v1::{
+    BatchOp, BatchOutcome, BatchRequest, BatchResponse, ChangesResponse, CommitRequest, Entry,
+    EntryKind,
+};
 use sha2::{Digest, Sha256};
 
 use common::PgTestDatabase;
@@ -32,10 +35,11 @@ use process_support::{
 };
 
 // ---------------------------------------------------------------------------
-// 1. SIGKILL while uploads are in flight.
+// 1. SIGKILL while uploads, batches and restores are in flight.
 // ---------------------------------------------------------------------------
 
-/// Concurrent writers of each kind; each loops over new paths until the hub dies.
+/// Concurrent writers of each kind (plus one writer of batches and one of
+/// restores); each loops over new paths until the hub dies.
 const LEGACY_WORKERS: u64 = 3;
 const V1_WORKERS: u64 = 3;
 /// Acknowledged uploads to wait for before the kill.
@@ -124,10 +128,27 @@ async fn sigkill_scenario(pg: Option<&PgTestDatabase>) {
             Arc::clone(&acks),
         )));
     }
+    writers.push(tokio::spawn(batch_writer(
+        hub.http.clone(),
+        hub.base.clone(),
+        Arc::clone(&acks),
+    )));
+    writers.push(tokio::spawn(restore_writer(
+        hub.http.clone(),
+        hub.base.clone(),
+        Arc::clone(&acks),
+    )));
     let stalled = tokio::spawn(stalled_upload(hub.http.clone(), hub.base.clone()));
 
     let deadline = Instant::now() + PROGRESS_DEADLINE;
-    while acks.lock().unwrap().len() < ACKS_BEFORE_KILL {
+    // Enough acknowledged, batches and restores among them, so the kill
+    // comes while every kind of write is going on.
+    let enough = |acks: &[Ack]| {
+        acks.len() >= ACKS_BEFORE_KILL
+            && acks.iter().any(|a| a.path.starts_with("batch/"))
+            && acks.iter().any(|a| a.path.starts_with("restore/"))
+    };
+    while !enough(&acks.lock().unwrap()) {
         if let Some(i) = writers.iter().position(|w| w.is_finished()) {
             let ended = join(writers.swap_remove(i)).await;
             panic!("a writer stopped while the hub was still up: {ended:?}");
@@ -158,12 +179,21 @@ async fn sigkill_scenario(pg: Option<&PgTestDatabase>) {
         "the never-ending upload got an answer: {stalled_result:?}"
     );
     let acks = acks.lock().unwrap().clone();
+    let kind = |prefix: &str| acks.iter().filter(|a| a.path.starts_with(prefix)).count();
+    eprintln!(
+        "acknowledged before the kill: {} legacy uploads, {} v1 commits, {} files in batches, \
+         {} restores",
+        kind("legacy/"),
+        kind("v1/"),
+        kind("batch/"),
+        kind("restore/")
+    );
     let leftovers = dir_entries(&data.path().join("tmp"));
     eprintln!(
         "SIGKILL with {} uploads acknowledged; {interrupted} of {} writers cut mid-request, \
          plus the stalled upload; {} temp files left in <data-dir>/tmp",
         acks.len(),
-        LEGACY_WORKERS + V1_WORKERS,
+        LEGACY_WORKERS + V1_WORKERS + 2,
         leftovers.len()
     );
 
@@ -348,6 +378,137 @@ async fn v1_writer(
             path,
             sha,
             len: bytes.len() as u64,
+            seq: Some(entry.seq),
+        });
+    }
+    unreachable!()
+}
+
+/// Batches of 16 new small files (`POST /v1/batch`, one transaction each)
+/// until the hub dies; every file of a batch is acknowledged by its answer.
+async fn batch_writer(http: reqwest::Client, base: String, acks: Arc<Mutex<Vec<Ack>>>) -> Ended {
+    for n in 0.. {
+        let mut ops = Vec::new();
+        let mut files = Vec::new();
+        for i in 0..16u64 {
+            let seed = 8_000_000 + n * 16 + i;
+            let bytes = Content::to_vec(seed, 1000 + seed % 3000);
+            let mut chunks = Vec::new();
+            for chunk in Chunker::new(&bytes[..]) {
+                let chunk = chunk.expect("chunking memory cannot fail");
+                let put = http
+                    .put(format!("{base}/v1/chunks/{}", chunk.hash))
+                    .body(chunk.data.clone())
+                    .send()
+                    .await;
+                match put {
+                    Ok(resp) => assert!(resp.status().is_success(), "chunk upload refused"),
+                    Err(err) => return err.into(),
+                }
+                chunks.push(chunk.to_ref());
+            }
+            let path = format!("batch/b{n}/f{i}.bin");
+            let sha = Sha256Hex::of(&bytes);
+            ops.push(BatchOp::Commit(commit_request(
+                &path,
+                sha,
+                bytes.len() as u64,
+                chunks,
+            )));
+            files.push((path, sha, bytes.len() as u64));
+        }
+        let answer = http
+            .post(format!("{base}/v1/batch"))
+            .json(&BatchRequest { ops })
+            .send()
+            .await;
+        let resp = match answer {
+            Ok(resp) => resp,
+            Err(err) => return err.into(),
+        };
+        assert_eq!(resp.status(), StatusCode::OK, "batch {n} refused");
+        let answer: BatchResponse = match resp.json().await {
+            Ok(answer) => answer,
+            Err(err) => return err.into(),
+        };
+        for ((path, sha, len), outcome) in files.into_iter().zip(answer.outcomes) {
+            let BatchOutcome::Done { entry } = outcome else {
+                panic!("batch {n}: {path} not committed: {outcome:?}");
+            };
+            assert_eq!(
+                entry.sha256,
+                Some(sha),
+                "batch {n}: {path} acknowledged another sha"
+            );
+            acks.lock().unwrap().push(Ack {
+                path,
+                sha,
+                len,
+                seq: Some(entry.seq),
+            });
+        }
+    }
+    unreachable!()
+}
+
+/// Two versions of a new path, then a restore of the first (`POST
+/// /v1/restore`) until the hub dies; the restore is acknowledged.
+async fn restore_writer(http: reqwest::Client, base: String, acks: Arc<Mutex<Vec<Ack>>>) -> Ended {
+    for n in 0.. {
+        let path = format!("restore/f{n}.bin");
+        let first = Content::to_vec(9_000_000 + 2 * n, 200_000);
+        let second = Content::to_vec(9_000_001 + 2 * n, 300_000);
+        let v1 = match v1_put(&http, &base, &path, &first).await {
+            Ok(Ok(entry)) => entry,
+            Ok(Err((status, body))) => panic!("commit {path} refused with {status}: {body}"),
+            Err(err) => return err.into(),
+        };
+        let mut chunks = Vec::new();
+        for chunk in Chunker::new(&second[..]) {
+            let chunk = chunk.expect("chunking memory cannot fail");
+            match http
+                .put(format!("{base}/v1/chunks/{}", chunk.hash))
+                .body(chunk.data.clone())
+                .send()
+                .await
+            {
+                Ok(resp) => assert!(resp.status().is_success(), "chunk upload refused"),
+                Err(err) => return err.into(),
+            }
+            chunks.push(chunk.to_ref());
+        }
+        let mut request =
+            commit_request(&path, Sha256Hex::of(&second), second.len() as u64, chunks);
+        request.base_version = v1.version;
+        match commit(&http, &base, &request).await {
+            Ok(Ok(_)) => {}
+            Ok(Err((status, body))) => panic!("commit {path} v2 refused with {status}: {body}"),
+            Err(err) => return err.into(),
+        }
+        let restore = http
+            .post(format!("{base}/v1/restore"))
+            .json(&json!({"path": path, "version": v1.version, "origin": "process-test"}))
+            .send()
+            .await;
+        let resp = match restore {
+            Ok(resp) => resp,
+            Err(err) => return err.into(),
+        };
+        assert_eq!(resp.status(), StatusCode::OK, "restore of {path} refused");
+        let entry: Entry = match resp.json().await {
+            Ok(entry) => entry,
+            Err(err) => return err.into(),
+        };
+        let sha = Sha256Hex::of(&first);
+        assert_eq!(
+            entry.sha256,
+            Some(sha),
+            "restore of {path} acknowledged another sha"
+        );
+        acks.lock().unwrap().push(Ack {
+            path,
+            sha,
+            len: first.len() as u64,
             seq: Some(entry.seq),
         });
     }
