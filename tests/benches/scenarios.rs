@@ -119,7 +119,11 @@ fn main() {
     );
     if !failures.is_empty() {
         for seed in &failures {
-            println!("replay seed {seed}: {}", replay_command(*seed));
+            println!(
+                "replay seed {seed}: cargo bench -p sf-e2e --bench scenarios -- --seed {seed}\n  \
+                 or, on debug builds: {}",
+                replay_command(*seed)
+            );
         }
         std::process::exit(1);
     }
