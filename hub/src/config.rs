@@ -41,7 +41,7 @@ pub enum Command {
     /// Safe while the hub runs. Exits 1 when something is damaged or
     /// missing.
     Check {
-        /// Move damaged chunks to <data-dir>/damaged/, record lost chunks
+        /// Move damaged chunks to `<data-dir>/damaged/`, record lost chunks
         /// for the hub to ask agents for, and remove orphaned chunks and
         /// temp files older than --chunk-grace.
         #[arg(long)]

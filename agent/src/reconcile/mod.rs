@@ -313,6 +313,23 @@ pub(crate) fn decide_in(
 ///
 /// Paths sort byte for byte, so a parent (`a`) always sorts before its
 /// children (`a/b`). `Nothing`s are dropped.
+///
+/// Two decisions need the tree, when a file and a folder swapped places on
+/// one side while the other side added something inside the folder:
+/// - a local file that replaced a folder is not uploaded over it while the
+///   hub has contents in that folder this agent is about to download (the
+///   hub would refuse the file, and the download would find the file in
+///   its way, for ever);
+/// - a hub file that replaced a folder is not downloaded over the local
+///   folder while something inside it is about to be uploaded (the hub
+///   would refuse the upload inside a file, and the folder could not be
+///   replaced while it holds it).
+///
+/// Either way the local side becomes a conflict copy (a folder with what
+/// is in it) and the hub's side comes down, as when both sides changed one
+/// file. And a folder deleted on the hub is not trashed while the hub
+/// holds something live inside it that is on disk here (a file changed
+/// here after the folder's delete, and sent): the folder is sent back.
 pub(crate) fn decide_all<'a>(
     paths: impl IntoIterator<
         Item = (
@@ -324,17 +341,114 @@ pub(crate) fn decide_all<'a>(
     >,
     direction: Direction,
 ) -> Vec<(SyncPath, Decision)> {
-    let mut decisions: Vec<(SyncPath, Decision)> = paths
+    // Paths on disk that the hub holds live: a folder around one of them
+    // is still in use on the hub, whatever its own entry says.
+    let mut kept_live: Vec<SyncPath> = Vec::new();
+    let marked: FolderOverwrites = paths
         .into_iter()
         .filter_map(|(path, local, synced, remote)| {
+            if local.is_some() && remote.is_some_and(|r| !r.deleted) {
+                kept_live.push(path.clone());
+            }
             match decide_in(direction, local, synced, remote) {
                 Decision::Nothing => None,
-                decision => Some((path.clone(), decision)),
+                // A file over a live hub folder, or a hub file over a local
+                // folder: settled once every path's decision is known.
+                upload @ Decision::Upload { .. }
+                    if local.is_some_and(|l| l.kind == EntryKind::File)
+                        && remote.is_some_and(|r| !r.deleted && r.kind == EntryKind::Dir) =>
+                {
+                    Some(((path.clone(), upload), remote.cloned()))
+                }
+                download @ Decision::Download { .. }
+                    if local.is_some_and(|l| l.kind == EntryKind::Dir)
+                        && remote.is_some_and(|r| r.kind == EntryKind::File) =>
+                {
+                    Some(((path.clone(), download), remote.cloned()))
+                }
+                trash @ Decision::TrashLocal { .. }
+                    if local.is_some_and(|l| l.kind == EntryKind::Dir) =>
+                {
+                    Some(((path.clone(), trash), remote.cloned()))
+                }
+                decision => Some(((path.clone(), decision), None)),
             }
         })
         .collect();
+    let mut decisions = marked.settle(&kept_live, direction);
     decisions.sort_by(|(a_path, a), (b_path, b)| order(a_path, a.action(), b_path, b.action()));
     decisions
+}
+
+/// Decisions of a tree, with the uploads of a file over a live hub folder
+/// and the downloads of a file over a local folder marked by the hub's
+/// entry, until [`FolderOverwrites::settle`].
+struct FolderOverwrites(Vec<((SyncPath, Decision), Option<Entry>)>);
+
+impl FromIterator<((SyncPath, Decision), Option<Entry>)> for FolderOverwrites {
+    fn from_iter<I: IntoIterator<Item = ((SyncPath, Decision), Option<Entry>)>>(iter: I) -> Self {
+        FolderOverwrites(iter.into_iter().collect())
+    }
+}
+
+impl FolderOverwrites {
+    /// Turns each marked upload into a conflict copy when something inside
+    /// its folder is about to be downloaded, each marked download when
+    /// something inside is about to be uploaded, and each marked trash of a
+    /// folder into an upload when the hub holds something live inside it
+    /// that stays here (see [`decide_all`]).
+    fn settle(self, kept_live: &[SyncPath], direction: Direction) -> Vec<(SyncPath, Decision)> {
+        let paths_doing = |wanted: fn(Action) -> bool| -> Vec<SyncPath> {
+            self.0
+                .iter()
+                .filter(|((_, d), _)| wanted(d.action()))
+                .map(|((p, _), _)| p.clone())
+                .collect()
+        };
+        let downloading = paths_doing(|a| {
+            matches!(
+                a,
+                Action::Download | Action::ConflictCopyThenDownload | Action::SetAsideThenDownload
+            )
+        });
+        let uploading =
+            paths_doing(|a| matches!(a, Action::Upload { .. } | Action::ConflictCopyThenDownload));
+        let inside = |child: &SyncPath, folder: &SyncPath| {
+            child
+                .as_str()
+                .strip_prefix(folder.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.0
+            .into_iter()
+            .map(|((path, decision), hub)| match (decision, hub) {
+                (Decision::Upload { local, .. }, Some(folder))
+                    if downloading.iter().any(|d| inside(d, &path)) =>
+                {
+                    (path, conflict(&local, &folder))
+                }
+                (
+                    Decision::Download {
+                        entry,
+                        replacing: Some(folder),
+                    },
+                    Some(_),
+                ) if uploading.iter().any(|u| inside(u, &path)) => {
+                    (path, conflict(&folder, &entry))
+                }
+                // A folder deleted on the hub while something in it was
+                // changed here and sent (now live inside a deleted folder):
+                // trashing it could never finish; it is sent back instead.
+                (Decision::TrashLocal { local }, Some(tombstone))
+                    if direction == Direction::SendReceive
+                        && kept_live.iter().any(|k| inside(k, &path)) =>
+                {
+                    (path, upload(&local, tombstone.version))
+                }
+                (decision, _) => (path, decision),
+            })
+            .collect()
+    }
 }
 
 fn order(a_path: &SyncPath, a: Action, b_path: &SyncPath, b: Action) -> Ordering {
@@ -354,3 +468,6 @@ mod model_tests;
 
 #[cfg(test)]
 mod plan_tests;
+
+#[cfg(test)]
+mod tree_model_tests;
