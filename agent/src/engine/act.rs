@@ -240,6 +240,11 @@ impl Engine {
             taken.contains(c)
         })?;
         self.new_copies.insert(copy.clone());
+        if local.kind == EntryKind::Dir {
+            // A folder moved with what is in it: no event names its
+            // contents, so the next cycle looks at everything.
+            self.full_scan = true;
+        }
         Ok(copy)
     }
 

@@ -6,6 +6,12 @@
 //! events may name only the folder (`rm -rf d` reports `d`), and `rm -rf d;
 //! mkdir d` can hand the new `d` the old one's inode, so nothing about the
 //! folder itself tells that what was inside is gone.
+//!
+//! A local folder the hub now holds as a file is looked at through what is
+//! on disk in it too: something new in it must be planned with the folder,
+//! which then becomes a conflict copy (see `reconcile::decide_all`); planned
+//! apart, the upload inside a file and the download over a folder that is
+//! not empty were each retried for ever.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -35,6 +41,10 @@ impl Engine {
             self.full_scan = true;
             return Ok(());
         }
+        if !self.add_swapped_folder_contents(&mut paths).await? {
+            self.full_scan = true;
+            return Ok(());
+        }
         let remote = self.state.remote_of(&paths).await?;
         let (local, unsettled) = self.stat_paths(&paths, &synced).await?;
         paths.retain(|p| !unsettled.contains(p));
@@ -60,6 +70,53 @@ impl Engine {
             batch.finish();
         }
         Ok(())
+    }
+
+    /// Adds what is on disk inside each local folder among `paths` that the
+    /// hub now holds as a file. False when that is more than
+    /// [`MAX_LOOKED_AT`] paths.
+    async fn add_swapped_folder_contents(
+        &mut self,
+        paths: &mut BTreeSet<SyncPath>,
+    ) -> Result<bool, CycleError> {
+        let remote = self.state.remote_of(&*paths).await?;
+        let swapped: Vec<SyncPath> = paths
+            .iter()
+            .filter(|p| {
+                remote
+                    .get(*p)
+                    .is_some_and(|r| !r.deleted && r.kind == EntryKind::File)
+            })
+            .filter(|p| {
+                std::fs::symlink_metadata(scan::local_path(&self.root, p)).is_ok_and(|m| m.is_dir())
+            })
+            .cloned()
+            .collect();
+        for folder in swapped {
+            let mut pending = vec![folder];
+            while let Some(dir) = pending.pop() {
+                let Ok(entries) = std::fs::read_dir(scan::local_path(&self.root, &dir)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                        continue;
+                    };
+                    // Names the scan cannot take are its business.
+                    let Ok(child) = SyncPath::parse(format!("{dir}/{name}")) else {
+                        continue;
+                    };
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        pending.push(child.clone());
+                    }
+                    paths.insert(child);
+                    if paths.len() > MAX_LOOKED_AT {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Adds everything synced inside the synced folders among `paths` to
