@@ -276,6 +276,56 @@ fn decide_all_orders_parents_first_and_removals_children_first() {
     );
 }
 
+/// The stuck states the tree model found (`tree_model_tests.rs`), kept as
+/// cases: a file and a folder swapped places on one side while the other
+/// added inside the folder, and a folder deleted on the hub while a file in
+/// it, changed here, was sent after.
+#[test]
+fn decide_all_settles_a_file_and_a_folder_that_swapped_places() {
+    // Here a file replaced the folder; the hub has something new in it.
+    assert_decided(
+        &[
+            (path("d"), lfile("f"), sdir(1), rdir(1)),
+            (path("d/x"), None, None, rfile("x", 1)),
+        ],
+        Direction::SendReceive,
+        &[
+            ("d", Action::ConflictCopyThenDownload),
+            ("d/x", Action::Download),
+        ],
+    );
+    // The hub replaced the folder by a file; something new is in it here.
+    assert_decided(
+        &[
+            (path("d"), ldir(), sdir(1), rfile("f", 2)),
+            (path("d/x"), lfile("x"), None, None),
+        ],
+        Direction::SendReceive,
+        &[("d", Action::ConflictCopyThenDownload), ("d/x", up(0))],
+    );
+    // Without anything new inside, the swap is an upload and a download.
+    assert_decided(
+        &[(path("d"), lfile("f"), sdir(1), rdir(1))],
+        Direction::SendReceive,
+        &[("d", up(1))],
+    );
+    assert_decided(
+        &[(path("d"), ldir(), sdir(1), rfile("f", 2))],
+        Direction::SendReceive,
+        &[("d", Action::Download)],
+    );
+    // Deleted on the hub, but a file in it changed here is live there: the
+    // folder is sent back, not trashed for ever.
+    assert_decided(
+        &[
+            (path("d"), ldir(), sdir(1), tomb(2)),
+            (path("d/x"), lfile("x2"), sfile("x2", 3), rfile("x2", 3)),
+        ],
+        Direction::SendReceive,
+        &[("d", up(2))],
+    );
+}
+
 #[test]
 fn decide_all_drops_everything_when_in_sync() {
     let p = path("a");
