@@ -420,12 +420,23 @@ mod tests {
             decode_ws_frame(&frame(&tombstone_with_sha)),
             Err(FrameError::Entry(EntryError::TombstoneWithContent { .. }))
         ));
-        for bad in ["", "{", r#"{"type":"bye"}"#, r#"{"type":"hello"}"#, "[1]"] {
+        for bad in [
+            "",
+            "{",
+            r#"{"type":"hello"}"#,
+            "[1]",
+            r#"{"kind":"change"}"#,
+        ] {
             assert!(
                 matches!(decode_ws_frame(bad), Err(FrameError::Malformed(_))),
                 "{bad:?}"
             );
         }
+        // A frame type from a newer hub is ignored, not an error.
+        assert!(matches!(
+            decode_ws_frame(r#"{"type":"bye","later":1}"#),
+            Ok(WsFrame::Unknown)
+        ));
         let bad_path = frame(&good).replace(r#""path":"a""#, r#""path":".SF/x""#);
         let err = decode_ws_frame(&bad_path).unwrap_err();
         assert!(err.to_string().contains("invalid path"), "{err}");

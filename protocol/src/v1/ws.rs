@@ -62,7 +62,7 @@ pub struct WantedFile {
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// Not JSON of the expected shape (this includes a path that breaks the
-    /// path rules, and an unknown frame type).
+    /// path rules; a frame of an unknown type is [`WsFrame::Unknown`]).
     #[error("not a valid hub message: {0}")]
     Malformed(#[source] serde_json::Error),
     /// Well-formed, but an entry in it fails [`Entry::validate`].
