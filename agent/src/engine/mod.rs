@@ -38,6 +38,7 @@ use crate::state::{MetaKey, ProblemKind, STATE_DIR, State, StateError};
 use crate::walk::Unsettled;
 
 mod act;
+mod backoff;
 mod batch;
 mod echoes;
 mod event_cycle;
@@ -45,6 +46,8 @@ mod feed;
 mod full_scan;
 mod send;
 mod trust;
+
+pub use backoff::Backoff;
 
 /// Why the sync loop should run.
 #[derive(Debug)]
@@ -498,26 +501,6 @@ fn load_rules(root: &Path) -> IgnoreRules {
         tracing::warn!(error = %err, "cannot use .sfignore; only the built-in ignore rules apply");
         IgnoreRules::defaults()
     })
-}
-
-/// Exponential backoff with jitter, capped at about 30 s.
-#[derive(Default)]
-pub struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn next_delay(&mut self) -> Duration {
-        let base = Duration::from_millis(250) * 2u32.saturating_pow(self.attempt.min(7));
-        self.attempt += 1;
-        let capped = base.min(Duration::from_secs(30));
-        let jitter = rand::random_range(0.5..1.0);
-        capped.mul_f64(jitter)
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
 }
 
 #[cfg(test)]
