@@ -20,7 +20,6 @@
 //! removal. (The running hub's store gauges catch up at its next start.)
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,9 +38,11 @@ const MIN_ORPHAN_AGE: Duration = Duration::from_secs(2 * 3600);
 pub enum CheckError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("reading the chunk store in {dir} failed: {source}")]
+    #[error(transparent)]
+    Open(#[from] crate::store::OpenError),
+    #[error("reading the chunk store ({store}) failed: {source}")]
     Store {
-        dir: String,
+        store: String,
         #[source]
         source: std::io::Error,
     },
@@ -102,24 +103,31 @@ pub async fn run_with(
     settings: &crate::config::Settings,
     repair: bool,
 ) -> Result<Report, CheckError> {
+    let store = {
+        let (location, data_dir) = (settings.store.clone(), settings.data_dir());
+        let access = settings.bucket_access();
+        tokio::task::spawn_blocking(move || ChunkStore::inspect(&location, &access, &data_dir))
+            .await??
+    };
     let db = Database::connect(&settings.database_url(), settings.database_timeout).await?;
-    let report = run(&db, &settings.data_dir(), repair, settings.chunk_grace).await;
+    let report = run(&db, Arc::new(store), repair, settings.chunk_grace).await;
     db.close().await;
     report
 }
 
-/// Runs the check on the store under `data_dir` and the database `db`.
+/// Runs the check on `store` (opened with [`ChunkStore::inspect`]) and the
+/// database `db`.
 pub async fn run(
     db: &Database,
-    data_dir: &Path,
+    store: Arc<ChunkStore>,
     repair: bool,
     grace: Duration,
 ) -> Result<Report, CheckError> {
+    let described = store.describe();
     let store_error = |source| CheckError::Store {
-        dir: data_dir.display().to_string(),
+        store: described.clone(),
         source,
     };
-    let store = Arc::new(ChunkStore::inspect(data_dir).map_err(store_error)?);
     let cutoff = SystemTime::now()
         .checked_sub(grace.max(MIN_ORPHAN_AGE))
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -198,7 +206,7 @@ pub async fn run(
             let back = tokio::task::spawn_blocking(move || store.is_intact_blocking(&hash))
                 .await?
                 .map_err(store_error)?;
-            if back.is_some_and(|(intact, _)| intact) {
+            if matches!(back, Some(Ok(()))) {
                 db.unwant_chunk(&hash).await?;
                 report.no_longer_wanted += 1;
             }
@@ -220,18 +228,18 @@ async fn check_stored(
     referenced: bool,
 ) -> Result<bool, CheckError> {
     let intact = {
-        let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || store.is_intact_blocking(&hash))
+        let reader = Arc::clone(store);
+        tokio::task::spawn_blocking(move || reader.is_intact_blocking(&hash))
             .await?
             .map_err(|source| CheckError::Store {
-                dir: "the data directory".into(),
+                store: store.describe(),
                 source,
             })?
     };
     report.chunks += 1;
     report.bytes += len;
     // Gone since listed (garbage collection): nothing to say about it.
-    let Some((false, id)) = intact else {
+    let Some(Err(damaged)) = intact else {
         return Ok(true);
     };
     if referenced {
@@ -242,8 +250,10 @@ async fn check_stored(
     }
     if report.repair {
         let store = Arc::clone(store);
-        let moved =
-            tokio::task::spawn_blocking(move || store.quarantine_blocking(&hash, id)).await?;
+        let moved = tokio::task::spawn_blocking(move || {
+            store.quarantine_blocking(&hash, &damaged.tag, damaged.len)
+        })
+        .await?;
         if matches!(moved, Ok(Some(_))) {
             report.moved_aside += 1;
         }
@@ -263,7 +273,13 @@ async fn note_missing(
     hash: Sha256Hex,
 ) -> Result<(), CheckError> {
     let check = Arc::clone(store);
-    if !tokio::task::spawn_blocking(move || check.holds_blocking(&hash)).await? {
+    let held = tokio::task::spawn_blocking(move || check.holds_blocking(&hash))
+        .await?
+        .map_err(|source| CheckError::Store {
+            store: store.describe(),
+            source,
+        })?;
+    if !held {
         report.missing.push(hash);
     }
     Ok(())
@@ -280,13 +296,14 @@ async fn remove_orphan(
     if !db.referenced_chunks(&[stored.hash]).await?.is_empty() {
         return Ok(());
     }
-    let (store, hash) = (Arc::clone(store), stored.hash);
-    let removed = tokio::task::spawn_blocking(move || store.remove_orphan_blocking(&hash, cutoff))
-        .await?
-        .map_err(|source| CheckError::Store {
-            dir: "the data directory".into(),
-            source,
-        })?;
+    let (remover, hash) = (Arc::clone(store), stored.hash);
+    let removed =
+        tokio::task::spawn_blocking(move || remover.remove_orphan_blocking(&hash, cutoff))
+            .await?
+            .map_err(|source| CheckError::Store {
+                store: store.describe(),
+                source,
+            })?;
     if removed {
         report.removed_orphans += 1;
         report.removed_orphan_bytes += stored.len;

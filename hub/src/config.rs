@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::store::StoreLocation;
+
 /// synced-folder hub: holds every file, its history and the audit log, and
 /// serves agents (v1 API, WebSocket) and the original REST clients.
 #[derive(Debug, Parser)]
@@ -84,6 +86,30 @@ pub struct Settings {
     /// Default ./data; when unset, STORAGE_DIR is honoured.
     #[arg(long, env = "SF_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+
+    /// Where chunks are kept: `local` (the data directory) or
+    /// `s3://BUCKET[/PREFIX]`, an S3-compatible bucket that several hubs may
+    /// share, reached with AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (an http:// endpoint is allowed). The bucket
+    /// must exist.
+    #[arg(long, env = "SF_STORE", default_value = "local", global = true)]
+    pub store: StoreLocation,
+
+    /// The S3 endpoint of an s3:// --store (MinIO, Garage, Ceph RGW, R2);
+    /// unset: AWS. http:// is accepted (a server on the same host or network).
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// The region of an s3:// --store (default us-east-1).
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub s3_region: Option<String>,
+
+    /// The credentials of an s3:// --store: from the environment only
+    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never flags.
+    #[arg(skip)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(skip)]
+    pub s3_secret_access_key: Option<SecretValue>,
 
     /// sqlite://… or postgres://…. Default: SQLite at `<data-dir>/hub.db`, or
     /// PostgreSQL when POSTGRES_HOST is set (with POSTGRES_PORT, POSTGRES_DB,
@@ -174,6 +200,7 @@ pub const ENV_VARS: &[&str] = &[
     "SF_LISTEN",
     "SF_METRICS_LISTEN",
     "SF_DATA_DIR",
+    "SF_STORE",
     "DATABASE_URL",
     "SF_TLS_CERT",
     "SF_TLS_KEY",
@@ -201,6 +228,15 @@ pub const ENV_VARS: &[&str] = &[
     "POSTGRES_DB",
     "POSTGRES_USER",
     "POSTGRES_PASSWORD",
+    // The S3 client's settings (with --store s3://…), read by object_store
+    // (which honours every AWS_* variable; these are the usual ones).
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ALLOW_HTTP",
     // The log filter (`info` when unset).
     "RUST_LOG",
 ];
@@ -228,6 +264,11 @@ impl Settings {
             listen: None,
             metrics_listen: None,
             data_dir: Some(data_dir.into()),
+            store: StoreLocation::Local,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             database_url: None,
             max_file_size: parse_size("16GiB").expect("valid default"),
             database_timeout: Duration::from_secs(30),
@@ -244,6 +285,25 @@ impl Settings {
             max_connections_per_ip: 256,
             send_timeout: Duration::from_secs(30),
             max_websockets: 512,
+        }
+    }
+
+    /// Reads the settings that come from the environment only (secrets,
+    /// which `ps` would show as flags).
+    pub fn read_secrets_from_env(&mut self) {
+        let env_nonempty = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        self.bootstrap_token = env_nonempty("SF_HUB_BOOTSTRAP_TOKEN").map(Into::into);
+        self.s3_access_key_id = env_nonempty("AWS_ACCESS_KEY_ID");
+        self.s3_secret_access_key = env_nonempty("AWS_SECRET_ACCESS_KEY").map(Into::into);
+    }
+
+    /// How to reach an s3:// --store.
+    pub fn bucket_access(&self) -> crate::store::BucketAccess {
+        crate::store::BucketAccess {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.as_ref().map(|s| s.0.clone()),
         }
     }
 

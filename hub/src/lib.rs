@@ -42,6 +42,7 @@ pub use auth::provision::ProvisionError;
 pub use config::Settings;
 pub use db::{AddTokenError, DbError};
 pub use serve::tls::TlsError;
+pub use store::{BucketError, OpenError as StoreOpenError};
 
 use crate::auth::Auth;
 use crate::auth::provision;
@@ -64,6 +65,8 @@ pub enum LaunchError {
     },
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] store::OpenError),
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
     #[error(
@@ -103,11 +106,14 @@ pub async fn launch(
         _ => None,
     };
     std::fs::create_dir_all(&data_dir).map_err(data_dir_error)?;
-    let store = Arc::new(
-        ChunkStore::open(&data_dir)
-            .map_err(data_dir_error)?
-            .with_capacity(settings.max_store_bytes),
-    );
+    let store = {
+        let (location, data_dir) = (settings.store.clone(), data_dir.clone());
+        let access = settings.bucket_access();
+        tokio::task::spawn_blocking(move || ChunkStore::open_at(&location, &access, &data_dir))
+            .await
+            .map_err(|err| LaunchError::Serve(std::io::Error::other(err)))??
+    };
+    let store = Arc::new(store.with_capacity(settings.max_store_bytes));
     let db = Database::connect(&settings.database_url(), settings.database_timeout).await?;
     let hub_id = db.hub_id().await?;
     if settings.no_auth {
@@ -160,6 +166,7 @@ pub async fn launch(
         let _ = rx.wait_for(|stopping| *stopping).await;
     };
 
+    let store_described = hub.store.describe();
     let metrics_app = Router::new()
         .route("/metrics", get(metrics::serve_metrics))
         .with_state(Arc::clone(&meters));
@@ -168,6 +175,7 @@ pub async fn launch(
         tls = tls.is_some(),
         metrics = %metrics.local_addr().map_err(LaunchError::Serve)?,
         data_dir = %data_dir.display(),
+        store = %store_described,
         database = db.backend().name(),
         "hub listening"
     );

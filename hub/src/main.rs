@@ -22,6 +22,8 @@ async fn main() -> anyhow::Result<()> {
         command,
         mut settings,
     } = Cli::parse();
+    // From the environment only, so secrets never show in `ps`.
+    settings.read_secrets_from_env();
     match command {
         Some(Command::Token { action }) => {
             let output = sf_hub::token_cli::run(&settings, action)
@@ -39,11 +41,6 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
-    // From the environment only, so the secret never shows in `ps`.
-    settings.bootstrap_token = std::env::var("SF_HUB_BOOTSTRAP_TOKEN")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(Into::into);
     let api_addr = settings.listen_addr().map_err(anyhow::Error::msg)?;
     let metrics_addr = settings.metrics_addr().map_err(anyhow::Error::msg)?;
     let api = TcpListener::bind(api_addr).await.with_context(|| {

@@ -1,22 +1,23 @@
-//! The content store: chunks on disk under `<data-dir>/chunks/ab/<sha256>`
-//! (see `layout`), each written to a temp file, made durable and linked into place, so a
-//! chunk file either holds exactly the bytes its name promises or does not
-//! exist. One chunk is fsynced on its own; the chunks of a pack are made
-//! durable together (`pack`), `read` streams ranges and single chunks, and
-//! `fetch` sends many in one answer. Every
-//! chunk read to be sent is hashed first (`integrity`): a damaged one is
-//! refused, moved aside and asked of agents again.
+//! The content store: chunks named by their sha256, in a directory on the
+//! hub's disk or in an S3-compatible bucket (`objects`: the interface;
+//! `local` and `bucket`: the two back ends, chosen once from `--store`). A
+//! chunk is either stored with exactly the bytes its name promises or
+//! absent, and is acknowledged only once durable. `pack` stores many chunks
+//! from one request, `read` streams ranges and single chunks, and `fetch`
+//! sends many in one answer. Every chunk read to be sent is hashed first
+//! (`integrity`): a damaged one is refused, moved aside and asked of agents
+//! again.
 //!
 //! The store also keeps what garbage collection and `--max-store-bytes` need:
 //! the bytes it holds, a count of removals (commits re-check their chunks when
-//! it moved), and chunk mtimes refreshed whenever a client is told a chunk is
+//! it moved), and chunk ages refreshed whenever a client is told a chunk is
 //! present, so a chunk about to be committed outlives the grace period.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -28,9 +29,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 mod audit;
+mod bucket;
 mod fetch;
 mod integrity;
 mod layout;
+mod local;
+mod location;
+mod objects;
 mod pack;
 mod read;
 mod removal;
@@ -38,14 +43,19 @@ mod usage;
 mod verify;
 
 pub use audit::StoredChunk;
+pub use bucket::BucketError;
 pub use integrity::{ChunkReadError, Lost, WantedNews};
+pub use location::{BucketAccess, StoreLocation};
+pub use objects::CopyTag;
 pub use pack::{Pack, PackFrame};
 pub use usage::StoreFull;
 pub use verify::VerifyError;
 
-/// A present chunk whose mtime is older than this gets a fresh one when a
-/// client is told the hub holds it (see [`ChunkStore::missing_blocking`]): the client
-/// is about to commit it, and garbage collection goes by mtime.
+use objects::{Objects, Staged};
+
+/// A present chunk older than this gets a fresh age when a client is told
+/// the hub holds it (see [`ChunkStore::missing_blocking`]): the client is
+/// about to commit it, and garbage collection goes by age.
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +87,14 @@ pub enum Stored {
     AlreadyPresent,
 }
 
+/// The back end holding the chunks.
+enum Backend {
+    Local(local::LocalDir),
+    Bucket(bucket::Bucket),
+}
+
 pub struct ChunkStore {
-    chunks_dir: PathBuf,
-    tmp_dir: PathBuf,
-    /// Where damaged chunks are moved (see `integrity`).
-    damaged_dir: PathBuf,
-    next_tmp: AtomicU64,
+    backend: Backend,
     /// `--max-store-bytes`, if set.
     capacity: Option<u64>,
     /// Bytes in chunk files: the start-up census plus every change since.
@@ -103,27 +115,36 @@ pub struct ChunkStore {
 }
 
 impl ChunkStore {
-    /// Opens (creating if needed) the store under `data_dir`, clearing temp
-    /// files a crash or a cut-off upload may have left behind.
+    /// Opens (creating if needed) the local store under `data_dir`,
+    /// clearing temp files a crash or a cut-off upload may have left behind.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
-        let chunks_dir = data_dir.join("chunks");
-        let tmp_dir = data_dir.join("tmp");
-        let moved = layout::prepare(data_dir, &chunks_dir)?;
-        if moved > 0 {
-            tracing::info!(
-                moved,
-                "moved the chunks of an older store layout up one level"
-            );
+        Ok(Self::with_backend(Backend::Local(local::LocalDir::open(
+            data_dir,
+        )?)))
+    }
+
+    /// Opens the store at `location`: the local one under `data_dir`, or a
+    /// bucket (checked to be reachable first). Call from a blocking thread
+    /// inside the runtime.
+    pub fn open_at(
+        location: &StoreLocation,
+        access: &BucketAccess,
+        data_dir: &Path,
+    ) -> Result<Self, OpenError> {
+        match location {
+            StoreLocation::Local => Self::open(data_dir).map_err(|source| OpenError::Local {
+                dir: data_dir.display().to_string(),
+                source,
+            }),
+            StoreLocation::Bucket(bucket) => Ok(Self::with_backend(Backend::Bucket(
+                bucket::Bucket::connect(bucket, access)?,
+            ))),
         }
-        if tmp_dir.exists() {
-            std::fs::remove_dir_all(&tmp_dir)?;
-        }
-        std::fs::create_dir_all(&tmp_dir)?;
-        Ok(Self {
-            chunks_dir,
-            tmp_dir,
-            damaged_dir: data_dir.join("damaged"),
-            next_tmp: AtomicU64::new(0),
+    }
+
+    fn with_backend(backend: Backend) -> Self {
+        Self {
+            backend,
             capacity: None,
             used: AtomicU64::new(0),
             removals: AtomicU64::new(0),
@@ -132,7 +153,39 @@ impl ChunkStore {
             counted: watch::Sender::new(false),
             wanted: Mutex::default(),
             wanted_news: tokio::sync::Notify::new(),
-        })
+        }
+    }
+
+    fn objects(&self) -> &dyn Objects {
+        match &self.backend {
+            Backend::Local(dir) => dir,
+            Backend::Bucket(bucket) => bucket,
+        }
+    }
+
+    /// `local` or `s3`, for `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Local(_) => "local",
+            Backend::Bucket(_) => "s3",
+        }
+    }
+
+    /// Where the chunks are, for logs.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Local(_) => format!("directory {}", self.objects().describe()),
+            Backend::Bucket(_) => format!("bucket {}", self.objects().describe()),
+        }
+    }
+
+    /// The file of chunk `hash` in a local store (tests damage it).
+    #[cfg(test)]
+    fn chunk_path(&self, hash: &Sha256Hex) -> std::path::PathBuf {
+        match &self.backend {
+            Backend::Local(dir) => dir.chunk_path(hash),
+            Backend::Bucket(_) => panic!("a bucket has no chunk files"),
+        }
     }
 
     /// Refuses new chunks once `capacity` bytes are stored (`None`: no limit).
@@ -141,22 +194,12 @@ impl ChunkStore {
         self
     }
 
-    fn chunk_path(&self, hash: &Sha256Hex) -> PathBuf {
-        layout::chunk_path(&self.chunks_dir, hash)
-    }
-
-    fn temp_path(&self) -> PathBuf {
-        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        self.tmp_dir
-            .join(format!("{}-{n}.part", std::process::id()))
-    }
-
     /// Stores a chunk streamed from a request body after checking that its
     /// bytes hash to `expected`. Memory stays at one body frame. A chunk
     /// already stored gets a fresh mtime, so garbage collection keeps it
     /// while the commit that lists it is on its way.
     pub async fn put_stream<S, E>(
-        &self,
+        self: &std::sync::Arc<Self>,
         expected: Sha256Hex,
         body: S,
         limit: u64,
@@ -166,21 +209,26 @@ impl ChunkStore {
         E: std::fmt::Display,
     {
         let mut body = body;
-        let final_path = self.chunk_path(&expected);
         let already = {
-            let path = final_path.clone();
-            tokio::task::spawn_blocking(move || refresh_blocking(&path)).await??
+            let (store, hash) = (std::sync::Arc::clone(self), expected);
+            tokio::task::spawn_blocking(move || store.objects().touch(&hash)).await??
         };
         if !already {
             // Full already: refuse before reading (or writing) anything.
             self.ensure_room()?;
         }
-        // Removed on every way out, a dropped future (client gone) included.
-        let temp = TempFile::new(self.temp_path());
-        let mut file = if already {
-            None
+        // A temp file is removed on every way out, a dropped future (client
+        // gone) included.
+        let mut staging = if already {
+            Staging::Discard
         } else {
-            Some(tokio::fs::File::create(&temp.path).await?)
+            match self.objects().staging_file() {
+                Some(temp) => {
+                    let file = tokio::fs::File::create(&temp.path).await?;
+                    Staging::File(temp, file)
+                }
+                None => Staging::Memory(Vec::new()),
+            }
         };
         let mut hasher = Sha256::new();
         let mut len = 0u64;
@@ -191,8 +239,10 @@ impl ChunkStore {
                 return Err(PutError::TooLarge { limit });
             }
             hasher.update(&frame);
-            if let Some(file) = file.as_mut() {
-                file.write_all(&frame).await?;
+            match &mut staging {
+                Staging::Discard => {}
+                Staging::File(_, file) => file.write_all(&frame).await?,
+                Staging::Memory(data) => data.extend_from_slice(&frame),
             }
         }
         if len == 0 {
@@ -202,16 +252,23 @@ impl ChunkStore {
         if actual != expected {
             return Err(PutError::HashMismatch { expected, actual });
         }
-        let Some(file) = file else {
-            return Ok((Stored::AlreadyPresent, len));
+        let staged = match staging {
+            Staging::Discard => return Ok((Stored::AlreadyPresent, len)),
+            Staging::File(temp, mut file) => {
+                // Written out of tokio's buffer; publish makes it durable.
+                file.flush().await?;
+                drop(file);
+                Staged::File(temp)
+            }
+            Staging::Memory(data) => Staged::Memory(data),
         };
-        file.sync_all().await?;
-        drop(file);
         self.reserve(len)?;
         self.note_new(&expected);
         let published = {
-            let (temp, final_path) = (temp.path.clone(), final_path.clone());
-            match tokio::task::spawn_blocking(move || publish_blocking(&temp, &final_path)).await {
+            let store = std::sync::Arc::clone(self);
+            match tokio::task::spawn_blocking(move || store.objects().publish(&expected, staged))
+                .await
+            {
                 Ok(published) => published.map_err(PutError::from),
                 Err(worker) => Err(PutError::from(worker)),
             }
@@ -237,21 +294,15 @@ impl ChunkStore {
     /// refreshes the mtime of the identical one already stored.
     /// Blocking: call from a blocking thread.
     pub fn put_blocking(&self, chunk: &Chunk) -> Result<Stored, PutError> {
-        let final_path = self.chunk_path(&chunk.hash);
-        if refresh_blocking(&final_path)? {
+        if self.objects().touch(&chunk.hash)? {
             return Ok(Stored::AlreadyPresent);
         }
         let len = chunk.data.len() as u64;
         self.reserve(len)?;
         self.note_new(&chunk.hash);
-        let temp = TempFile::new(self.temp_path());
-        let written = (|| {
-            let mut file = std::fs::File::create(&temp.path)?;
-            file.write_all(&chunk.data)?;
-            file.sync_all()?;
-            drop(file);
-            publish_blocking(&temp.path, &final_path)
-        })();
+        let written = self
+            .objects()
+            .publish(&chunk.hash, Staged::Memory(chunk.data.clone()));
         if matches!(written, Ok(Stored::New)) {
             self.stored_anew(&chunk.hash);
         } else {
@@ -262,24 +313,28 @@ impl ChunkStore {
 
     /// Chunks among `hashes` that the hub lacks (each once, in first-listed
     /// order), and the bytes of those it holds. Present chunks get a fresh
-    /// mtime if theirs is old: the client will not upload them again.
+    /// age if theirs is old: the client will not upload them again.
     /// Blocking.
     pub fn missing_blocking(&self, hashes: &[Sha256Hex]) -> io::Result<(Vec<Sha256Hex>, u64)> {
         let mut seen = HashSet::with_capacity(hashes.len());
+        let distinct: Vec<Sha256Hex> = hashes
+            .iter()
+            .filter(|h| seen.insert(**h))
+            .copied()
+            .collect();
+        let stats = self.objects().stat_many(&distinct)?;
         let mut missing = Vec::new();
         let mut present_bytes = 0;
         let stale = SystemTime::now() - REFRESH_AFTER;
-        for hash in hashes.iter().filter(|hash| seen.insert(**hash)) {
-            let path = self.chunk_path(hash);
-            match std::fs::metadata(&path) {
-                Ok(meta) => {
-                    present_bytes += meta.len();
-                    if meta.modified()? < stale && !refresh_blocking(&path)? {
+        for (hash, stat) in distinct.iter().zip(stats) {
+            match stat {
+                Some(meta) => {
+                    present_bytes += meta.len;
+                    if meta.modified < stale && !self.objects().touch(hash)? {
                         missing.push(*hash);
                     }
                 }
-                Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(*hash),
-                Err(err) => return Err(err),
+                None => missing.push(*hash),
             }
         }
         Ok((missing, present_bytes))
@@ -288,10 +343,12 @@ impl ChunkStore {
     /// Checks, without reading content, that every chunk of `distinct` (each
     /// hash once) is stored with its listed length. Blocking.
     pub fn check_present_blocking(&self, distinct: &[ChunkRef]) -> Result<(), VerifyError> {
+        let hashes: Vec<Sha256Hex> = distinct.iter().map(|chunk| chunk.hash).collect();
+        let stats = self.objects().stat_many(&hashes)?;
         let mut missing = Vec::new();
-        for chunk in distinct {
-            match std::fs::metadata(self.chunk_path(&chunk.hash)) {
-                Ok(meta) if meta.len() != chunk.len => {
+        for (chunk, stat) in distinct.iter().zip(stats) {
+            match stat {
+                Some(meta) if meta.len != chunk.len => {
                     // Damaged (moved aside now): the client uploads it again,
                     // which repairs it. Else the list is what is wrong.
                     if let Err(ChunkReadError::Damaged { .. }) =
@@ -303,12 +360,11 @@ impl ChunkStore {
                     return Err(VerifyError::LengthMismatch {
                         hash: chunk.hash,
                         listed: chunk.len,
-                        actual: meta.len(),
+                        actual: meta.len,
                     });
                 }
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => missing.push(chunk.hash),
-                Err(err) => return Err(err.into()),
+                Some(_) => {}
+                None => missing.push(chunk.hash),
             }
         }
         if missing.is_empty() {
@@ -318,110 +374,37 @@ impl ChunkStore {
         }
     }
 
-    /// Opens one stored chunk for reading; `None` when the hub lacks it.
-    pub(crate) fn open_chunk_blocking(
-        &self,
-        hash: &Sha256Hex,
-    ) -> io::Result<Option<std::fs::File>> {
-        match std::fs::File::open(self.chunk_path(hash)) {
-            Ok(file) => Ok(Some(file)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
+    /// Whether chunk `hash` is stored (its name only). Blocking.
+    pub fn holds_blocking(&self, hash: &Sha256Hex) -> io::Result<bool> {
+        Ok(self.objects().stat(hash)?.is_some())
     }
 
     /// Proves the store is writable, for readiness checks.
-    pub async fn probe(&self) -> io::Result<()> {
-        let temp = self.temp_path();
-        tokio::fs::write(&temp, b"ready").await?;
-        tokio::fs::remove_file(&temp).await
+    pub async fn probe(self: &std::sync::Arc<Self>) -> io::Result<()> {
+        let store = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || store.objects().probe())
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
-/// A temp file removed when dropped, however the write ends.
-struct TempFile {
-    path: PathBuf,
+/// Where a streamed upload goes while it is hashed: nowhere (the chunk is
+/// stored already), a temp file, or memory.
+enum Staging {
+    Discard,
+    File(objects::TempFile, tokio::fs::File),
+    Memory(Vec<u8>),
 }
 
-impl TempFile {
-    fn new(path: PathBuf) -> Self {
-        Self { path }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // Gone already once published; any other failure is cleared at open.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Gives a stored chunk a fresh mtime; `false` when it is not stored.
-fn refresh_blocking(path: &Path) -> io::Result<bool> {
-    match std::fs::File::open(path) {
-        Ok(file) => {
-            file.set_modified(SystemTime::now())?;
-            Ok(true)
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(err),
-    }
-}
-
-/// Links a complete, durable temp file into place and makes that durable.
-fn publish_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
-    let stored = link_blocking(temp, final_path)?;
-    if stored == Stored::New {
-        // The new name is durable only once the directory entry is on disk.
-        std::fs::File::open(chunk_dir(final_path))?.sync_all()?;
-    }
-    Ok(stored)
-}
-
-/// Links a complete temp file into place, without making the new name
-/// durable (the caller does, for one chunk or for many at once). Linking
-/// (unlike renaming) never replaces a chunk a concurrent put stored first,
-/// so each chunk is counted once. The temp file's bytes must be durable
-/// already: a chunk is never visible under its name before they are.
-fn link_blocking(temp: &Path, final_path: &Path) -> io::Result<Stored> {
-    let linked = match std::fs::hard_link(temp, final_path) {
-        // Its directory was removed by hand since the store opened.
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(chunk_dir(final_path))?;
-            std::fs::hard_link(temp, final_path)
-        }
-        other => other,
-    };
-    match linked {
-        Ok(()) => Ok(Stored::New),
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Stored::AlreadyPresent),
-        // A file system without hard links: the identical bytes may replace
-        // a concurrent put's, which is harmless.
-        Err(_) => {
-            std::fs::rename(temp, final_path)?;
-            Ok(Stored::New)
-        }
-    }
-}
-
-/// The directory a chunk file lives in (`chunks/ab`).
-fn chunk_dir(chunk_path: &Path) -> &Path {
-    chunk_path.parent().unwrap_or(chunk_path)
-}
-
-/// Reads a chunk file to its end, feeding `sink`; returns its length.
-pub(crate) fn read_all(
-    mut file: impl Read,
-    buffer: &mut [u8],
-    mut sink: impl FnMut(&[u8]),
-) -> io::Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let n = file.read(buffer)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        sink(&buffer[..n]);
-        total += n as u64;
-    }
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the chunk store in {dir}: {source}")]
+    Local {
+        dir: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
 }

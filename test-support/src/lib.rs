@@ -9,6 +9,8 @@
 //! - [`log`]: a child's output in a file, with markers between runs.
 //! - [`postgres`]: a private PostgreSQL database per test on the server of
 //!   `SF_TEST_DATABASE_URL`, dropped afterwards.
+//! - [`s3`]: a real S3 protocol server (`moto_server`) per test process,
+//!   a private bucket per test.
 //! - [`skip`]: skipping a test whose service is missing — loudly, and
 //!   never in CI.
 //! - [`metrics`]: a metric's value in the hub's `/metrics` text.
@@ -35,6 +37,7 @@ pub mod postgres;
 pub mod process;
 pub mod procfs;
 pub mod relay;
+pub mod s3;
 pub mod skip;
 
 pub use content::{Content, Noise, random_bytes, write_random_file};

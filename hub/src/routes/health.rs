@@ -1,6 +1,6 @@
 //! Liveness and readiness probes: open to anyone (orchestrators send no
 //! token), so they say whether the hub works and which database back end it
-//! was configured with, nothing about what it holds.
+//! and store it was configured with, nothing about what it holds.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
         database: None,
+        store: None,
         head: None,
     })
 }
@@ -35,6 +36,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Result<Json<HealthResponse>,
     Ok(Json(HealthResponse {
         status: "ready".into(),
         database: Some(hub.db.backend().name().into()),
+        store: Some(hub.store.kind().into()),
         head: None,
     }))
 }

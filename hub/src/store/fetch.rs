@@ -1,6 +1,6 @@
 //! Sending many chunks in one answer (`POST /v1/chunks/fetch`): the chunks
 //! asked for, in order, as pack frames (header, then bytes), streamed from
-//! disk a piece at a time so memory stays flat however many are asked for.
+//! the store a piece at a time so memory stays flat however many are asked for.
 //!
 //! Every chunk is looked up before the answer starts, so a missing one is a
 //! clean `404`. Each is read whole and verified before its frame starts
@@ -46,22 +46,20 @@ impl ChunkStore {
         &self,
         hashes: &[Sha256Hex],
     ) -> io::Result<Result<FetchPlan, Sha256Hex>> {
-        let mut lengths = std::collections::HashMap::with_capacity(hashes.len());
-        let mut chunks = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            let len = match lengths.get(hash) {
-                Some(len) => *len,
-                None => match std::fs::metadata(self.chunk_path(hash)) {
-                    Ok(meta) => {
-                        lengths.insert(*hash, meta.len());
-                        meta.len()
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Err(*hash)),
-                    Err(err) => return Err(err),
-                },
+        let mut seen = std::collections::HashSet::with_capacity(hashes.len());
+        let distinct: Vec<Sha256Hex> = hashes
+            .iter()
+            .filter(|h| seen.insert(**h))
+            .copied()
+            .collect();
+        let mut lengths = std::collections::HashMap::with_capacity(distinct.len());
+        for (hash, stat) in distinct.iter().zip(self.objects().stat_many(&distinct)?) {
+            match stat {
+                Some(meta) => lengths.insert(*hash, meta.len),
+                None => return Ok(Err(*hash)),
             };
-            chunks.push((*hash, len));
         }
+        let chunks = hashes.iter().map(|hash| (*hash, lengths[hash])).collect();
         Ok(Ok(FetchPlan { chunks }))
     }
 

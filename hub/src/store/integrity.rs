@@ -13,17 +13,14 @@
 //! arrived); the hub's repair task persists them and tells agents.
 
 use std::collections::HashSet;
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::io;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sf_protocol::Sha256Hex;
 use sf_protocol::chunking::MAX_CHUNK_SIZE;
 
-use super::ChunkStore;
+use super::{ChunkStore, CopyTag};
 
 /// Why a stored chunk could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -97,44 +94,43 @@ pub(super) struct WantedSet {
     news: Vec<WantedNews>,
 }
 
-/// Which file a path named when it was opened (device and inode), so a
-/// chunk is moved aside only if it is still the damaged file that was read.
-pub type FileId = (u64, u64);
-
-pub(super) fn file_id(meta: &std::fs::Metadata) -> FileId {
-    (meta.dev(), meta.ino())
-}
-
 impl ChunkStore {
     /// Reads chunk `hash` whole and checks that its bytes hash to its name.
     /// A chunk that does not is quarantined and wanted; one that is absent is
     /// [`ChunkReadError::Missing`] (the caller decides whether it should be
-    /// there, see [`Self::want`]). Blocking.
+    /// there, see [`Self::want_missing`]). Blocking.
     pub fn read_verified_blocking(&self, hash: &Sha256Hex) -> Result<Bytes, ChunkReadError> {
-        let io_error = |source| ChunkReadError::Io {
-            hash: *hash,
-            source,
-        };
-        let file = match self.open_chunk_blocking(hash) {
-            Ok(Some(file)) => file,
+        // A copy larger than any chunk is damaged too: one byte over says so.
+        let read = self.objects().read(hash, MAX_CHUNK_SIZE as u64 + 1);
+        self.verified(hash, read)
+    }
+
+    /// Checks what a read of chunk `hash` returned (see
+    /// [`Self::read_verified_blocking`]).
+    pub(super) fn verified(
+        &self,
+        hash: &Sha256Hex,
+        read: io::Result<Option<(Vec<u8>, CopyTag)>>,
+    ) -> Result<Bytes, ChunkReadError> {
+        let (data, tag) = match read {
+            Ok(Some(read)) => read,
             Ok(None) => return Err(ChunkReadError::Missing(*hash)),
-            Err(source) => return Err(io_error(source)),
+            Err(source) => {
+                return Err(ChunkReadError::Io {
+                    hash: *hash,
+                    source,
+                });
+            }
         };
-        let id = file_id(&file.metadata().map_err(io_error)?);
-        // A file larger than any chunk is damaged too: one byte over says so.
-        let mut data = Vec::new();
-        file.take(MAX_CHUNK_SIZE as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(io_error)?;
         let actual = Sha256Hex::of(&data);
         if actual == *hash {
             return Ok(Bytes::from(data));
         }
-        match self.quarantine_blocking(hash, id) {
+        match self.quarantine_blocking(hash, &tag, data.len() as u64) {
             Ok(Some(moved_to)) => tracing::error!(
                 chunk = %hash,
                 actual = %actual,
-                moved_to = %moved_to.display(),
+                moved_to = %moved_to,
                 "a stored chunk is damaged: its bytes do not hash to its name; moved it out of \
                  the store and asking agents for a good copy"
             ),
@@ -153,52 +149,32 @@ impl ChunkStore {
         })
     }
 
-    /// Moves chunk `hash` from the store into `damaged/` if it is still the
-    /// file `damaged` (read and found wrong), and makes it wanted. `None`
-    /// when that file is no longer in the store (moved already, or replaced
-    /// by a good upload). Blocking.
+    /// Moves chunk `hash` out of the store (to where damaged copies are
+    /// kept) if it is still the copy `damaged` of `len` bytes (read and
+    /// found wrong), and makes it wanted. `None` when that copy is no longer
+    /// in the store (moved already, or replaced by a good upload). Blocking.
     pub fn quarantine_blocking(
         &self,
         hash: &Sha256Hex,
-        damaged: FileId,
-    ) -> io::Result<Option<PathBuf>> {
-        let path = self.chunk_path(hash);
-        std::fs::create_dir_all(&self.damaged_dir)?;
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let moved_to = self.damaged_dir.join(format!("{hash}.{stamp}"));
+        damaged: &CopyTag,
+        len: u64,
+    ) -> io::Result<Option<String>> {
         // Counted first, as a removal: a commit that saw the chunk present
         // re-checks it under the commit lock.
         self.removals.fetch_add(1, Ordering::SeqCst);
-        // Moved first and looked at after, so a good copy stored since the
-        // read is never the one that stays moved: it goes back (linking
-        // never replaces a copy stored meanwhile).
-        match std::fs::rename(&path, &moved_to) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        }
-        let meta = std::fs::metadata(&moved_to)?;
-        if file_id(&meta) != damaged {
-            match std::fs::hard_link(&moved_to, &path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(err) => return Err(err),
-            }
-            std::fs::remove_file(&moved_to)?;
+        let Some(moved_to) = self.objects().quarantine(hash, damaged)? else {
             return Ok(None);
-        }
+        };
         // The start-up census counts what it finds: a chunk moved before it
         // got there was never counted.
         let counted = self.census_passed(hash);
         if counted {
-            self.release(meta.len());
+            self.release(len);
         }
         self.want_lost(LostChunk {
             hash: *hash,
             why: Lost::Damaged,
-            counted_bytes: counted.then_some(meta.len()),
+            counted_bytes: counted.then_some(len),
         });
         Ok(Some(moved_to))
     }
@@ -349,12 +325,14 @@ mod tests {
         store.put_blocking(&good).unwrap();
         let path = store.chunk_path(&good.hash);
         std::fs::write(&path, b"rotten").unwrap();
-        let damaged_id = file_id(&std::fs::metadata(&path).unwrap());
+        let damaged_id = super::super::local::copy_tag(&std::fs::metadata(&path).unwrap());
         // Someone else moved the damaged file aside and a good upload came.
         std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
         store.put_blocking(&good).unwrap();
         assert_eq!(
-            store.quarantine_blocking(&good.hash, damaged_id).unwrap(),
+            store
+                .quarantine_blocking(&good.hash, &damaged_id, 6)
+                .unwrap(),
             None
         );
         assert_eq!(std::fs::read(&path).unwrap(), good.data);

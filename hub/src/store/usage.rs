@@ -1,5 +1,5 @@
 //! What the store holds: the bytes in it (counted at start-up by a census of
-//! the disk, then kept up to date by every put and removal) and the
+//! the store, then kept up to date by every put and removal) and the
 //! `--max-store-bytes` limit they are held to.
 
 use std::io;
@@ -106,7 +106,7 @@ impl ChunkStore {
         let (mut count, mut bytes) = (0, 0);
         for prefix in 0..=u8::MAX {
             // Only chunks count: not a stray file or directory.
-            for (hash, chunk) in super::layout::chunks_with_prefix(&self.chunks_dir, prefix)? {
+            for (hash, meta) in self.objects().list(prefix)? {
                 let counted_already = self
                     .uncounted
                     .lock()
@@ -115,7 +115,7 @@ impl ChunkStore {
                     .is_some_and(|set| set.contains(&hash));
                 if !counted_already {
                     count += 1;
-                    bytes += chunk.metadata()?.len();
+                    bytes += meta.len;
                 }
             }
             self.census_prefix

@@ -1,16 +1,16 @@
 //! Verifying a commit's content: that the listed chunks, concatenated in
 //! order, are the file the commit claims. A chunk listed more than once is
-//! read from disk once and hashed again from memory (up to a bound), so a
+//! read from the store once and hashed again from memory (up to a bound), so a
 //! list that repeats a chunk costs what its declared size costs, no more.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 
 use sf_protocol::Sha256Hex;
-use sf_protocol::chunking::ChunkRef;
+use sf_protocol::chunking::{ChunkRef, MAX_CHUNK_SIZE};
 use sha2::{Digest, Sha256};
 
-use super::{ChunkStore, read_all};
+use super::ChunkStore;
 
 /// Bytes of repeated chunks one verification keeps in memory.
 const REPEAT_CACHE_BYTES: u64 = 32 << 20;
@@ -36,9 +36,9 @@ pub enum VerifyError {
 
 impl ChunkStore {
     /// Checks that `chunks` are all stored, have their listed lengths and
-    /// concatenate to `sha256`. Reads at most each listed length (plus one
-    /// byte) and opens each distinct chunk once while the repeat budget
-    /// lasts. Blocking.
+    /// concatenate to `sha256`. Reads each distinct chunk once while the
+    /// repeat budget lasts, a few ahead of the hashing (see
+    /// `objects::Objects::read_many`). Blocking.
     pub fn verify_blocking(
         &self,
         chunks: &[ChunkRef],
@@ -48,49 +48,59 @@ impl ChunkStore {
         for chunk in chunks {
             *listed.entry(chunk.hash).or_default() += 1;
         }
-        let mut repeated: HashMap<Sha256Hex, Vec<u8>> = HashMap::new();
+        // Which listings are read and which are hashed again from memory is
+        // decided up front, so the reads can run ahead.
+        let mut kept: HashMap<Sha256Hex, Vec<u8>> = HashMap::new();
+        let mut will_keep = std::collections::HashSet::new();
         let mut kept_bytes = 0u64;
-        let mut whole = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
+        let mut reads = Vec::new();
+        let mut keep_after_read = Vec::with_capacity(chunks.len());
         for chunk in chunks {
-            if let Some(bytes) = repeated.get(&chunk.hash) {
-                whole.update(bytes);
+            if will_keep.contains(&chunk.hash) {
+                keep_after_read.push(None);
                 continue;
             }
-            let Some(file) = self.open_chunk_blocking(&chunk.hash)? else {
-                return Err(VerifyError::Missing(vec![chunk.hash]));
-            };
-            let on_disk = file.metadata()?.len();
             let keep = listed[&chunk.hash] > 1 && kept_bytes + chunk.len <= REPEAT_CACHE_BYTES;
-            let mut kept = Vec::new();
-            // One byte past the listed length is enough to see it is wrong.
-            let read = read_all(
-                file.take(chunk.len.saturating_add(1)),
-                &mut buffer,
-                |bytes| {
-                    whole.update(bytes);
-                    if keep {
-                        kept.extend_from_slice(bytes);
-                    }
-                },
-            )?;
-            if read != chunk.len {
+            if keep {
+                kept_bytes += chunk.len;
+                will_keep.insert(chunk.hash);
+            }
+            reads.push(chunk.hash);
+            keep_after_read.push(Some(keep));
+        }
+        let mut read = self.objects().read_many(reads, MAX_CHUNK_SIZE as u64 + 1);
+        let mut whole = Sha256::new();
+        for (chunk, keep) in chunks.iter().zip(keep_after_read) {
+            let Some(keep) = keep else {
+                whole.update(&kept[&chunk.hash]);
+                continue;
+            };
+            let (data, tag) = match read.next() {
+                Some(Ok(Some(found))) => found,
+                Some(Ok(None)) => return Err(VerifyError::Missing(vec![chunk.hash])),
+                Some(Err(err)) => return Err(err.into()),
+                None => {
+                    return Err(io::Error::other("the store read fewer chunks than asked").into());
+                }
+            };
+            if data.len() as u64 != chunk.len {
                 // A stored chunk of the wrong length is damaged, unless its
                 // bytes are right and the list is what is wrong.
+                let actual = data.len() as u64;
                 if let Err(super::ChunkReadError::Damaged { hash, .. }) =
-                    self.read_verified_blocking(&chunk.hash)
+                    self.verified(&chunk.hash, Ok(Some((data, tag))))
                 {
                     return Err(VerifyError::Missing(vec![hash]));
                 }
                 return Err(VerifyError::LengthMismatch {
                     hash: chunk.hash,
                     listed: chunk.len,
-                    actual: on_disk,
+                    actual,
                 });
             }
+            whole.update(&data);
             if keep {
-                kept_bytes += chunk.len;
-                repeated.insert(chunk.hash, kept);
+                kept.insert(chunk.hash, data);
             }
         }
         let actual = Sha256Hex::from(whole);
@@ -98,6 +108,7 @@ impl ChunkStore {
             // Either the client listed the wrong chunks, or one stored
             // chunk is damaged: then it is moved aside and the client asked
             // to upload it again (which repairs the store), not blamed.
+            drop(read);
             let damaged = self.damaged_among_blocking(listed.keys());
             if !damaged.is_empty() {
                 return Err(VerifyError::Missing(damaged));

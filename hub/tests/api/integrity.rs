@@ -3,7 +3,6 @@
 //! upload; and `sf-hub check` finding and repairing what is wrong.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -20,24 +19,6 @@ crate::on_both_backends!(
     a_truncated_chunk_is_repaired_by_the_next_commit_of_its_content,
     check_finds_and_repairs_what_is_wrong
 );
-
-fn chunk_file(hub: &TestHub, hash: &Sha256Hex) -> PathBuf {
-    let hex = hash.to_hex();
-    hub.storage
-        .data_path()
-        .join("chunks")
-        .join(&hex[..2])
-        .join(hex)
-}
-
-/// Flips one bit of a stored chunk, as bit rot would.
-fn damage(hub: &TestHub, hash: &Sha256Hex) {
-    let path = chunk_file(hub, hash);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x10;
-    std::fs::write(&path, bytes).unwrap();
-}
 
 fn chunk_hashes(entry: &Entry) -> Vec<Sha256Hex> {
     entry
@@ -100,8 +81,8 @@ async fn a_damaged_chunk_is_refused_asked_for_and_repaired(hub: TestHub) {
         WsFrame::Hello { .. }
     ));
 
-    damage(&hub, &small_chunk);
-    damage(&hub, &big_chunks[1]);
+    hub.storage.damage_chunk(&small_chunk).await;
+    hub.storage.damage_chunk(&big_chunks[1]).await;
 
     // A damaged first chunk: a clean error, no bytes at all.
     let (status, body) = hub.download("small.txt").await;
@@ -143,10 +124,7 @@ async fn a_damaged_chunk_is_refused_asked_for_and_repaired(hub: TestHub) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let kept = std::fs::read_dir(hub.storage.data_path().join("damaged"))
-        .unwrap()
-        .count();
-    assert_eq!(kept, 2);
+    assert_eq!(hub.storage.damaged_count().await, 2);
     metric_becomes(&hub, "sync_chunks_damaged_total", 2.0).await;
     metric_becomes(&hub, "sync_chunks_wanted", 2.0).await;
 
@@ -203,12 +181,10 @@ async fn a_truncated_chunk_is_repaired_by_the_next_commit_of_its_content(hub: Te
     let entry = hub.put_file("one.bin", 0, &bytes, "a").await.unwrap();
     let chunks = entry.chunks.clone().unwrap();
     let victim = chunks[0].hash;
-    let file = std::fs::File::options()
-        .write(true)
-        .open(chunk_file(&hub, &victim))
-        .unwrap();
-    file.set_len(chunks[0].len / 2).unwrap();
-    drop(file);
+    let whole = hub.storage.chunk_bytes(&victim).await.unwrap();
+    hub.storage
+        .write_chunk(&victim, whole[..whole.len() / 2].to_vec())
+        .await;
     let copy = CommitRequest {
         path: "copy.bin".parse().unwrap(),
         kind: EntryKind::File,
@@ -247,50 +223,51 @@ async fn check_finds_and_repairs_what_is_wrong(hub: TestHub) {
 
     let damaged = chunk_hashes(&entries[0])[0];
     let missing = chunk_hashes(&entries[1])[0];
-    damage(&hub, &damaged);
-    std::fs::remove_file(chunk_file(&hub, &missing)).unwrap();
+    hub.storage.damage_chunk(&damaged).await;
+    hub.storage.remove_chunk(&missing).await;
     // Orphans: uploaded, never committed; one older than the grace period.
     let old_orphan = random_bytes(5_000, 1);
     let young_orphan = random_bytes(5_000, 2);
     let (old_hash, _) = hub.upload_chunks(&old_orphan).await;
     hub.upload_chunks(&young_orphan).await;
     let two_days_ago = SystemTime::now() - Duration::from_secs(48 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(chunk_file(&hub, &old_hash))
-        .unwrap()
-        .set_modified(two_days_ago)
-        .unwrap();
+    // A bucket's objects cannot be aged, and it keeps no temp files: there
+    // the check finds two young orphans and nothing to remove.
+    let local = hub.storage.age_chunk(&old_hash, two_days_ago);
     let stale_temp = hub.storage.data_path().join("tmp").join("crashed.part");
-    std::fs::write(&stale_temp, b"half a chunk").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&stale_temp)
-        .unwrap()
-        .set_modified(two_days_ago)
-        .unwrap();
+    if local {
+        std::fs::write(&stale_temp, b"half a chunk").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&stale_temp)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    }
+    let (old, temp) = if local { (1, 1) } else { (0, 0) };
 
     let found = sf_hub::check::run_with(&settings, false).await.unwrap();
     assert!(!found.is_consistent(), "{found}");
     assert_eq!(found.damaged, vec![damaged], "{found}");
     assert_eq!(found.missing, vec![missing], "{found}");
-    assert_eq!((found.orphaned, found.orphaned_old), (2, 1), "{found}");
-    assert_eq!(found.old_temp, 1, "{found}");
+    assert_eq!((found.orphaned, found.orphaned_old), (2, old), "{found}");
+    assert_eq!(found.old_temp, temp, "{found}");
     let text = found.to_string();
     assert!(text.contains("f0.bin") && text.contains("f1.bin"), "{text}");
     // Only looked: everything is where it was.
-    assert!(chunk_file(&hub, &damaged).exists());
-    assert!(chunk_file(&hub, &old_hash).exists());
-    assert!(stale_temp.exists());
+    assert!(hub.storage.chunk_bytes(&damaged).await.is_some());
+    assert!(hub.storage.chunk_bytes(&old_hash).await.is_some());
+    assert_eq!(stale_temp.exists(), local);
 
     let repaired = sf_hub::check::run_with(&settings, true).await.unwrap();
     assert_eq!(repaired.moved_aside, 1, "{repaired}");
     assert_eq!(repaired.recorded_wanted, 2, "{repaired}");
-    assert_eq!(repaired.removed_orphans, 1, "{repaired}");
-    assert_eq!(repaired.removed_temp, 1, "{repaired}");
-    assert!(!chunk_file(&hub, &damaged).exists());
-    assert!(!chunk_file(&hub, &old_hash).exists());
+    assert_eq!(repaired.removed_orphans, old, "{repaired}");
+    assert_eq!(repaired.removed_temp, temp, "{repaired}");
+    assert!(hub.storage.chunk_bytes(&damaged).await.is_none());
+    assert_eq!(hub.storage.chunk_bytes(&old_hash).await.is_none(), local);
     assert!(!stale_temp.exists());
+    assert_eq!(hub.storage.damaged_count().await, 1);
     assert!(
         !repaired.is_consistent(),
         "still lost until an agent gives them back: {repaired}"
@@ -318,7 +295,7 @@ async fn check_finds_and_repairs_what_is_wrong(hub: TestHub) {
     // Repairing a damaged chunk (moving it aside) does not make the store
     // whole: it stays lost until a good copy comes.
     let rotten = chunk_hashes(&entries[2])[0];
-    damage(&hub, &rotten);
+    hub.storage.damage_chunk(&rotten).await;
     let moved = sf_hub::check::run_with(&settings, true).await.unwrap();
     assert_eq!(moved.moved_aside, 1, "{moved}");
     assert!(!moved.is_consistent(), "{moved}");

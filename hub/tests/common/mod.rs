@@ -1,10 +1,13 @@
 //! Test harness: starts the real hub in-process on port 0 against real SQLite
 //! (a temp dir) or real PostgreSQL (a fresh database per test, from
-//! `SF_TEST_DATABASE_URL`, made by `sf-test-support`), and talks to it over
-//! real HTTP and WebSocket.
+//! `SF_TEST_DATABASE_URL`, made by `sf-test-support`), with chunks in its
+//! data directory or, on PostgreSQL, in a bucket of a real S3 protocol
+//! server (`moto_server`, a bucket per test), and talks to it over real
+//! HTTP and WebSocket.
 #![allow(dead_code)]
 
 pub mod client;
+mod stored;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,19 +22,31 @@ use tokio::task::JoinHandle;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL with chunks in an S3 bucket: how several hubs run.
+    PostgresS3,
 }
 
 impl Backend {
+    /// The database `/readyz` names.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
+            Backend::Postgres | Backend::PostgresS3 => "postgres",
+        }
+    }
+
+    /// The store `/readyz` names.
+    pub fn store(self) -> &'static str {
+        match self {
+            Backend::Sqlite | Backend::Postgres => "local",
+            Backend::PostgresS3 => "s3",
         }
     }
 }
 
-/// Runs each listed `async fn name(hub: TestHub)` once on SQLite and once on
-/// PostgreSQL, as `sqlite::name` and `postgres::name`.
+/// Runs each listed `async fn name(hub: TestHub)` on SQLite, on PostgreSQL,
+/// and on PostgreSQL with an S3 store, as `sqlite::name`, `postgres::name`
+/// and `postgres_s3::name`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -46,6 +61,45 @@ macro_rules! on_both_backends {
             )*
         }
         mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(hub) = $crate::common::TestHub::start($crate::common::Backend::Postgres).await {
+                        super::$name(hub).await;
+                    }
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(hub) = $crate::common::TestHub::start($crate::common::Backend::PostgresS3).await {
+                        super::$name(hub).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each listed `async fn name(hub: TestHub)` on SQLite and on
+/// PostgreSQL with chunks in the data directory only: for tests of what
+/// only a local store has (temp files, chunk files' ages).
+#[macro_export]
+macro_rules! on_local_store_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(hub) = $crate::common::TestHub::start($crate::common::Backend::Sqlite).await {
+                        super::$name(hub).await;
+                    }
+                }
+            )*
+        }
+        mod postgres_local {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
@@ -83,24 +137,41 @@ pub struct HubStorage {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
     pub pg: Option<PgTestDatabase>,
+    pub bucket: Option<sf_test_support::s3::TestBucket>,
 }
 
 impl HubStorage {
     pub async fn new(backend: Backend) -> Option<Self> {
         let pg = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(PgTestDatabase::create().await?),
+            Backend::Postgres | Backend::PostgresS3 => Some(PgTestDatabase::create().await?),
+        };
+        let bucket = match backend {
+            Backend::PostgresS3 => Some(
+                sf_test_support::s3::TestBucket::create(&sf_test_support::skip::current_test())
+                    .await?,
+            ),
+            Backend::Sqlite | Backend::Postgres => None,
         };
         Some(Self {
             backend,
             data_dir: tempfile::tempdir().expect("temp dir"),
             pg,
+            bucket,
         })
     }
 
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::with_data_dir(self.data_dir.path());
         settings.database_url = self.pg.as_ref().map(|pg| pg.url.clone());
+        if let Some(bucket) = &self.bucket {
+            use sf_test_support::s3;
+            settings.store = bucket.store().parse().expect("a valid --store");
+            settings.s3_endpoint = Some(bucket.endpoint.clone());
+            settings.s3_region = Some(s3::REGION.into());
+            settings.s3_access_key_id = Some(s3::ACCESS_KEY_ID.into());
+            settings.s3_secret_access_key = Some(s3::SECRET_ACCESS_KEY.to_owned().into());
+        }
         settings
     }
 
@@ -181,6 +252,11 @@ impl TestHub {
                     self.storage.backend.name(),
                     "hub runs on the wrong back end"
                 );
+                assert_eq!(
+                    body["store"],
+                    self.storage.backend.store(),
+                    "hub keeps chunks in the wrong store"
+                );
                 eprintln!(
                     "backend: {} ({})",
                     self.storage.backend.name(),
@@ -234,6 +310,7 @@ impl TestHub {
                 backend: Backend::Sqlite,
                 data_dir: tempfile::tempdir().unwrap(),
                 pg: None,
+                bucket: None,
             },
         )
     }

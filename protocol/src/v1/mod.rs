@@ -259,6 +259,9 @@ pub struct HealthResponse {
     /// `sqlite` or `postgres`: which back end this hub runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// `local` or `s3`: where this hub keeps chunks (from `/readyz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// The hub's head; sent by hubs before token authentication, never by
     /// this one, whose probes are open to anyone and say nothing about the
     /// files. Kept so answers from either decode.
