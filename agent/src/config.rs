@@ -1,6 +1,9 @@
 //! Command line and environment, including the original client's variable
 //! names (`SERVER_URL`, `SYNC_DIR`, `SCAN_INTERVAL`).
 //!
+//! `--hub` (`SERVER_URL`) takes several hubs, comma-separated or repeated;
+//! each URL is checked as the command line is read.
+//!
 //! The hub's token is taken from a file (`--token-file`, `SF_TOKEN_FILE`) or
 //! from `SF_TOKEN`, never as a command-line value: `ps` shows arguments to
 //! every user of the machine.
@@ -11,6 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::credentials::{self, CredentialsError, HubAccess, Token};
+use crate::hub_client::BadHubUrl;
 
 /// synced-folder agent: keeps one local folder in sync with a hub.
 #[derive(Debug, Parser)]
@@ -35,9 +39,21 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// The hub's URL.
-    #[arg(long, env = "SERVER_URL", default_value = "http://127.0.0.1:8080")]
-    pub hub: String,
+    /// The hub's URL, http://host[:port] or https://host[:port]. Several
+    /// hubs sharing one database may be given, comma-separated or with
+    /// --hub again: the agent syncs through the first, and when the one
+    /// it uses stops answering (connection refused, reset or timed out,
+    /// HTTP 502/503/504) moves on to the next and carries on from its last
+    /// applied change. --ca-cert applies to every one.
+    #[arg(
+        long,
+        env = "SERVER_URL",
+        value_name = "URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080",
+        value_parser = parse_hub_url
+    )]
+    pub hub: Vec<String>,
 
     /// The folder to keep in sync (created state lives in `<dir>/.sf`).
     #[arg(long, env = "SYNC_DIR")]
@@ -149,6 +165,12 @@ impl Settings {
     }
 }
 
+/// One `--hub` value, checked when the command line is read so that a
+/// mistyped URL is reported before anything starts.
+fn parse_hub_url(raw: &str) -> Result<String, BadHubUrl> {
+    crate::hub_client::normalize_hub_url(raw)
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -178,6 +200,39 @@ mod tests {
             &["sft_x"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn several_hubs_are_taken_comma_separated_or_repeated() {
+        let hubs = |args: &[&str]| parse(args).map(|s| s.hub);
+        assert_eq!(hubs(&[]).unwrap(), ["http://127.0.0.1:8080"]);
+        assert_eq!(hubs(&["--hub", "http://a:1/"]).unwrap(), ["http://a:1"]);
+        let both = ["http://a:1", "https://b"];
+        assert_eq!(hubs(&["--hub", "http://a:1,https://b/"]).unwrap(), both);
+        assert_eq!(hubs(&["--hub", "http://a:1, https://b"]).unwrap(), both);
+        assert_eq!(
+            hubs(&["--hub", "http://a:1", "--hub", "https://b"]).unwrap(),
+            both
+        );
+    }
+
+    #[test]
+    fn a_bad_hub_url_is_named_with_what_to_do() {
+        for (args, wrong) in [
+            (
+                &["--hub", "hub.lan:8080"][..],
+                "does not start with http://",
+            ),
+            (&["--hub", "http://a:1,"], "is empty (a stray comma?)"),
+            (
+                &["--hub", "http://a:1", "--hub", "http://b/sf"],
+                "has a path",
+            ),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(wrong), "{args:?}: {err}");
+            assert!(err.contains("http://host[:port]"), "{args:?}: {err}");
         }
     }
 

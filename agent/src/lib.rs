@@ -6,6 +6,11 @@
 //! changes the folder safely, `watch` turns file events into hints, and a
 //! WebSocket task turns hub pushes into hints.
 //!
+//! `--hub` may name several hubs on one database: `hub_client` talks to
+//! one at a time and moves on to the next when it stops answering; the
+//! engine's retry and the WebSocket's reconnect then go there, and the
+//! feed is read on from the last applied seq as after any reconnect.
+//!
 //! `credentials` holds the token and extra CAs. A refused token stops the
 //! agent ([`AgentError::Unauthorized`]) wherever it shows, in the sync loop
 //! or on the WebSocket; a read-only one makes it receive-only.
@@ -104,7 +109,8 @@ pub async fn run(
         tracing::warn!(error = %err, "could not purge old trash");
     }
     let hub = HubClient::with_access(&settings.hub, &access)?;
-    if !access.extra_roots.is_empty() && !hub.base_url().starts_with("https://") {
+    let tls = |base: &String| base.starts_with("https://");
+    if !access.extra_roots.is_empty() && !hub.hub_urls().iter().any(tls) {
         tracing::warn!("--ca-cert is used only with an https:// hub");
     }
     if access.token.is_none() {
@@ -136,6 +142,7 @@ pub async fn run(
     tracing::info!(
         dir = %root.display(),
         hub = hub.base_url(),
+        hubs = %hub.hub_urls().join(","),
         name = %origin,
         mode = if watcher.is_some() { "events" } else { "polling" },
         scan_every = ?interval,
@@ -179,7 +186,8 @@ pub async fn run(
 }
 
 /// Holds a WebSocket to the hub and rings the engine's doorbell on every
-/// change; on any disconnect, reconnects with backoff and rings once more so
+/// change; on any disconnect, reconnects with backoff (to the next hub
+/// given, once the one in use fails to connect) and rings once more so
 /// the engine catches up through the change feed. Rings while the engine is
 /// busy add up to one: it reads the feed on from where it stopped each
 /// time (cycle after cycle while more is waiting), so a long cycle during

@@ -168,6 +168,9 @@ pub struct Engine {
     /// The hub's answers to our own commits, recorded already: their feed
     /// entries are passed over (see `feed`).
     answered: feed::Answered,
+    /// The hub URL last recorded for `sf-agent status` (the client moves
+    /// to another hub given when the one in use stops answering).
+    hub_shown: String,
 }
 
 impl Engine {
@@ -180,6 +183,7 @@ impl Engine {
     ) -> Self {
         let rules = load_rules(&root);
         let case_insensitive = trust::case_insensitive(&root);
+        let hub_shown = hub.base_url().to_owned();
         Self {
             root,
             origin,
@@ -201,6 +205,7 @@ impl Engine {
             echoes: echoes::Echoes::default(),
             sending: Default::default(),
             answered: feed::Answered::default(),
+            hub_shown,
         }
     }
 
@@ -288,6 +293,7 @@ impl Engine {
                 match self.cycle().await {
                     Ok(()) => {
                         backoff.reset();
+                        self.show_hub().await;
                         // Not worth stopping for: shown again next time.
                         if error_shown && self.state.clear_meta(MetaKey::LastError).await.is_ok() {
                             error_shown = false;
@@ -346,6 +352,15 @@ impl Engine {
                 () = retry => retry_at = None,
                 () = deferred => self.take_due_deferred(),
             }
+        }
+    }
+
+    /// Records the hub this cycle synced with for `sf-agent status`, when
+    /// it is another than the last one recorded.
+    async fn show_hub(&mut self) {
+        let hub = self.hub.base_url();
+        if hub != self.hub_shown && self.state.set_meta(MetaKey::Hub, hub).await.is_ok() {
+            self.hub_shown = hub.to_owned();
         }
     }
 

@@ -64,6 +64,29 @@ impl HubError {
         }
     }
 
+    /// True when the hub did not answer, or answered that it cannot serve
+    /// now: the connection was refused, reset or timed out, the TLS
+    /// handshake failed, or the answer was 502, 503 (`not_ready`) or 504
+    /// (a proxy in front of a dead hub, or a hub without its database).
+    /// Then another hub given with `--hub` may do (see `endpoints`).
+    /// Every other answer (401, 403, 409, 500, …) came from a hub that
+    /// works: the agent stays with it.
+    pub fn means_hub_gone(&self) -> bool {
+        match self {
+            HubError::Unreachable(_) | HubError::WebSocket(_) | HubError::Tls(_) => true,
+            HubError::Refused { status, body } => {
+                is_gone_status(*status) || body.error == ErrorCode::NotReady
+            }
+            // An answer cut short may be the hub dying or one lost chunk:
+            // the next request tells.
+            HubError::Interrupted(_)
+            | HubError::Protocol(_)
+            | HubError::Io(_)
+            | HubError::Config(_)
+            | HubError::Unauthorized(_) => false,
+        }
+    }
+
     /// True for a 403 `forbidden`: the token may not change anything (a
     /// read-only token).
     pub fn is_forbidden(&self) -> bool {
@@ -77,6 +100,29 @@ impl HubError {
             _ => None,
         }
     }
+}
+
+/// An HTTP status that says the hub cannot serve now (see
+/// [`HubError::means_hub_gone`]).
+pub(super) fn is_gone_status(status: u16) -> bool {
+    matches!(status, 502..=504)
+}
+
+/// `err` and its causes, for the log line of a switch to another hub
+/// (reqwest's own message stops at "error sending request").
+pub(super) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source's message in their own.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 pub(super) fn refusal_from(status: StatusCode, body: &[u8]) -> HubError {
@@ -177,6 +223,64 @@ mod tests {
         assert!(!bad.is_retryable());
         assert!(!HubError::Io(std::io::Error::other("x")).is_retryable());
         assert!(ws_timeout("quiet".into()).is_retryable());
+    }
+
+    fn refused(status: u16, code: ErrorCode) -> HubError {
+        HubError::Refused {
+            status,
+            body: Box::new(ErrorBody {
+                error: code,
+                detail: String::new(),
+                current: None,
+                missing: None,
+            }),
+        }
+    }
+
+    /// Which failures send the agent to the next hub: only those where
+    /// the hub did not answer, or answered that it cannot serve.
+    #[test]
+    fn only_a_hub_that_does_not_answer_is_left() {
+        let refused_token = HubError::Unauthorized(TokenRefused {
+            token: crate::credentials::TokenSource::Env,
+            detail: "HTTP 401".into(),
+        });
+        let table = [
+            (ws_timeout("opening took too long".into()), true),
+            (
+                ws_error(tungstenite::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ))),
+                true,
+            ),
+            (HubError::Tls("certificate expired".into()), true),
+            (refused(503, ErrorCode::NotReady), true),
+            (refusal_from(StatusCode::BAD_GATEWAY, b"<html>"), true),
+            (refusal_from(StatusCode::SERVICE_UNAVAILABLE, b""), true),
+            (refusal_from(StatusCode::GATEWAY_TIMEOUT, b""), true),
+            // The hub answered: stay with it.
+            (refused(500, ErrorCode::Internal), false),
+            (refused(409, ErrorCode::Conflict), false),
+            (refused(403, ErrorCode::Forbidden), false),
+            (refused(429, ErrorCode::Internal), false),
+            (refused_token, false),
+            (HubError::Protocol("not JSON".into()), false),
+            (HubError::Interrupted("cut short".into()), false),
+            (HubError::Io(std::io::Error::other("disk")), false),
+            (HubError::Config("bad URL".into()), false),
+        ];
+        for (err, gone) in table {
+            assert_eq!(err.means_hub_gone(), gone, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn causes_are_spelt_out_once() {
+        let inner = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = HubError::WebSocket(Box::new(tungstenite::Error::Io(inner)));
+        let text = with_causes(&err);
+        assert!(text.starts_with("the hub WebSocket failed"), "{text}");
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
     }
 
     #[test]

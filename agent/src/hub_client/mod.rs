@@ -2,9 +2,11 @@
 //! section 4): the change feed, chunk upload and download, commits, deletes
 //! and the WebSocket that pushes changes.
 //!
-//! Layout: this module holds [`HubClient`] (its HTTP clients, base URL and
+//! Layout: this module holds [`HubClient`] (its HTTP clients, hubs and
 //! token) and what its calls answer; the calls are split by what they do:
 //!
+//! - `endpoints`: the hubs given (`--hub a,b`), the one in use, and moving
+//!   on to the next when it stops answering;
 //! - `requests`: `whoami`, the change feed, directory commits, deletes and
 //!   chunk downloads, and what every request shares (sending with the
 //!   token, reading refusals, bounded answers);
@@ -19,6 +21,10 @@
 //! ([`crate::credentials`]); a 401, or a socket the hub closes because the
 //! token was revoked, becomes [`HubError::Unauthorized`], which names the
 //! token that was refused.
+//!
+//! Every request and the WebSocket go to the hub in use (`endpoints`); a
+//! connection-level failure there moves the client to the next hub given,
+//! for the caller's next attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +33,7 @@ use reqwest::header;
 use sf_protocol::v1::Entry;
 
 mod batch;
+mod endpoints;
 mod error;
 mod requests;
 mod tls;
@@ -37,9 +44,13 @@ mod ws;
 pub(crate) mod tests;
 
 pub use batch::{PackReader, refused};
+pub use endpoints::BadHubUrl;
 pub use error::HubError;
 
 use crate::credentials::{HubAccess, TokenSource};
+use endpoints::HubEndpoints;
+#[cfg(test)]
+use endpoints::normalize_base_url;
 use tls::ws_tls_config;
 
 /// How long establishing a TCP connection to the hub may take.
@@ -77,17 +88,19 @@ pub enum CommitOutcome {
     FileChanged,
 }
 
-/// A client for one hub. Cheap to clone: clones share connection pools.
-/// `Debug` never shows the token: its header value is marked sensitive.
+/// A client for the hubs given, one in use at a time. Cheap to clone:
+/// clones share connection pools and which hub is in use. `Debug` never
+/// shows the token: its header value is marked sensitive.
 #[derive(Debug, Clone)]
 pub struct HubClient {
-    /// `http(s)://host[:port]`, without a trailing slash.
-    base: String,
+    /// The hubs, `http(s)://host[:port]` without a trailing slash, and
+    /// the one in use.
+    hubs: Arc<HubEndpoints>,
     /// Ordinary requests.
     http: reqwest::Client,
     /// Chunk uploads and commits (see [`PATIENT_READ_TIMEOUT`]).
     patient: reqwest::Client,
-    /// TLS for `wss://`, present for `https://` hubs.
+    /// TLS for `wss://`, present when an `https://` hub is given.
     ws_tls: Option<Arc<rustls::ClientConfig>>,
     /// `Authorization: Bearer …` for the WebSocket upgrade (the reqwest
     /// clients send it as a default header).
@@ -101,30 +114,33 @@ impl HubClient {
     /// [`HubClient::with_access`].
     #[cfg(test)]
     pub fn new(base_url: &str) -> Result<Self, HubError> {
-        Self::with_access(base_url, &HubAccess::default())
+        Self::with_access(&[base_url], &HubAccess::default())
     }
 
-    /// A client for the hub at `base_url`, which must be `http://host[:port]`
-    /// or `https://host[:port]` (a trailing slash is tolerated; a path, query,
-    /// fragment or credentials are not), presenting `access.token` and
-    /// trusting `access.extra_roots` besides the system's CAs.
-    pub fn with_access(base_url: &str, access: &HubAccess) -> Result<Self, HubError> {
-        let base = normalize_base_url(base_url)?;
-        let ws_tls = if base.starts_with("https://") {
+    /// A client for the hubs at `hubs`, used in that order (see
+    /// [`endpoints`]). Each must be `http://host[:port]` or
+    /// `https://host[:port]` (a trailing slash is tolerated; a path, query,
+    /// fragment or credentials are not). It presents `access.token` to
+    /// each, trusting `access.extra_roots` besides the system's CAs.
+    pub fn with_access<S: AsRef<str>>(hubs: &[S], access: &HubAccess) -> Result<Self, HubError> {
+        let hubs = HubEndpoints::new(hubs)?;
+        let ws_tls = if hubs.all().iter().any(|base| base.starts_with("https://")) {
             Some(ws_tls_config(&access.extra_roots)?)
         } else {
             None
         };
         let auth = access.token.as_ref().map(|token| token.header_value());
-        if auth.is_some() && base.starts_with("http://") && !is_loopback_url(&base) {
-            tracing::warn!(
-                hub = %base,
-                "the token crosses the network in clear: serve the hub over TLS \
-                 (sf-hub --tls-cert/--tls-key, or a TLS proxy) and use https://"
-            );
+        for base in hubs.all() {
+            if auth.is_some() && base.starts_with("http://") && !is_loopback_url(base) {
+                tracing::warn!(
+                    hub = %base,
+                    "the token crosses the network in clear: serve the hub over TLS \
+                     (sf-hub --tls-cert/--tls-key, or a TLS proxy) and use https://"
+                );
+            }
         }
         Ok(Self {
-            base,
+            hubs: Arc::new(hubs),
             http: build_http(READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
             patient: build_http(PATIENT_READ_TIMEOUT, auth.as_ref(), &access.extra_roots)?,
             ws_tls,
@@ -133,13 +149,20 @@ impl HubClient {
         })
     }
 
-    /// The hub's base URL, `http(s)://host[:port]` without a trailing slash.
+    /// The base URL of the hub in use, `http(s)://host[:port]` without a
+    /// trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.hubs.current().1
     }
 
+    /// Every hub given, in order.
+    pub fn hub_urls(&self) -> &[String] {
+        self.hubs.all()
+    }
+
+    /// `path` at the hub in use.
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.base_url())
     }
 }
 
@@ -176,36 +199,10 @@ fn build_http(
         .map_err(|err| HubError::Config(format!("cannot build the HTTP client: {err}")))
 }
 
-/// Checks `raw` is `http(s)://host[:port]` (optionally with a trailing slash)
-/// and returns it without the slash.
-fn normalize_base_url(raw: &str) -> Result<String, HubError> {
-    let bad = |why: &str| {
-        HubError::Config(format!(
-            "hub URL {raw:?} {why}: expected http://host[:port] or https://host[:port]"
-        ))
-    };
-    let url =
-        reqwest::Url::parse(raw.trim()).map_err(|err| bad(&format!("is not a URL ({err})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("does not start with http:// or https://"));
-    }
-    let host = match url.host_str() {
-        Some(host) if !host.is_empty() => host,
-        _ => return Err(bad("has no host")),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("carries credentials"));
-    }
-    if url.path() != "/" && !url.path().is_empty() {
-        return Err(bad("has a path"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("has a query or fragment"));
-    }
-    Ok(match url.port() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    })
+/// Checks one hub URL (`--hub`) and returns it as the client keeps it:
+/// `http(s)://host[:port]`, without a trailing slash.
+pub fn normalize_hub_url(raw: &str) -> Result<String, BadHubUrl> {
+    endpoints::normalize_base_url(raw)
 }
 
 /// Whether `base` (`http(s)://host[:port]`) names this machine.

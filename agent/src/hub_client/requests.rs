@@ -9,7 +9,7 @@ use sf_protocol::chunking::MAX_CHUNK_SIZE;
 use sf_protocol::v1::{ChangesQuery, ChangesResponse, CommitRequest, EntryKind, ErrorBody, WhoAmI};
 use sf_protocol::{Sha256Hex, SyncPath};
 
-use super::error::{refusal_from, snippet};
+use super::error::{is_gone_status, refusal_from, snippet, with_causes};
 use super::tls::{rustls_error_in, tls_message};
 use super::{CommitOutcome, HubClient, HubError};
 use crate::credentials::TokenRefused;
@@ -116,12 +116,18 @@ impl HubClient {
     }
 
     /// Sends `request`; a 401 answer becomes [`HubError::Unauthorized`].
+    /// A hub that does not answer, or answers 502/503/504, is left for the
+    /// next one given (see `endpoints`); the caller's retry goes there.
     pub(super) async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, HubError> {
-        let resp = request
-            .send()
+        let (client, request) = request.build_split();
+        let request = request.map_err(HubError::Unreachable)?;
+        // The hub in use when the URL was made, which may have changed since.
+        let hub = self.hubs.position_of(request.url());
+        let sent = client
+            .execute(request)
             .await
             .map_err(|err| match rustls_error_in(&err) {
                 // reqwest's own message would only say "error sending request".
@@ -130,7 +136,18 @@ impl HubClient {
                     HubError::Tls(tls_message(url, tls))
                 }
                 None => HubError::Unreachable(err),
-            })?;
+            });
+        if let Some(hub) = hub {
+            match &sent {
+                Ok(resp) if is_gone_status(resp.status().as_u16()) => self
+                    .hubs
+                    .failed(hub, &format!("it answered HTTP {}", resp.status())),
+                Ok(_) => self.hubs.answered(hub),
+                Err(err) if err.means_hub_gone() => self.hubs.failed(hub, &with_causes(err)),
+                Err(_) => {}
+            }
+        }
+        let resp = sent?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(self.refusal(resp).await);
         }

@@ -1,6 +1,6 @@
-//! The WebSocket the hub pushes changes on (`/v1/ws`): opening it with the
-//! token (over TLS for an `https://` hub) and reading its frames, with a
-//! revoked token's close and a silent socket as errors.
+//! The WebSocket the hub pushes changes on (`/v1/ws`): opening it at the
+//! hub in use with the token (over TLS for an `https://` hub) and reading
+//! its frames, with a revoked token's close and a silent socket as errors.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::error::{snippet, ws_error, ws_timeout};
+use super::error::{snippet, with_causes, ws_error, ws_timeout};
 use super::tls::tls_failure;
 use super::{HubClient, HubError};
 use crate::credentials::TokenRefused;
@@ -28,19 +28,32 @@ pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl HubClient {
-    /// `ws(s)://host[:port]/v1/ws`.
+    /// `ws(s)://host[:port]/v1/ws` of the hub in use.
+    #[cfg(test)]
     pub fn ws_url(&self) -> String {
-        ws_url_for(&self.base)
+        ws_url_for(self.base_url())
     }
 
-    /// Opens `/v1/ws` (`wss://` with certificate verification for an
-    /// `https://` hub), presenting the token. The first frame will be
-    /// `hello`.
+    /// Opens `/v1/ws` at the hub in use (`wss://` with certificate
+    /// verification for an `https://` hub), presenting the token. The first
+    /// frame will be `hello`. A hub that does not answer is left for the
+    /// next one given, where the caller's next attempt goes.
     pub async fn connect_ws(&self) -> Result<WsStream, HubError> {
-        let url = self.ws_url();
+        let (hub, base) = self.hubs.current();
+        let opened = self.open_ws(base).await;
+        match &opened {
+            Ok(_) => self.hubs.answered(hub),
+            Err(err) if err.means_hub_gone() => self.hubs.failed(hub, &with_causes(err)),
+            Err(_) => {}
+        }
+        opened
+    }
+
+    async fn open_ws(&self, base: &str) -> Result<WsStream, HubError> {
+        let url = ws_url_for(base);
         let connector = match &self.ws_tls {
-            Some(config) => Connector::Rustls(Arc::clone(config)),
-            None => Connector::Plain,
+            Some(config) if base.starts_with("https://") => Connector::Rustls(Arc::clone(config)),
+            _ => Connector::Plain,
         };
         let mut request = url
             .as_str()

@@ -12,7 +12,7 @@ use super::{State, StateError, now_ms};
 /// version: existing state databases keep working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaKey {
-    /// The hub's URL the agent last connected to.
+    /// The URL of the hub the agent last synced through (one of `--hub`'s).
     Hub,
     /// The identity of the hub the folder was last synced with.
     HubId,

@@ -174,7 +174,7 @@ async fn requests_and_the_websocket_carry_the_token() {
     let secret = "sft_c2VjcmV0LXRva2VuLWZvci10ZXN0cw";
     let (port, heads) = spawn_stand_in(None, 2, Upgrade::Accept(None), empty_hub);
     let client =
-        HubClient::with_access(&format!("http://127.0.0.1:{port}"), &token(secret)).unwrap();
+        HubClient::with_access(&[format!("http://127.0.0.1:{port}")], &token(secret)).unwrap();
     client.changes(0, 10).await.unwrap();
     let head = heads.recv().unwrap();
     assert_eq!(
@@ -216,7 +216,7 @@ async fn a_401_names_the_refused_token_and_is_not_retried() {
         extra_roots: Vec::new(),
     };
     let (port, _heads) = spawn_stand_in(None, 2, Upgrade::Refuse, refuse_everything);
-    let client = HubClient::with_access(&format!("http://127.0.0.1:{port}"), &access).unwrap();
+    let client = HubClient::with_access(&[format!("http://127.0.0.1:{port}")], &access).unwrap();
     for err in [
         client.changes(0, 10).await.unwrap_err(),
         client.connect_ws().await.unwrap_err(),
@@ -251,7 +251,7 @@ async fn a_websocket_closed_for_a_revoked_token_is_a_refusal() {
         empty_hub,
     );
     let client =
-        HubClient::with_access(&format!("http://127.0.0.1:{port}"), &token("sft_x")).unwrap();
+        HubClient::with_access(&[format!("http://127.0.0.1:{port}")], &token("sft_x")).unwrap();
     let mut ws = client.connect_ws().await.unwrap();
     assert!(matches!(
         client.next_frame(&mut ws).await,

@@ -1,7 +1,7 @@
 //! What the client's tests share: a test CA and a certificate it issued
 //! for 127.0.0.1, a TLS server set-up, and a client that trusts the CA;
 //! with the base-URL tests. The WebSocket and TLS tests are in `ws`, the
-//! token's in `auth`.
+//! token's in `auth`, moving between several hubs in `failover`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use super::tls::crypto_provider;
 use super::{HubClient, HubError, is_loopback_url, normalize_base_url};
 use crate::credentials::HubAccess;
 
+mod failover;
 mod pack;
 mod ws;
 
@@ -84,11 +85,11 @@ fn client_trusting_test_ca(base: &str) -> HubClient {
         token: None,
         extra_roots: vec![ca],
     };
-    HubClient::with_access(base, &access).unwrap()
+    HubClient::with_access(&[base], &access).unwrap()
 }
 
 fn base(raw: &str) -> Result<String, HubError> {
-    normalize_base_url(raw)
+    normalize_base_url(raw).map_err(HubError::from)
 }
 
 #[test]
