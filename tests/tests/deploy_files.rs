@@ -18,12 +18,23 @@
 //! `helpers.rs`.
 //!
 //! Each check collects every problem and fails with the whole list.
+//! The `scale` profile (two hubs behind a load balancer, on PostgreSQL and
+//! S3) is checked by the same checks (`scale.rs`: each hub's database and
+//! store, the balancer's upstreams; `lb.rs`: its HAProxy configuration),
+//! and partly run natively: its secret guard (`sh`), the script that
+//! creates the hubs' database (`psql`, `createdb`, on
+//! `SF_TEST_DATABASE_URL`'s server), and the real `haproxy`
+//! (`SF_HAPROXY_BIN`, or `haproxy` on `PATH` or in /usr/sbin) with the
+//! compose configuration in front of two stand-in hubs. `promtool` (next to
+//! Prometheus) checks `compose/prometheus.yml`.
+//!
 //! `SF_REPO_ROOT` points the checks at another copy of the repository;
 //! `checks_catch_broken_copies` breaks copies on purpose and expects each
 //! check to notice. `SF_COMPOSE_SCHEMA` is the path of the schema
 //! (`compose/config/compose_spec.json` of the docker-compose 1.29.2 wheel;
 //! `.ci/run` fetches it); `SF_TEST_DATABASE_URL` a PostgreSQL server. Without
-//! them those parts are skipped loudly, except in CI, where they fail.
+//! them (or without `haproxy`, which `.ci/run` installs) those parts are
+//! skipped loudly, except in CI, where they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -53,6 +64,10 @@ mod grafana;
 mod helpers;
 #[path = "deploy_files/interpolate.rs"]
 mod interpolate;
+#[path = "deploy_files/lb.rs"]
+mod lb;
+#[path = "deploy_files/scale.rs"]
+mod scale;
 #[path = "deploy_files/security.rs"]
 mod security;
 #[path = "deploy_files/wiring.rs"]
@@ -64,6 +79,8 @@ use dockerfile::*;
 use grafana::*;
 use helpers::*;
 use interpolate::*;
+use lb::*;
+use scale::*;
 use wiring::*;
 
 // ----------------------------------------------------------------------
@@ -104,6 +121,7 @@ fn compose_secrets_come_only_from_the_env_file() {
     let root = repo_root();
     let mut problems = security::check_secrets(&root);
     problems.extend(security::check_required(&root));
+    problems.extend(security::check_deferred(&root));
     assert_no_problems("compose/ (secrets)", &problems);
 }
 
@@ -160,6 +178,39 @@ fn env_example_shows_how_to_generate_its_secrets() {
 fn compose_services_are_wired_together() {
     let root = repo_root();
     assert_no_problems("compose/ and dashboards/", &check_wiring(&root));
+}
+
+/// Prometheus' own checker accepts the stack's prometheus.yml (the wiring
+/// check reads only its targets).
+#[test]
+fn compose_prometheus_config_passes_promtool() {
+    // promtool ships next to prometheus (Debian's package, which .ci/run
+    // installs, has both).
+    let promtool = sf_e2e::services::Prometheus::binary()
+        .and_then(|p| p.parent().map(|dir| dir.join("promtool")))
+        .filter(|p| p.is_file())
+        .or_else(|| sf_e2e::services::find_on_path("promtool"));
+    let Some(promtool) = promtool else {
+        unavailable(
+            "compose_prometheus_config_passes_promtool",
+            "promtool is not installed",
+            "install Prometheus (Debian: apt-get install prometheus; .ci/run does)",
+        );
+        return;
+    };
+    let config = repo_root().join("compose/prometheus.yml");
+    let output = Command::new(&promtool)
+        .args(["check", "config", "--syntax-only"])
+        .arg(&config)
+        .output()
+        .expect("run promtool");
+    assert!(
+        output.status.success(),
+        "promtool check config {}:\n{}{}",
+        config.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,6 +639,208 @@ fn checks_catch_broken_copies() {
                 )
             }),
         ),
+        // The scale profile.
+        (
+            "a hub of the profile the balancer skips",
+            "does not forward to hub-2",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "    server hub-2 hub-2:8080\n",
+                    "",
+                )
+            }),
+        ),
+        (
+            "a balancer forwarding to a port the hub does not serve",
+            "hub-1:9999",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "server hub-1 hub-1:8080",
+                    "server hub-1 hub-1:9999",
+                )
+            }),
+        ),
+        (
+            "WebSockets cut after a minute of quiet",
+            "`timeout tunnel` is Some(60s)",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "timeout tunnel 1h",
+                    "timeout tunnel 1m",
+                )
+            }),
+        ),
+        (
+            "uploads buffered in the balancer",
+            "option http-buffer-request",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "    option forwardfor\n",
+                    "    option forwardfor\n    option http-buffer-request\n",
+                )
+            }),
+        ),
+        (
+            "the balancer logging request paths (tokens)",
+            "log-format logs %HU",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "%[var(txn.logpath)]",
+                    "%HU",
+                )
+            }),
+        ),
+        (
+            "hubs checked without /readyz",
+            "does not check the hubs' /readyz",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/haproxy.cfg"),
+                    "uri /readyz",
+                    "uri /healthz",
+                )
+            }),
+        ),
+        (
+            "scale hubs on their local stores",
+            "share the database synced_folder_scale",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "      SF_STORE: s3://${SF_S3_BUCKET:-synced-folder}\n",
+                    "",
+                )
+            }),
+        ),
+        (
+            "scale hubs on the demo hub's database",
+            "share the database synced_folder on postgres",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "      POSTGRES_DB: ${SF_SCALE_POSTGRES_DB:-synced_folder_scale}\n",
+                    "",
+                )
+            }),
+        ),
+        (
+            "a bucket nobody creates",
+            "which no service creates",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "mc mb --ignore-existing",
+                    "mc ls",
+                )
+            }),
+        ),
+        (
+            "hubs not waiting for their bucket",
+            "does not wait for the bucket synced-folder",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "      minio-init:\n        condition: service_completed_successfully\n",
+                    "",
+                )
+            }),
+        ),
+        (
+            "Prometheus not scraping one of the hubs",
+            "scrapes no hub-2:<port> target",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/prometheus.yml"),
+                    "[\"hub-1:8000\", \"hub-2:8000\"]",
+                    "[\"hub-1:8000\"]",
+                )
+            }),
+        ),
+        (
+            "the scale profile's secret with a default",
+            "the secret MINIO_ROOT_PASSWORD has a default",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "\"${MINIO_ROOT_PASSWORD:-}\"",
+                    "\"${MINIO_ROOT_PASSWORD:-minio123}\"",
+                )
+            }),
+        ),
+        (
+            "the scale profile's secret required of every `docker compose up`",
+            "makes every `docker compose up` refuse to start without it",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "\"${MINIO_ROOT_PASSWORD:-}\"",
+                    "\"${MINIO_ROOT_PASSWORD:?set MINIO_ROOT_PASSWORD in compose/.env}\"",
+                )
+            }),
+        ),
+        (
+            "a scale service starting before its secret is checked",
+            "service minio uses MINIO_ROOT_PASSWORD but does not wait for scale-env",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "    depends_on:\n      scale-env:\n        condition: \
+                     service_completed_successfully\n",
+                    "",
+                )
+            }),
+        ),
+        (
+            "a guard whose message does not say where to set the secret",
+            "the message for an unset MINIO_ROOT_PASSWORD does not say",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "$${MINIO_ROOT_PASSWORD:?set MINIO_ROOT_PASSWORD in compose/.env for the \
+                     scale profile (see compose/.env.example)}",
+                    "$${MINIO_ROOT_PASSWORD:?required}",
+                )
+            }),
+        ),
+        (
+            "a service of every `docker compose up` waiting for a profile's",
+            "depends_on lb, which only starts with profile scale",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "    depends_on:\n      hub:\n        condition: service_healthy\n",
+                    "    depends_on:\n      hub:\n        condition: service_healthy\n      \
+                     lb:\n        condition: service_started\n",
+                )
+            }),
+        ),
+        (
+            "waiting for a service without a healthcheck to be healthy",
+            "depends_on scale-db with service_healthy, but scale-db has no healthcheck",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "      scale-db:\n        condition: service_completed_successfully\n",
+                    "      scale-db:\n        condition: service_healthy\n",
+                )
+            }),
+        ),
+        (
+            "the balancer published on every interface",
+            "port \"8081:8080\" is published on every interface by default",
+            edit(|copy| {
+                replace_in(
+                    &copy.join("compose/docker-compose.yml"),
+                    "\"${SF_BIND_ADDRESS:-127.0.0.1}:8081:8080\"",
+                    "\"8081:8080\"",
+                )
+            }),
+        ),
     ];
     let mut missed = Vec::new();
     for (what, expected, edit) in cases {
@@ -603,6 +856,7 @@ fn checks_catch_broken_copies() {
         problems.extend(check_wiring(copy.path()));
         problems.extend(security::check_secrets(copy.path()));
         problems.extend(security::check_required(copy.path()));
+        problems.extend(security::check_deferred(copy.path()));
         problems.extend(security::check_ports(copy.path()));
         if problems.iter().any(|p| p.contains(expected)) {
             eprintln!(
@@ -680,4 +934,590 @@ fn compose_interpolation_follows_compose() {
     assert!(mentions_word("[env: SF_LISTEN=]", "SF_LISTEN"));
     assert!(!mentions_word("[env: SF_LISTEN_X=]", "SF_LISTEN"));
     assert!(mentions_word("$XDG_STATE_HOME/sf-agent", "XDG_STATE_HOME"));
+}
+
+// ----------------------------------------------------------------------
+// The scale profile, run natively
+// ----------------------------------------------------------------------
+
+/// The scale profile's secret is checked when the profile starts, not by
+/// compose: its guard service's script, run with `sh` as the container
+/// runs it, refuses an unset, empty or unusable value with a message that
+/// says to set it in compose/.env, and passes a generated one; the stack
+/// without the profile starts without it.
+#[test]
+fn compose_scale_secret_is_checked_when_the_profile_starts() {
+    let root = repo_root();
+    let compose = Compose::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    let deferred = security::deferred_secrets(&compose.files);
+    assert!(
+        !deferred.is_empty(),
+        "compose/docker-compose.yml has no secret only a profile needs (`${{NAME:-}}`)"
+    );
+    for name in deferred.keys() {
+        // Without it, everything interpolates: `docker compose up` (no
+        // profile) starts.
+        let mut unset = compose.vars.clone();
+        unset.remove(name);
+        for (file, doc) in &compose.files {
+            if let Err(err) = interpolate_value(doc, &unset, &mut BTreeSet::new()) {
+                panic!("{file}: with {name} unset, compose refuses to start: {err}");
+            }
+        }
+        let guard = security::guard_of(&compose, name)
+            .unwrap_or_else(|| panic!("no service checks {name}: see check_deferred"));
+        let argv = guard.argv();
+        assert!(
+            argv.first().is_some_and(|a| a == "/bin/sh" || a == "sh"),
+            "{}: the guard must be a shell script to be run here: {argv:?}",
+            guard.name
+        );
+        let run = |value: Option<&str>| {
+            let mut env = guard.environment.clone();
+            match value {
+                Some(v) => env.insert(name.clone(), v.to_owned()),
+                None => env.remove(name),
+            };
+            let output = Command::new("/bin/sh")
+                .args(&argv[1..])
+                .env_clear()
+                .envs(&env)
+                .output()
+                .expect("run the guard with /bin/sh");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            )
+        };
+        let value = compose.vars[name].clone();
+        let (ok, out) = run(Some(&value));
+        assert!(ok, "{}: refuses a generated {name}: {out}", guard.name);
+        assert!(!out.contains(&value), "{}: prints {name}", guard.name);
+        let mut refused = vec![("unset", None), ("empty", Some(String::new()))];
+        if name == "MINIO_ROOT_PASSWORD" {
+            // MinIO's minimum, and a character minio-init's URL cannot hold.
+            refused.push(("7 characters long", Some("abcdefg".to_owned())));
+            refused.push(("with an @", Some(format!("{value}@x"))));
+        }
+        for (how, bad) in refused {
+            let (ok, out) = run(bad.as_deref());
+            assert!(!ok, "{}: starts with {name} {how}: {out}", guard.name);
+            assert!(
+                out.contains(name.as_str()) && out.contains("compose/.env"),
+                "{}: with {name} {how} its message does not say to set {name} in compose/.env: \
+                 {out}",
+                guard.name
+            );
+            eprintln!("{name} {how}: {}", out.trim());
+        }
+    }
+}
+
+/// The service that creates the scale hubs' database, its script run on
+/// `SF_TEST_DATABASE_URL`'s server with `psql` and `createdb` as in its
+/// container: it creates the database the hubs use, and the second time
+/// finds it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_scale_database_is_created_once() {
+    const TEST: &str = "compose_scale_database_is_created_once";
+    let root = repo_root();
+    let compose = Compose::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    let services = compose.services();
+    let hub_dbs: BTreeSet<String> = services
+        .iter()
+        .filter(|s| s.is_hub() && !s.profiles.is_empty())
+        .map(|s| hub_database(&full_environment(&compose, s)).1)
+        .collect();
+    assert_eq!(
+        hub_dbs.len(),
+        1,
+        "the profile's hubs do not share one database: {hub_dbs:?}"
+    );
+    let hub_db = hub_dbs.into_iter().next().unwrap();
+    let creator = services
+        .iter()
+        .find(|s| s.argv().join(" ").contains("createdb"))
+        .unwrap_or_else(|| panic!("no service creates the hubs' database {hub_db}"));
+    // The variable that names the database in its script.
+    let db_var = creator
+        .environment
+        .iter()
+        .find(|(_, v)| **v == hub_db)
+        .map(|(k, _)| k.clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no variable of its environment names the hubs' database {hub_db}",
+                creator.name
+            )
+        });
+    let argv = creator.argv();
+    assert!(
+        argv.first().is_some_and(|a| a == "/bin/sh" || a == "sh"),
+        "{}: not a shell script: {argv:?}",
+        creator.name
+    );
+    let Some(tools) = ["psql", "createdb", "dropdb"]
+        .iter()
+        .map(|t| sf_e2e::services::find_on_path(t))
+        .collect::<Option<Vec<_>>>()
+    else {
+        unavailable(
+            TEST,
+            "psql, createdb or dropdb is not on PATH",
+            "install PostgreSQL's client (Debian: postgresql-client)",
+        );
+        return;
+    };
+    let Some(pg) = PgDatabase::create(TEST).await else {
+        return;
+    };
+    let parts = pg.parts();
+    let name = format!("{}_scale", pg.name());
+    let mut env = creator.environment.clone();
+    for (var, value) in [
+        ("PGHOST", Some(parts.host.clone())),
+        ("PGPORT", Some(parts.port.to_string())),
+        ("PGUSER", Some(parts.user.clone())),
+        ("PGPASSWORD", parts.password.clone()),
+        (db_var.as_str(), Some(name.clone())),
+    ] {
+        match value {
+            Some(v) => env.insert(var.to_owned(), v),
+            None => env.remove(var),
+        };
+    }
+    env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
+    /// Drops the database the script made, whatever happens.
+    struct DropDb(PathBuf, BTreeMap<String, String>, String);
+    impl Drop for DropDb {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0)
+                .args(["--if-exists", &self.2])
+                .env_clear()
+                .envs(&self.1)
+                .status();
+        }
+    }
+    let _cleanup = DropDb(tools[2].clone(), env.clone(), name.clone());
+    let run = || {
+        let output = Command::new("/bin/sh")
+            .args(&argv[1..])
+            .env_clear()
+            .envs(&env)
+            .output()
+            .expect("run the script with /bin/sh");
+        let out = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{}'s script fails ({}): {out}",
+            creator.name,
+            output.status
+        );
+        out
+    };
+    let first = run();
+    let exists = || {
+        Command::new(&tools[0])
+            .args(["-d", &name, "-Atqc", "SELECT 1"])
+            .env_clear()
+            .envs(&env)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(exists(), "no database {name} after: {first}");
+    let second = run();
+    assert!(
+        first != second && exists(),
+        "the second run does not find the database the first made: {first} / {second}"
+    );
+    eprintln!("{}: {} / {}", creator.name, first.trim(), second.trim());
+}
+
+/// The balancer's configuration in the real HAProxy: `haproxy -c` accepts
+/// it as it is; then, run with its binds on 127.0.0.1 and its servers at
+/// stand-in hubs, it spreads requests over every hub, streams an upload to
+/// a hub before it has all of it, passes WebSocket upgrades to every hub and
+/// tunnels them, keeps the original client's path token out of its log, and
+/// stops sending to a hub whose /readyz fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_lb_forwards_to_every_hub() {
+    const TEST: &str = "compose_lb_forwards_to_every_hub";
+    let root = repo_root();
+    let compose = Compose::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    let lbs = balancers(&compose);
+    assert!(
+        !lbs.is_empty(),
+        "compose/docker-compose.yml has no load balancer (a service mounting {HAPROXY_CONFIG})"
+    );
+    let Some(haproxy) = haproxy_binary() else {
+        unavailable(
+            TEST,
+            "haproxy is not installed",
+            "install it (Debian: apt-get install haproxy; .ci/run does) or set SF_HAPROXY_BIN",
+        );
+        return;
+    };
+    for (lb, path) in lbs {
+        // As it is.
+        let check = Command::new(&haproxy)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .expect("haproxy -c");
+        assert!(
+            check.status.success(),
+            "haproxy -c -f {} fails:\n{}{}",
+            path.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        run_balancer(&haproxy, &lb, &path).await;
+    }
+}
+
+async fn run_balancer(haproxy: &Path, lb: &Service, path: &Path) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    let text = fs::read_to_string(path).expect("the balancer's configuration");
+    let sections = parse_haproxy(&text);
+    // A stand-in for every server.
+    let mut stand_ins = Vec::new();
+    let mut servers_at = BTreeMap::new();
+    for section in &sections {
+        for server in servers(section) {
+            let stand_in = StandIn::start(&server.name).await;
+            servers_at.insert(server.address.clone(), stand_in.addr);
+            stand_ins.push(stand_in);
+        }
+    }
+    assert!(stand_ins.len() >= 2, "{}: fewer than two servers", lb.name);
+    let mut binds = BTreeMap::new();
+    for section in &sections {
+        for bind in section.all("bind") {
+            if let Some(port) = bind_port(bind) {
+                binds.insert(port, sf_e2e::services::free_port());
+            }
+        }
+    }
+    let api_port = api_ports(&sections)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{}: no frontend for the hubs", lb.name));
+    let api = format!("http://127.0.0.1:{}", binds[&api_port]);
+    let api_addr = format!("127.0.0.1:{}", binds[&api_port]);
+    let health = sections
+        .iter()
+        .find_map(|s| {
+            let uri = s.all("monitor-uri").next()?.first()?.clone();
+            let port = s.all("bind").find_map(bind_port)?;
+            Some(format!("http://127.0.0.1:{}{uri}", binds[&port]))
+        })
+        .unwrap_or_else(|| panic!("{}: no monitor-uri for its healthcheck", lb.name));
+
+    let sandbox = tempfile::Builder::new()
+        .prefix("sf-e2e-lb-")
+        .tempdir()
+        .expect("a sandbox");
+    let config = localized(&text, &binds, &servers_at).unwrap_or_else(|e| panic!("{e}"));
+    let config_path = sandbox.path().join("haproxy.cfg");
+    fs::write(&config_path, &config).expect("write the local configuration");
+    let log_path = sandbox.path().join("haproxy.log");
+    let log = fs::File::create(&log_path).expect("the balancer's log");
+    let child = Command::new(haproxy)
+        .arg("-db")
+        .arg("-f")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn haproxy");
+    let mut process = Killed(child);
+    let log = || fs::read_to_string(&log_path).unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+
+    // Up, with a hub to send to.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            panic!("haproxy exited with {status}; log:\n{}", log());
+        }
+        let up = http.get(&health).send().await.map(|r| r.status());
+        if up.as_ref().is_ok_and(|s| s.is_success()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{health} does not answer 200 within 20 s ({up:?}); log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Plain requests reach every hub, with the client's address.
+    let names: Vec<String> = stand_ins.iter().map(|s| s.name.clone()).collect();
+    let mut answered_by = BTreeSet::new();
+    for _ in 0..40 {
+        let response = http
+            .get(format!("{api}/v1/whoami"))
+            .bearer_auth("sft_not-checked-by-the-balancer")
+            .send()
+            .await
+            .expect("GET /v1/whoami through the balancer");
+        assert_eq!(response.status(), 200, "log:\n{}", log());
+        let body = response.text().await.unwrap_or_default();
+        answered_by.insert(body.split(' ').next().unwrap_or_default().to_owned());
+        if answered_by.len() == names.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        answered_by,
+        names.iter().cloned().collect::<BTreeSet<_>>(),
+        "40 requests did not reach every hub"
+    );
+    for stand_in in &stand_ins {
+        for seen in stand_in.requests() {
+            assert!(
+                seen.header("authorization").is_some(),
+                "{}: the token did not reach the hub: {seen:?}",
+                stand_in.name
+            );
+            assert!(
+                seen.header("x-forwarded-for").is_some(),
+                "{}: no X-Forwarded-For: {seen:?}",
+                stand_in.name
+            );
+        }
+    }
+
+    // An upload is streamed: the hub gets the first part before the client
+    // has sent the rest (nothing buffers the body), and all 8 MiB of it (no
+    // size limit).
+    const TOTAL: usize = 8 << 20;
+    const FIRST: usize = 1 << 20;
+    let before: u64 = stand_ins
+        .iter()
+        .map(|s| s.body_bytes.load(std::sync::atomic::Ordering::SeqCst))
+        .sum();
+    let mut stream = TcpStream::connect(&api_addr).await.expect("connect");
+    let head = format!(
+        "PUT /v1/chunks/streamed HTTP/1.1\r\nHost: lb\r\nAuthorization: Bearer x\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {TOTAL}\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    stream
+        .write_all(&vec![7u8; FIRST])
+        .await
+        .expect("send the first part");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let arrived: u64 = stand_ins
+            .iter()
+            .map(|s| s.body_bytes.load(std::sync::atomic::Ordering::SeqCst))
+            .sum::<u64>()
+            - before;
+        if arrived >= (FIRST / 2) as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub got {arrived} bytes of the first {FIRST} within 10 s: the balancer holds \
+             the upload back; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream
+        .write_all(&vec![7u8; TOTAL - FIRST])
+        .await
+        .expect("send the rest");
+    let mut reader = BufReader::new(stream);
+    let (status, body) = raw_response(&mut reader).await.expect("the response");
+    assert_eq!(status, 200, "the upload: {body}; log:\n{}", log());
+    assert!(
+        body.ends_with(&format!(" {TOTAL}")),
+        "the hub did not get all {TOTAL} bytes: {body}"
+    );
+    let uploads: Vec<Seen> = stand_ins
+        .iter()
+        .flat_map(StandIn::requests)
+        .filter(|s| s.path == "/v1/chunks/streamed")
+        .collect();
+    assert!(
+        uploads.len() == 1 && uploads[0].method == "PUT" && uploads[0].body == TOTAL as u64,
+        "the upload arrived as {uploads:?}"
+    );
+
+    // WebSocket upgrades reach every hub and are tunnelled both ways; the
+    // connections stay open, so leastconn spreads them.
+    let mut sockets = Vec::new();
+    let mut greeted = BTreeSet::new();
+    for i in 0..(2 * names.len()) {
+        let stream = TcpStream::connect(&api_addr).await.expect("connect");
+        let mut socket = BufReader::new(stream);
+        let upgrade = "GET /v1/ws HTTP/1.1\r\nHost: lb\r\nAuthorization: Bearer x\r\n\
+                       Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                       Sec-WebSocket-Version: 13\r\n\r\n";
+        socket
+            .get_mut()
+            .write_all(upgrade.as_bytes())
+            .await
+            .expect("send the upgrade");
+        let mut status = String::new();
+        socket.read_line(&mut status).await.expect("the status");
+        assert!(
+            status.starts_with("HTTP/1.1 101"),
+            "the upgrade through the balancer: {status:?}; log:\n{}",
+            log()
+        );
+        loop {
+            let mut line = String::new();
+            socket.read_line(&mut line).await.expect("a header");
+            if line.trim().is_empty() {
+                break;
+            }
+        }
+        let mut hello = String::new();
+        socket.read_line(&mut hello).await.expect("the greeting");
+        let from = hello.trim().trim_start_matches("hello from ").to_owned();
+        let ping = format!("ping {i}\n");
+        socket
+            .get_mut()
+            .write_all(ping.as_bytes())
+            .await
+            .expect("send through the tunnel");
+        let mut echo = vec![0u8; ping.len()];
+        socket
+            .read_exact(&mut echo)
+            .await
+            .expect("the echo through the tunnel");
+        assert_eq!(echo, ping.as_bytes(), "the tunnel to {from}");
+        greeted.insert(from);
+        sockets.push(socket);
+        if greeted.len() == names.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        greeted,
+        names.iter().cloned().collect::<BTreeSet<_>>(),
+        "WebSocket upgrades did not reach every hub"
+    );
+    for stand_in in &stand_ins {
+        for seen in stand_in.requests().iter().filter(|s| s.path == "/v1/ws") {
+            let connection = seen.header("connection").unwrap_or_default();
+            assert!(
+                seen.header("upgrade") == Some("websocket")
+                    && connection.to_ascii_lowercase().contains("upgrade"),
+                "{}: the upgrade arrived without its headers: {seen:?}",
+                stand_in.name
+            );
+        }
+    }
+    drop(sockets);
+
+    // The original client's token, in the path, stays out of the log.
+    let token = security::random_token();
+    let legacy = http
+        .get(format!("{api}/t/{token}/index"))
+        .send()
+        .await
+        .expect("GET /t/<token>/index");
+    assert_eq!(legacy.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log().contains("/t/<token>/index") {
+        assert!(
+            Instant::now() < deadline,
+            "the balancer did not log GET /t/<token>/index (path redacted) within 10 s; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !log().contains(&token),
+        "the balancer logs the original client's token"
+    );
+
+    // A hub whose /readyz fails is taken out (HAProxy's stats say DOWN)
+    // and gets nothing more.
+    let stats = sections
+        .iter()
+        .find_map(|s| {
+            let uri = s
+                .all("stats")
+                .find(|w| w.first().is_some_and(|k| k == "uri"))?[1]
+                .clone();
+            let port = s.all("bind").find_map(bind_port)?;
+            Some(format!("http://127.0.0.1:{}{uri};csv", binds[&port]))
+        })
+        .unwrap_or_else(|| panic!("{}: no stats page to read the hubs' state from", lb.name));
+    let state = |csv: &str, server: &str| -> Option<String> {
+        csv.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields.len() > 17 && fields[1] == server).then(|| fields[17].to_owned())
+        })
+    };
+    let down = &stand_ins[1];
+    let csv = http.get(&stats).send().await.expect("the stats page");
+    let csv = csv.text().await.unwrap_or_default();
+    assert!(
+        state(&csv, &down.name).is_some_and(|s| s.starts_with("UP")),
+        "{} is not UP before the test: {csv}",
+        down.name
+    );
+    down.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let csv = http.get(&stats).send().await.expect("the stats page");
+        let csv = csv.text().await.unwrap_or_default();
+        if state(&csv, &down.name).is_some_and(|s| s.starts_with("DOWN")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} is not DOWN 30 s after its /readyz failed: {csv}",
+            down.name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = down.requests().len();
+    for _ in 0..(4 * names.len()) {
+        let body = http
+            .get(format!("{api}/v1/whoami"))
+            .send()
+            .await
+            .expect("GET through the balancer")
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            !body.starts_with(&format!("{} ", down.name)),
+            "{} is DOWN but still answers: {body}",
+            down.name
+        );
+    }
+    assert_eq!(
+        down.requests().len(),
+        before,
+        "{} got requests while DOWN",
+        down.name
+    );
+    down.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    eprintln!(
+        "{}: requests, an 8 MiB upload and WebSockets reached {names:?}; {} taken out when \
+         unready",
+        lb.name, down.name
+    );
 }

@@ -31,6 +31,8 @@ pub struct Service {
     pub environment: BTreeMap<String, String>,
     /// command: as a list of arguments.
     pub command: Vec<String>,
+    /// profiles: (none: the service is part of every `docker compose up`).
+    pub profiles: Vec<String>,
     pub raw: Value,
 }
 
@@ -126,6 +128,7 @@ impl Compose {
                 image: raw["image"].as_str().unwrap_or_default().to_owned(),
                 environment: service_environment(&self.dir, raw, &self.vars).unwrap_or_default(),
                 command: string_list(&raw["command"]),
+                profiles: string_list(&raw["profiles"]),
                 raw: raw.clone(),
             })
             .collect()
@@ -137,6 +140,30 @@ impl Compose {
 }
 
 impl Service {
+    /// The Dockerfile target it is built from (`hub`, `agent`), if built.
+    pub fn build_target(&self) -> Option<&str> {
+        self.raw["build"]["target"].as_str()
+    }
+
+    /// Whether it is the hub (built from the `hub` target).
+    pub fn is_hub(&self) -> bool {
+        self.build_target() == Some("hub")
+    }
+
+    /// entrypoint: then command:, as the container runs them (an empty
+    /// list: the image's).
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = string_list(&self.raw["entrypoint"]);
+        argv.extend(self.command.clone());
+        argv
+    }
+
+    /// depends_on: service name → condition (`service_started` for the
+    /// short syntax).
+    pub fn depends_on(&self) -> BTreeMap<String, String> {
+        depends_on(&self.raw)
+    }
+
     /// (host source, container target) of every bind mount, sources made
     /// absolute against `compose_dir`.
     pub fn bind_mounts(&self, compose_dir: &Path) -> Vec<(PathBuf, String)> {
@@ -256,6 +283,26 @@ pub fn env_files(service: &Value) -> Vec<(String, bool)> {
             _ => None,
         })
         .collect()
+}
+
+/// A service's depends_on: service name → condition (`service_started`
+/// for the short syntax).
+pub fn depends_on(service: &Value) -> BTreeMap<String, String> {
+    match &service["depends_on"] {
+        Value::Array(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|name| (name.to_owned(), "service_started".to_owned()))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(name, v)| {
+                let condition = v["condition"].as_str().unwrap_or("service_started");
+                (name.clone(), condition.to_owned())
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 /// A string or a list of strings as a list (a string split at spaces).

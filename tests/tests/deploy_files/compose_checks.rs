@@ -139,18 +139,12 @@ pub fn check_compose(root: &Path, helps: &Helps) -> Vec<String> {
                 }
             }
             // depends_on:
-            let depends: Vec<String> = match &service["depends_on"] {
-                Value::Array(list) => list
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Value::Object(map) => map.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            for target in depends {
+            for (target, condition) in depends_on(service) {
                 if !services.contains(&target) {
                     problems.push(format!("{at}: depends_on {target:?}, which is no service"));
+                    continue;
                 }
+                problems.extend(check_dependency(&compose, file, name, &target, &condition));
             }
             // networks:
             let nets: Vec<String> = match &service["networks"] {
@@ -166,10 +160,16 @@ pub fn check_compose(root: &Path, helps: &Helps) -> Vec<String> {
                     problems.push(format!("{at}: network {net:?} is not declared"));
                 }
             }
-            // The hub's and the agent's variables and flags.
-            let help = match name.as_str() {
-                "hub" => Some(("sf-hub", &helps.hub)),
-                "agent" => Some(("sf-agent", &helps.agent)),
+            // The hub's and the agent's variables and flags, in every
+            // service built from their targets (the scale profile's hubs
+            // too).
+            let target = service["build"]["target"].as_str().or(match name.as_str() {
+                "hub" | "agent" => Some(name.as_str()),
+                _ => None,
+            });
+            let help = match target {
+                Some("hub") => Some(("sf-hub", &helps.hub)),
+                Some("agent") => Some(("sf-agent", &helps.agent)),
                 _ => None,
             };
             if let Some((binary, help)) = help {
@@ -216,6 +216,72 @@ pub fn check_compose(root: &Path, helps: &Helps) -> Vec<String> {
     }
     if compose.main()["services"]["agent"].is_null() {
         problems.push("docker-compose.yml has no `agent` service".to_owned());
+    }
+    problems
+}
+
+/// One `depends_on` entry of `service` (in `file`) on `target`, a service:
+/// what its condition needs of the target, and that a service of every
+/// `docker compose up` does not wait for one that only starts with a
+/// profile.
+fn check_dependency(
+    compose: &Compose,
+    file: &str,
+    service: &str,
+    target: &str,
+    condition: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let at = format!("{file}, service {service}");
+    // The main file's full definition (an overlay's may be partial).
+    let raw = |name: &str| {
+        compose
+            .files
+            .iter()
+            .map(|(_, doc)| &doc["services"][name])
+            .find(|s| !s.is_null())
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let (this, that) = (raw(service), raw(target));
+    match condition {
+        "service_healthy" => {
+            let check = &that["healthcheck"];
+            if check.is_null() || check["disable"].as_bool() == Some(true) {
+                problems.push(format!(
+                    "{at}: depends_on {target} with service_healthy, but {target} has no \
+                     healthcheck: compose would never start {service}"
+                ));
+            }
+        }
+        "service_completed_successfully" => {
+            let restart = that["restart"].as_str().unwrap_or("no");
+            if restart != "no" && restart != "on-failure" {
+                problems.push(format!(
+                    "{at}: depends_on {target} with service_completed_successfully, but \
+                     {target} is restarted ({restart}): a one-shot service must have \
+                     `restart: \"no\"`"
+                ));
+            }
+        }
+        "service_started" => {}
+        other => problems.push(format!(
+            "{at}: depends_on {target}: unknown condition {other}"
+        )),
+    }
+    let this_profiles = string_list(&this["profiles"]);
+    let that_profiles = string_list(&that["profiles"]);
+    if !that_profiles.is_empty() && !that_profiles.iter().any(|p| this_profiles.contains(p)) {
+        let when = if this_profiles.is_empty() {
+            "in every `docker compose up`".to_owned()
+        } else {
+            format!("with profile {}", this_profiles.join("/"))
+        };
+        problems.push(format!(
+            "{at} runs {when} but depends_on {target}, which only starts with profile {}: \
+             compose would refuse to start",
+            that_profiles.join("/")
+        ));
     }
     problems
 }

@@ -41,7 +41,8 @@ pub fn filled_in(
         .flat_map(|text| expressions(&text))
         .filter(|e| e.op.ends_with('?'))
         .map(|e| e.name);
-    for name in required.chain(REQUIRED.map(str::to_owned)) {
+    let deferred = deferred_secrets(files).into_keys();
+    for name in required.chain(REQUIRED.map(str::to_owned)).chain(deferred) {
         if vars.get(&name).is_none_or(String::is_empty) {
             let value = if name.contains("TOKEN") {
                 random_token()
@@ -223,6 +224,9 @@ pub fn check_secrets(root: &Path) -> Vec<String> {
             }
             match e.op.as_str() {
                 ":?" | "?" => {}
+                // `${NAME:-}`, no value: a profile's secret, checked by
+                // check_deferred.
+                "-" | ":-" if e.word.is_empty() => {}
                 "-" | ":-" => problems.push(format!(
                     "{file}: the secret {} has a default (`${{{}{}…}}`): anyone could read it \
                      in the repository; write `${{{}:?set it in compose/.env}}`",
@@ -240,9 +244,11 @@ pub fn check_secrets(root: &Path) -> Vec<String> {
                 if !is_secret_name(&name) {
                     continue;
                 }
-                let from_env = value
-                    .as_deref()
-                    .is_some_and(|v| expressions(v).iter().any(|e| e.op.ends_with('?')));
+                let from_env = value.as_deref().is_some_and(|v| {
+                    expressions(v)
+                        .iter()
+                        .any(|e| e.op.ends_with('?') || is_deferred(e))
+                });
                 if !from_env {
                     problems.push(format!(
                         "{file}, service {service}: {name} is not taken from compose/.env with \
@@ -280,6 +286,156 @@ pub fn check_secrets(root: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `${NAME:-}` (or `${NAME-}`) of a secret: no value, only "may be unset".
+fn is_deferred(e: &Expr) -> bool {
+    is_secret_name(&e.name) && (e.op == ":-" || e.op == "-") && e.word.is_empty()
+}
+
+/// The secrets only a profile needs: passed as `${NAME:-}`, because compose
+/// interpolates every service whichever profiles are active, and a `:?`
+/// would stop `docker compose up` without the profile. Name → the services
+/// (of any file) that use them.
+pub fn deferred_secrets(files: &[(String, Value)]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, doc) in files {
+        for (service, raw) in doc["services"].as_object().into_iter().flatten() {
+            for e in strings_of(raw).iter().flat_map(|t| expressions(t)) {
+                if is_deferred(&e) {
+                    out.entry(e.name).or_default().insert(service.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The service that checks a deferred secret when its profile starts: its
+/// command expands `${NAME:?message}` in the shell (`$${NAME:?…}` in the
+/// compose file), with the secret in its environment under that name.
+pub fn guard_of(compose: &Compose, name: &str) -> Option<Service> {
+    compose.services().into_iter().find(|s| {
+        s.argv().join("\n").contains(&format!("${{{name}:?")) && s.environment.contains_key(name)
+    })
+}
+
+/// The message of the first `${NAME:?message}` in `script`.
+pub fn guard_message(script: &str, name: &str) -> Option<String> {
+    let start = script.find(&format!("${{{name}:?"))? + name.len() + 4;
+    let end = start + closing_brace(&script[start..])?;
+    Some(script[start..end].to_owned())
+}
+
+/// A secret only a profile needs (`${NAME:-}`, see [`deferred_secrets`]):
+/// only services of a profile use it; a service of that profile (its
+/// guard) refuses to start without it, with a message that says to set it
+/// in compose/.env; every other service that uses it waits for the guard to
+/// complete successfully; .env.example lists it, empty. With it unset, the
+/// stack without the profile still starts.
+pub fn check_deferred(root: &Path) -> Vec<String> {
+    let compose = match Compose::load(root) {
+        Ok(c) => c,
+        Err(err) => return vec![err],
+    };
+    let mut problems = Vec::new();
+    let services: BTreeMap<String, Service> = compose
+        .services()
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    // A `:?` stops every `docker compose up` when the variable is unset,
+    // profiles or not: only for what the stack without profiles needs.
+    let mut required_by: BTreeMap<String, (bool, BTreeSet<String>)> = BTreeMap::new();
+    for (_, doc) in &compose.files {
+        for (service, raw) in doc["services"].as_object().into_iter().flatten() {
+            let always = string_list(&raw["profiles"]).is_empty();
+            for e in strings_of(raw).iter().flat_map(|t| expressions(t)) {
+                if e.op.ends_with('?') {
+                    let entry = required_by.entry(e.name).or_default();
+                    entry.0 |= always;
+                    entry.1.insert(service.clone());
+                }
+            }
+        }
+    }
+    for (name, (always, users)) in required_by {
+        if !always {
+            problems.push(format!(
+                "only {users:?} (services of a profile) use {name}, but `${{{name}:?…}}` makes \
+                 every `docker compose up` refuse to start without it: write `${{{name}:-}}` \
+                 and check it in the profile's guard service"
+            ));
+        }
+    }
+    for (name, users) in deferred_secrets(&compose.files) {
+        for user in &users {
+            if services.get(user).is_some_and(|s| s.profiles.is_empty()) {
+                problems.push(format!(
+                    "service {user} runs in every `docker compose up`, yet takes the secret \
+                     {name} as `${{{name}:-}}` (may be empty): write `${{{name}:?set {name} in \
+                     compose/.env …}}`"
+                ));
+            }
+        }
+        if !compose.listed.contains(&name) {
+            problems.push(format!("compose/.env.example does not document {name}"));
+        }
+        let Some(guard) = guard_of(&compose, &name) else {
+            problems.push(format!(
+                "the secret {name} may be empty (`${{{name}:-}}`) and no service refuses to \
+                 start without it: give a one-shot service of its profile the secret and a \
+                 command that runs `: \"$${{{name}:?set {name} in compose/.env …}}\"`"
+            ));
+            continue;
+        };
+        let script = guard.argv().join("\n");
+        let message = guard_message(&script, &name).unwrap_or_default();
+        if !(message.contains(&name) && message.contains("compose/.env")) {
+            problems.push(format!(
+                "service {}: the message for an unset {name} does not say to set {name} in \
+                 compose/.env: {message:?}",
+                guard.name
+            ));
+        }
+        for user in users.iter().filter(|u| **u != guard.name) {
+            if !waits_for(&services, user, &guard.name) {
+                problems.push(format!(
+                    "service {user} uses {name} but does not wait for {} (depends_on, directly \
+                     or through its dependencies, ending in service_completed_successfully): \
+                     it could start with {name} empty",
+                    guard.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether `service` starts only after `guard` completed successfully:
+/// a chain of depends_on from it whose last step, onto `guard`, has the
+/// condition service_completed_successfully.
+fn waits_for(services: &BTreeMap<String, Service>, service: &str, guard: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut queue = vec![service.to_owned()];
+    while let Some(next) = queue.pop() {
+        if !seen.insert(next.clone()) {
+            continue;
+        }
+        let Some(s) = services.get(&next) else {
+            continue;
+        };
+        for (target, condition) in s.depends_on() {
+            if target == guard {
+                if condition == "service_completed_successfully" {
+                    return true;
+                }
+            } else {
+                queue.push(target);
+            }
+        }
+    }
+    false
 }
 
 fn text_files(dir: &Path) -> Vec<PathBuf> {
@@ -420,10 +576,22 @@ pub fn check_ports(root: &Path) -> Vec<String> {
         .service("grafana")
         .and_then(|g| g.environment.get("GF_SERVER_HTTP_PORT").cloned())
         .unwrap_or_else(|| "3000".to_owned());
-    let authenticated = [
-        ("hub", api_port.as_str()),
-        ("grafana", grafana_port.as_str()),
+    // The hub's API, Grafana, and load balancers in front of hubs (the hubs
+    // ask for the token).
+    let mut authenticated = vec![
+        ("hub".to_owned(), api_port.clone()),
+        ("grafana".to_owned(), grafana_port.clone()),
     ];
+    for (lb, path) in balancers(&compose) {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        for port in api_ports(&parse_haproxy(&text)) {
+            authenticated.push((lb.name.clone(), port));
+        }
+    }
+    let authenticated: Vec<(&str, &str)> = authenticated
+        .iter()
+        .map(|(s, p)| (s.as_str(), p.as_str()))
+        .collect();
     let mut widened_vars = compose.vars.clone();
     widened_vars.insert(BIND_VAR.to_owned(), "0.0.0.0".to_owned());
     for (widened, vars) in [(false, &compose.vars), (true, &widened_vars)] {
@@ -465,7 +633,7 @@ pub fn check_ports(root: &Path) -> Vec<String> {
             }
         }
         if !widened {
-            for (service, port) in authenticated {
+            for &(service, port) in &authenticated {
                 if !published.contains(&(service.to_owned(), port.to_owned())) {
                     problems.push(format!(
                         "the {service} service does not publish its port {port}: nobody outside \

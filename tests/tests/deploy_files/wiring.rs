@@ -1,14 +1,16 @@
 //! How the services reach each other: the hub listens where the agent,
 //! Prometheus and Grafana look for it, scrape targets and datasources name
-//! compose services, and the hub's database is the compose PostgreSQL.
+//! compose services, Prometheus scrapes every hub, and (`scale.rs`) every
+//! hub's database and store are compose services it waits for.
 
 use super::*;
 
-/// The hub listens beyond loopback (other containers reach it); the agent's
-/// SERVER_URL and Prometheus' scrape target are the hub's ports; scrape
-/// targets and Grafana's datasources name compose services; Prometheus'
-/// scrape interval of the hub is Grafana's `timeInterval`; the hub's
-/// database host is the compose PostgreSQL.
+/// Every hub listens beyond loopback (other containers reach it); the
+/// agent's SERVER_URL is the hub's API; Prometheus scrapes every hub on its
+/// metrics port; scrape targets and Grafana's datasources name compose
+/// services; Prometheus' scrape interval of the hubs is Grafana's
+/// `timeInterval`; then [`check_scale`]: every hub's database and store,
+/// and the load balancer.
 pub fn check_wiring(root: &Path) -> Vec<String> {
     let compose = match Compose::load(root) {
         Ok(c) => c,
@@ -20,18 +22,25 @@ pub fn check_wiring(root: &Path) -> Vec<String> {
         return vec!["docker-compose.yml has no `hub` service".to_owned()];
     };
     let hub_env = full_environment(&compose, &hub);
-    let (api, metrics) = hub_addresses(&hub_env, &hub.command);
-    for (what, addr) in [("API", &api), ("metrics", &metrics)] {
-        let host = split_host_port(addr).0;
-        if host == "localhost" || host == "::1" || host.starts_with("127.") {
-            problems.push(format!(
-                "the hub's {what} listens on {addr}, loopback inside its container: other \
-                 containers cannot reach it"
-            ));
+    let (api, _) = hub_addresses(&hub_env, &hub.command);
+    for each in compose.services().iter().filter(|s| s.is_hub()) {
+        let (api, metrics) = hub_addresses(&full_environment(&compose, each), &each.command);
+        for (what, addr) in [("API", &api), ("metrics", &metrics)] {
+            let host = split_host_port(addr).0;
+            if host == "localhost" || host == "::1" || host.starts_with("127.") {
+                let whose = if each.name == "hub" {
+                    "the hub's".to_owned()
+                } else {
+                    format!("{}'s", each.name)
+                };
+                problems.push(format!(
+                    "{whose} {what} listens on {addr}, loopback inside its container: other \
+                     containers cannot reach it"
+                ));
+            }
         }
     }
     let api_port = split_host_port(&api).1;
-    let metrics_port = split_host_port(&metrics).1;
 
     // The agent's hub, and its token: the one compose provisions in the hub
     // (values are never printed).
@@ -63,17 +72,17 @@ pub fn check_wiring(root: &Path) -> Vec<String> {
         }
     }
 
-    // The hub's database.
-    let db_host = match hub_env.get("DATABASE_URL") {
-        Some(url) => url_host_port(url).0,
-        None => hub_env.get("POSTGRES_HOST").cloned().unwrap_or_default(),
-    };
-    if !services.contains(&db_host) {
-        problems.push(format!(
-            "the hub's database host {db_host:?} (POSTGRES_HOST or DATABASE_URL) is no compose \
-             service: the hub would fall back to SQLite or not connect"
-        ));
-    }
+    // Every hub's metrics port, for Prometheus (each hub's database and
+    // store: check_scale below).
+    let hub_metrics: BTreeMap<String, String> = compose
+        .services()
+        .into_iter()
+        .filter(Service::is_hub)
+        .map(|h| {
+            let (_, metrics) = hub_addresses(&full_environment(&compose, &h), &h.command);
+            (h.name, split_host_port(&metrics).1)
+        })
+        .collect();
 
     // Prometheus' configuration, as mounted into the prometheus service.
     let datasources = load_datasources(root).unwrap_or_else(|e| {
@@ -103,7 +112,7 @@ pub fn check_wiring(root: &Path) -> Vec<String> {
                     .as_str()
                     .unwrap_or("1m")
                     .to_owned();
-                let mut hub_scraped = false;
+                let mut scraped = BTreeSet::new();
                 for job in config["scrape_configs"].as_array().into_iter().flatten() {
                     let interval = job["scrape_interval"].as_str().unwrap_or(&global);
                     let targets = job["static_configs"]
@@ -120,11 +129,11 @@ pub fn check_wiring(root: &Path) -> Vec<String> {
                                 job["job_name"]
                             ));
                         }
-                        if host == "hub" {
-                            hub_scraped = true;
-                            if port != metrics_port {
+                        if let Some(metrics_port) = hub_metrics.get(&host) {
+                            scraped.insert(host.clone());
+                            if port != *metrics_port {
                                 problems.push(format!(
-                                    "prometheus.yml scrapes {target}, but the hub serves metrics \
+                                    "prometheus.yml scrapes {target}, but {host} serves metrics \
                                      on port {metrics_port}"
                                 ));
                             }
@@ -144,12 +153,18 @@ pub fn check_wiring(root: &Path) -> Vec<String> {
                         }
                     }
                 }
-                if !hub_scraped {
-                    problems.push("prometheus.yml scrapes no hub:<port> target".to_owned());
+                for hub in hub_metrics.keys().filter(|h| !scraped.contains(*h)) {
+                    problems.push(format!(
+                        "prometheus.yml scrapes no {hub}:<port> target: the dashboards would \
+                         miss that hub"
+                    ));
                 }
             }
         },
     }
+
+    // Several hubs: their databases, stores and load balancer.
+    problems.extend(check_scale(root));
 
     // Grafana's datasources reach compose services.
     for ds in &datasources {
