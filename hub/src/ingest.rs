@@ -11,6 +11,7 @@ use sf_protocol::chunking::{ChunkRef, Chunker};
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
 
+use crate::service::RemovalMark;
 use crate::store::{ChunkStore, PutError, StoreFull, Stored};
 
 /// A stream stored as chunks.
@@ -24,9 +25,9 @@ pub struct Ingested {
     /// Chunks newly written, and their bytes.
     pub new_chunks: u64,
     pub new_bytes: u64,
-    /// [`ChunkStore::removals`] when the ingest started: the commit re-checks
-    /// the chunks if garbage collection removed any since.
-    pub removals: u64,
+    /// Where chunk removals stood when the ingest started: the commit
+    /// re-checks the chunks if any were removed since.
+    pub removals: RemovalMark,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +70,12 @@ pub async fn ingest<R>(
     store: Arc<ChunkStore>,
     source: R,
     limit: u64,
+    removals: RemovalMark,
 ) -> Result<Ingested, IngestFailed>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let bridge = SyncIoBridge::new(source);
-    let removals = store.removals();
     tokio::task::spawn_blocking(move || ingest_blocking(&store, bridge, limit, removals))
         .await
         .map_err(|e| IngestFailed {
@@ -87,7 +88,7 @@ fn ingest_blocking(
     store: &ChunkStore,
     source: impl Read,
     limit: u64,
-    removals: u64,
+    removals: RemovalMark,
 ) -> Result<Ingested, IngestFailed> {
     let mut chunker = Chunker::new(Limited {
         inner: source,

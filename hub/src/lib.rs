@@ -114,7 +114,13 @@ pub async fn launch(
             .map_err(|err| LaunchError::Serve(std::io::Error::other(err)))??
     };
     let store = Arc::new(store.with_capacity(settings.max_store_bytes));
-    let db = Database::connect(&settings.database_url(), settings.database_timeout).await?;
+    let database_url = settings.database_url();
+    // SQLite is for one hub: held until this function returns.
+    let _serving = match db::Backend::from_url(&database_url)? {
+        db::Backend::Sqlite => db::claim_serving(&database_url)?,
+        db::Backend::Postgres => None,
+    };
+    let db = Database::connect(&database_url, settings.database_timeout).await?;
     let hub_id = db.hub_id().await?;
     if settings.no_auth {
         tracing::warn!(
@@ -156,6 +162,10 @@ pub async fn launch(
         access,
         stop_rx.clone(),
     ));
+    if db.backend() == db::Backend::Postgres {
+        // Other hubs may share the database: hear their commits.
+        service::follow::spawn(Arc::clone(&hub), settings.database_url()).await?;
+    }
     gc::spawn(Arc::clone(&hub), settings.chunk_grace, settings.gc_interval);
     repair::spawn(Arc::clone(&hub));
     tokio::spawn(async move {

@@ -100,6 +100,16 @@ impl Auth {
         Ok(())
     }
 
+    /// Re-reads the tokens now (another hub's process revoked one).
+    pub async fn refresh_now(&self) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(err) = self.refresh().await {
+            tracing::warn!(error = %err, "cannot re-read tokens; keeping the ones known");
+        }
+    }
+
     async fn refresh(&self) -> Result<(), DbError> {
         // What was known before reading: a token `authenticate` adds while
         // the query runs may be missing from the rows without being revoked.

@@ -25,6 +25,15 @@ impl WriteTx {
                 .bind(self.head)
                 .execute(&mut *self.tx)
                 .await?;
+            if self.backend == Backend::Postgres {
+                // Delivered to every listening hub when (and only if) this
+                // commits, in commit order (see `crate::service::follow`).
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(super::FEED_CHANNEL)
+                    .bind(self.head.to_string())
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
         }
         self.tx.commit().await?;
         Ok(())

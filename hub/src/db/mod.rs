@@ -13,6 +13,7 @@ mod flush;
 mod known;
 mod postgres;
 mod read;
+mod removal;
 mod sqlite;
 mod tokens;
 mod wanted;
@@ -25,9 +26,15 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use known::PathUse;
 pub use read::HistoryPage;
+pub use sqlite::claim_serving;
 pub use tokens::{AddTokenError, TokenRow};
 pub use wanted::FeedShape;
 pub use write::{Action, NewVersion, WriteError, WriteTx};
+
+/// The PostgreSQL notification channel a commit announces its new head on.
+pub const FEED_CHANNEL: &str = "sf_feed";
+/// The channel a token revocation is announced on.
+pub const TOKENS_CHANNEL: &str = "sf_tokens";
 
 /// Which database the hub runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +110,20 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
     #[error("database holds a value the hub cannot read ({0}); was it edited by hand?")]
     Corrupt(String),
+    #[error(
+        "another hub is serving this SQLite database (it holds {0}); SQLite is for one hub: \
+         stop the other one, or run several hubs on PostgreSQL (--database-url postgres://…) \
+         with an S3 store (--store s3://…)"
+    )]
+    AlreadyServed(String),
+    #[error(
+        "cannot take the lock {path} that keeps a second hub off this SQLite database: {source}"
+    )]
+    ServingLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The hub's connection pool and the back end it talks to.

@@ -270,24 +270,8 @@ impl Database {
         &self,
         hashes: &[Sha256Hex],
     ) -> Result<HashSet<Sha256Hex>, DbError> {
-        let mut referenced = HashSet::new();
-        for batch in hashes.chunks(HASHES_PER_QUERY) {
-            let sql = format!(
-                "SELECT hash FROM chunk_refs WHERE hash IN ({})",
-                self.backend.params(1, batch.len())
-            );
-            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-            for hash in batch {
-                query = query.bind(hash.to_hex());
-            }
-            for raw in query.fetch_all(&self.pool).await? {
-                referenced.insert(
-                    Sha256Hex::parse(&raw)
-                        .map_err(|e| DbError::Corrupt(format!("chunk_refs hash {raw:?}: {e}")))?,
-                );
-            }
-        }
-        Ok(referenced)
+        let mut conn = self.pool.acquire().await?;
+        referenced_chunks_on(&mut conn, self.backend, hashes).await
     }
 
     /// The newest audit rows, optionally for one path.
@@ -346,4 +330,30 @@ impl Database {
                 .is_ok_and(|c| sf_protocol::conflict::is_conflict_copy_of(&c, path))
         }))
     }
+}
+
+/// [`Database::referenced_chunks`] on one connection (a transaction's).
+pub(super) async fn referenced_chunks_on(
+    conn: &mut sqlx::AnyConnection,
+    backend: super::Backend,
+    hashes: &[Sha256Hex],
+) -> Result<HashSet<Sha256Hex>, DbError> {
+    let mut referenced = HashSet::new();
+    for batch in hashes.chunks(HASHES_PER_QUERY) {
+        let sql = format!(
+            "SELECT hash FROM chunk_refs WHERE hash IN ({})",
+            backend.params(1, batch.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for hash in batch {
+            query = query.bind(hash.to_hex());
+        }
+        for raw in query.fetch_all(&mut *conn).await? {
+            referenced.insert(
+                Sha256Hex::parse(&raw)
+                    .map_err(|e| DbError::Corrupt(format!("chunk_refs hash {raw:?}: {e}")))?,
+            );
+        }
+    }
+    Ok(referenced)
 }

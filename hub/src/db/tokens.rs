@@ -132,6 +132,13 @@ impl Database {
                 .bind(name)
                 .execute(&self.pool)
                 .await?;
+        if done.rows_affected() > 0 && self.backend == super::Backend::Postgres {
+            // Every hub on this database re-reads its tokens now.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::TOKENS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 

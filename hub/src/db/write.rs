@@ -88,16 +88,20 @@ impl Database {
             // SQLite takes its write lock with the first write; rewriting the
             // row takes it now, before anything is read.
             Backend::Sqlite => {
-                "UPDATE hub_state SET head_seq = head_seq WHERE id = 1 RETURNING head_seq"
+                "UPDATE hub_state SET head_seq = head_seq WHERE id = 1 \
+                 RETURNING head_seq, chunk_removals"
             }
             // A row lock, without writing a new row version.
-            Backend::Postgres => "SELECT head_seq FROM hub_state WHERE id = 1 FOR UPDATE",
+            Backend::Postgres => {
+                "SELECT head_seq, chunk_removals FROM hub_state WHERE id = 1 FOR UPDATE"
+            }
         };
-        let head: i64 = sqlx::query_scalar(lock).fetch_one(&mut *tx).await?;
+        let (head, removals): (i64, i64) = sqlx::query_as(lock).fetch_one(&mut *tx).await?;
         Ok(WriteTx {
             tx,
             backend: self.backend,
             head,
+            removals: super::to_u64(removals, "chunk_removals")?,
             known: BTreeMap::new(),
             below: HashMap::new(),
             written: Vec::new(),
@@ -125,6 +129,9 @@ pub struct WriteTx {
     pub(super) backend: Backend,
     /// The last seq handed out, in this transaction included.
     pub(super) head: i64,
+    /// The shared count of chunk removals when the lock was taken (see
+    /// [`Database::begin_removal`]).
+    pub removals: u64,
     /// The current entry of every path looked at, as this transaction left
     /// it, by path (byte order, as the database sorts them).
     pub(super) known: BTreeMap<String, Known>,

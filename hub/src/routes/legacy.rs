@@ -128,7 +128,8 @@ where
     hub.store.ensure_room()?;
     let hub = Arc::clone(hub);
     tokio::spawn(async move {
-        let failed = match ingest(Arc::clone(&hub.store), reader, hub.max_file_size).await {
+        let removals = hub.removal_mark().await?;
+        let failed = match ingest(Arc::clone(&hub.store), reader, hub.max_file_size, removals).await {
             Ok(content) => return Ok(content),
             Err(failed) => failed,
         };

@@ -21,7 +21,7 @@ use sf_protocol::v1::{
     BATCH_MAX_OPS, BatchOp, BatchOutcome, BatchRequest, BatchResponse, EntryKind,
 };
 
-use super::content::{Checked, Planned};
+use super::content::{Checked, Planned, RemovalMark};
 use super::v1::Applied;
 use super::{Hub, Loudness, clean_origin};
 use crate::db::{Action, PathUse, WriteTx};
@@ -79,13 +79,19 @@ impl Hub {
                 "a batch carries at most {BATCH_MAX_OPS} operations, not {count}; split it"
             )));
         }
-        let removals = self.store.removals();
+        let removals = self.removal_mark().await?;
         let steps = self.check_before_lock(request.ops, removals).await?;
 
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
-        let steps = self.recheck_batch(steps, removals).await?;
         let mut tx = self.db.begin_write().await?;
+        let steps = match self.recheck_batch(steps, removals, tx.removals).await {
+            Ok(steps) => steps,
+            Err(err) => {
+                tx.rollback().await;
+                return Err(err);
+            }
+        };
         if let Err(err) = tx.prefetch(&uses(&steps)).await {
             tx.rollback().await;
             return Err(err.into());
@@ -182,7 +188,7 @@ impl Hub {
     async fn check_before_lock(
         &self,
         ops: Vec<BatchOp>,
-        removals: u64,
+        removals: RemovalMark,
     ) -> Result<Vec<Ready>, ApiError> {
         let pending: Vec<Pending> = ops
             .into_iter()
@@ -238,15 +244,16 @@ impl Hub {
         ready.into_iter().collect()
     }
 
-    /// Under the commit lock: if garbage collection removed chunks since the
+    /// With the write lock held (`tx`): if chunks were removed since the
     /// batch's look-ups, each commit's chunks are looked up again, and a
     /// commit that lost one is refused with `missing_chunks`.
     async fn recheck_batch(
         &self,
         steps: Vec<Ready>,
-        removals: u64,
+        removals: RemovalMark,
+        shared_now: u64,
     ) -> Result<Vec<Ready>, ApiError> {
-        if self.store.removals() == removals {
+        if !self.removed_since(removals, shared_now) {
             return Ok(steps);
         }
         let lists = steps

@@ -27,8 +27,18 @@ pub(super) struct Checked {
     pub(super) base_version: u64,
     /// Its chunks, each once.
     pub(super) distinct: Vec<ChunkRef>,
-    /// [`crate::store::ChunkStore::removals`] before the chunks were looked up.
-    pub(super) removals: u64,
+    /// Where chunk removals stood before the chunks were looked up.
+    pub(super) removals: RemovalMark,
+}
+
+/// Where chunk removals stood before a commit's chunks were looked up: the
+/// count shared through the database (garbage collection on any hub) and
+/// this store's own (damaged chunks moved aside). If either moved by the
+/// time the commit holds the write lock, its chunks are looked up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovalMark {
+    pub shared: u64,
+    pub local: u64,
 }
 
 /// A commit whose request passed the checks that need neither the store nor
@@ -42,7 +52,7 @@ pub(super) struct Planned {
 impl Planned {
     /// The version to write, once the content is verified. The origin is
     /// checked last, as it always was.
-    pub(super) fn finish(self, removals: u64) -> Result<Checked, ApiError> {
+    pub(super) fn finish(self, removals: RemovalMark) -> Result<Checked, ApiError> {
         let request = self.request;
         let origin = clean_origin(&request.origin)?;
         Ok(Checked {
@@ -68,7 +78,7 @@ impl Hub {
     /// Validates a commit and verifies its content against the store, before
     /// any lock is taken: hashing a large file must not stall other commits.
     pub(super) async fn checked_commit(&self, request: CommitRequest) -> Result<Checked, ApiError> {
-        let removals = self.store.removals();
+        let removals = self.removal_mark().await?;
         let planned = self.plan_commit(request)?;
         if !planned.distinct.is_empty() {
             let store = Arc::clone(&self.store);
@@ -141,14 +151,31 @@ impl Hub {
         Ok(())
     }
 
-    /// Called with the commit lock held: if chunks were removed since
-    /// `removals` was read, makes sure none of `distinct` was among them.
+    /// Where chunk removals stand now; read before looking chunks up.
+    pub async fn removal_mark(&self) -> Result<RemovalMark, ApiError> {
+        Ok(RemovalMark {
+            shared: self.db.chunk_removals().await?,
+            local: self.store.removals(),
+        })
+    }
+
+    /// Whether chunks were removed since `mark`, given the shared count a
+    /// write transaction read as it took the write lock (`WriteTx::removals`:
+    /// no removal can happen until it ends).
+    pub(super) fn removed_since(&self, mark: RemovalMark, shared_now: u64) -> bool {
+        shared_now != mark.shared || self.store.removals() != mark.local
+    }
+
+    /// Called with the write lock held (`shared_now` read as it was taken):
+    /// if chunks were removed since `mark`, makes sure none of `distinct`
+    /// was among them.
     pub(super) async fn recheck_chunks(
         &self,
-        removals: u64,
+        mark: RemovalMark,
+        shared_now: u64,
         distinct: &[ChunkRef],
     ) -> Result<(), ApiError> {
-        if self.store.removals() == removals || distinct.is_empty() {
+        if !self.removed_since(mark, shared_now) || distinct.is_empty() {
             return Ok(());
         }
         let store = Arc::clone(&self.store);

@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use super::content::RemovalMark;
+
 use sf_protocol::conflict::conflict_copy_path;
 use sf_protocol::legacy::{LEGACY_ORIGIN, UploadMeta, UploadResponse};
 use sf_protocol::v1::{Entry, EntryKind};
@@ -32,19 +34,6 @@ impl Hub {
         }
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
-        if let Err(err) = self
-            .recheck_chunks(content.removals, &distinct_chunks(&content.chunks)?)
-            .await
-        {
-            return Err(match err {
-                ApiError::MissingChunks(_) => ApiError::NotReady(
-                    "part of the upload was removed by garbage collection while it was \
-                     stored; send it again"
-                        .into(),
-                ),
-                other => other,
-            });
-        }
         let path = meta.path;
         let current = self.db.current(&path).await?;
         let accepted = |entry: &Entry| UploadResponse {
@@ -78,8 +67,9 @@ impl Hub {
             Some(cur) => cur.version,
             None => 0,
         };
+        let removals = content.removals;
         let new = legacy_version(path, content, Action::Upload);
-        let entry = self.db.write(new, base).await?;
+        let entry = self.write_ingested(new, base, removals).await?;
         Ok(accepted(&self.committed(entry, Action::Upload, started)))
     }
 
@@ -112,9 +102,38 @@ impl Hub {
                 break candidate;
             }
         };
+        let removals = content.removals;
         let new = legacy_version(copy_path, content, Action::Conflict);
-        let entry = self.db.write(new, 0).await?;
+        let entry = self.write_ingested(new, 0, removals).await?;
         Ok(self.committed(entry, Action::Conflict, started))
+    }
+
+    /// Writes an uploaded version, once its chunks are known to be still
+    /// stored if any were removed since the upload stored them.
+    async fn write_ingested(
+        &self,
+        new: NewVersion,
+        base: u64,
+        removals: RemovalMark,
+    ) -> Result<Entry, ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        if let Err(err) = self
+            .recheck_chunks(removals, tx.removals, &distinct_chunks(&new.chunks)?)
+            .await
+        {
+            tx.rollback().await;
+            return Err(match err {
+                ApiError::MissingChunks(_) => ApiError::NotReady(
+                    "part of the upload was removed by garbage collection while it was \
+                     stored; send it again"
+                        .into(),
+                ),
+                other => other,
+            });
+        }
+        let entry = tx.write(new, base).await?;
+        tx.commit().await?;
+        Ok(entry)
     }
 
     /// `POST /delete`: the original client's delete, with no base version.

@@ -22,6 +22,9 @@
 
 mod batch;
 mod content;
+pub mod follow;
+
+pub use content::RemovalMark;
 mod legacy;
 mod recent;
 mod v1;
@@ -64,6 +67,14 @@ pub struct Hub {
     /// The feed's latest entries, for `GET /v1/changes` (see `recent`).
     recent: recent::RecentFeed,
     commit_lock: Mutex<()>,
+    /// With several hubs on one database (PostgreSQL), this hub's commits
+    /// go out through the feed follower (`follow`), in seq order among
+    /// every hub's; `None` on SQLite, where this hub is the only writer.
+    own_commits: Option<follow::OwnCommits>,
+    /// The newest seq this hub knows is committed (its own commits, and
+    /// what the follower heard): the feed in memory answers only once it
+    /// holds it, so a client reads its own commit back at once.
+    known_head: std::sync::atomic::AtomicU64,
     /// One permit per content verification running (reading and hashing a
     /// whole file): at most one per CPU, so commits cannot crowd out the rest.
     verify_permits: Semaphore,
@@ -79,6 +90,7 @@ impl Hub {
         access: Access,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let shared_feed = db.backend() == crate::db::Backend::Postgres;
         let (changes, _) = broadcast::channel(WS_MAX_LAG);
         Self {
             db,
@@ -90,6 +102,8 @@ impl Hub {
             wanted: watch::Sender::new(Arc::default()),
             recent: recent::RecentFeed::default(),
             commit_lock: Mutex::new(()),
+            own_commits: shared_feed.then(follow::OwnCommits::default),
+            known_head: std::sync::atomic::AtomicU64::new(0),
             verify_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
@@ -123,7 +137,8 @@ impl Hub {
         with_chunks: bool,
     ) -> Result<Vec<Entry>, crate::db::DbError> {
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        if let Some(page) = self.recent.page(since, wanted, with_chunks) {
+        let known_head = self.known_head.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(page) = self.recent.page(since, wanted, with_chunks, known_head) {
             return Ok(page);
         }
         self.db.changes(since, limit, with_chunks).await
@@ -137,7 +152,8 @@ impl Hub {
     /// Removes those of `hashes` that no version references (and, given
     /// `older_than`, whose mtime is older): stale uploads for garbage
     /// collection, or what a failed legacy upload stored. Runs under the
-    /// commit lock, so no commit can come to reference a chunk meanwhile.
+    /// write lock of every hub on the database, so no commit can come to
+    /// reference a chunk meanwhile.
     /// Returns the chunks and bytes removed.
     pub async fn remove_unreferenced(
         &self,
@@ -147,13 +163,17 @@ impl Hub {
         let (mut count, mut bytes) = (0u64, 0u64);
         let result = async {
             let _order = self.commit_lock.lock().await;
-            let referenced = self.db.referenced_chunks(hashes).await?;
+            // Under the write lock every hub's commits take, with the shared
+            // count of removals bumped: see `crate::db::RemovalTx`.
+            let mut removal = self.db.begin_removal().await?;
+            let referenced = removal.referenced(hashes).await?;
             for hash in hashes.iter().filter(|h| !referenced.contains(h)) {
                 if let Some(len) = self.store.remove(hash, older_than).await? {
                     count += 1;
                     bytes += len;
                 }
             }
+            removal.commit().await?;
             Ok::<_, ApiError>(())
         }
         .await;
@@ -207,11 +227,28 @@ impl Hub {
             Loudness::Info => log_commit!(info, "committed"),
             Loudness::Debug => log_commit!(debug, "committed in a batch"),
         }
-        self.recent.committed(entry);
-        let chunks = entry.chunks.take();
+        match &self.own_commits {
+            Some(own) => {
+                self.note_head(entry.seq);
+                own.committed(entry);
+            }
+            None => self.publish(entry.clone()),
+        }
+    }
+
+    /// Records that `seq` is committed (see `known_head`).
+    fn note_head(&self, seq: u64) {
+        self.known_head
+            .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Passes a committed entry (with its chunk list) to the feed in memory
+    /// and to WebSocket subscribers; called in seq order, with no gap.
+    fn publish(&self, mut entry: Entry) {
+        self.recent.committed(&entry);
+        entry.chunks = None;
         // No receivers is fine: nobody is listening.
-        let _ = self.changes.send(entry.clone());
-        entry.chunks = chunks;
+        let _ = self.changes.send(entry);
     }
 
     fn refused(&self, err: WriteError) -> ApiError {

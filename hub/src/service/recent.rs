@@ -61,12 +61,19 @@ impl RecentFeed {
 
     /// Up to `limit` entries after `since`, in seq order, with or without
     /// their chunk lists; `None` when the run does not start at or before
-    /// `since + 1` or holds nothing after it (ask the database).
-    pub(super) fn page(&self, since: u64, limit: usize, with_chunks: bool) -> Option<Vec<Entry>> {
+    /// `since + 1`, holds nothing after it, or ends before `known_head`, a
+    /// seq known to be committed (ask the database).
+    pub(super) fn page(
+        &self,
+        since: u64,
+        limit: usize,
+        with_chunks: bool,
+        known_head: u64,
+    ) -> Option<Vec<Entry>> {
         let run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         let first = run.entries.front()?.seq;
         let last = run.entries.back()?.seq;
-        if since + 1 < first || since >= last {
+        if since + 1 < first || since >= last || last < known_head {
             return None;
         }
         let start = usize::try_from(since + 1 - first).ok()?;
@@ -119,18 +126,22 @@ mod tests {
     #[test]
     fn pages_never_skip_a_seq() {
         let recent = RecentFeed::default();
-        assert_eq!(seqs(recent.page(0, 10, true)), None, "nothing kept");
+        assert_eq!(seqs(recent.page(0, 10, true, 0)), None, "nothing kept");
         for seq in 5..=9 {
             recent.committed(&entry(seq, Some(1)));
         }
-        assert_eq!(seqs(recent.page(3, 10, true)), None, "seq 4 is not kept");
-        assert_eq!(seqs(recent.page(4, 2, true)), Some(vec![5, 6]));
-        assert_eq!(seqs(recent.page(7, 10, true)), Some(vec![8, 9]));
-        assert_eq!(seqs(recent.page(9, 10, true)), None, "nothing after");
-        let bare = recent.page(8, 10, false).unwrap();
+        assert_eq!(seqs(recent.page(3, 10, true, 0)), None, "seq 4 is not kept");
+        assert_eq!(seqs(recent.page(4, 2, true, 0)), Some(vec![5, 6]));
+        assert_eq!(seqs(recent.page(7, 10, true, 0)), Some(vec![8, 9]));
+        // Seq 10 is committed (another hub's, not passed on yet): the
+        // database answers, so a reader never misses it.
+        assert_eq!(seqs(recent.page(7, 10, true, 10)), None, "behind the head");
+        assert_eq!(seqs(recent.page(7, 10, true, 9)), Some(vec![8, 9]));
+        assert_eq!(seqs(recent.page(9, 10, true, 0)), None, "nothing after");
+        let bare = recent.page(8, 10, false, 0).unwrap();
         assert!(bare[0].chunks.is_none());
         assert_eq!(
-            recent.page(8, 10, true).unwrap()[0]
+            recent.page(8, 10, true, 0).unwrap()[0]
                 .chunks
                 .as_ref()
                 .unwrap()
@@ -140,11 +151,11 @@ mod tests {
 
         // Seq 10 was written by someone else: the run starts over at 11.
         recent.committed(&entry(11, Some(1)));
-        assert_eq!(seqs(recent.page(9, 10, true)), None);
-        assert_eq!(seqs(recent.page(10, 10, true)), Some(vec![11]));
+        assert_eq!(seqs(recent.page(9, 10, true, 0)), None);
+        assert_eq!(seqs(recent.page(10, 10, true, 0)), Some(vec![11]));
         // An entry without its chunk list is not what the feed answers.
         recent.committed(&entry(12, None));
-        assert_eq!(seqs(recent.page(10, 10, true)), None);
+        assert_eq!(seqs(recent.page(10, 10, true, 0)), None);
     }
 
     #[test]
@@ -154,15 +165,22 @@ mod tests {
             recent.committed(&entry(seq, Some(0)));
         }
         // Seqs 1 to 5 made room.
-        assert_eq!(seqs(recent.page(4, 1, true)), None, "the oldest are gone");
-        assert_eq!(seqs(recent.page(5, 1, true)), Some(vec![6]));
+        assert_eq!(
+            seqs(recent.page(4, 1, true, 0)),
+            None,
+            "the oldest are gone"
+        );
+        assert_eq!(seqs(recent.page(5, 1, true, 0)), Some(vec![6]));
         let big = MAX_CHUNK_REFS / 2 + 1;
         let last = MAX_ENTRIES as u64 + 5;
         recent.committed(&entry(last + 1, Some(big)));
         recent.committed(&entry(last + 2, Some(big)));
-        assert_eq!(seqs(recent.page(last + 1, 1, true)), Some(vec![last + 2]));
         assert_eq!(
-            seqs(recent.page(last, 1, true)),
+            seqs(recent.page(last + 1, 1, true, 0)),
+            Some(vec![last + 2])
+        );
+        assert_eq!(
+            seqs(recent.page(last, 1, true, 0)),
             None,
             "too many chunk refs"
         );

@@ -35,8 +35,9 @@ impl Hub {
         } = self.checked_commit(request).await?;
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
-        self.recheck_chunks(removals, &distinct).await?;
         let mut tx = self.db.begin_write().await?;
+        self.recheck_chunks(removals, tx.removals, &distinct)
+            .await?;
         let usage = match new.kind {
             EntryKind::File => PathUse::File,
             EntryKind::Dir => PathUse::Dir,
