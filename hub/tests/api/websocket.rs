@@ -69,26 +69,7 @@ async fn websocket_subscribers_get_every_change_in_order(hub: TestHub) {
     }
 }
 
-pub(crate) async fn next_frame<S>(socket: &mut S) -> WsFrame
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
-            .await
-            .expect("no frame within 20 s")
-            .expect("socket ended")
-            .expect("socket error");
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
+pub(crate) use crate::common::next_frame;
 
 /// A client that stops reading its WebSocket is dropped by the hub, and
 /// neither commits nor other clients wait for it.

@@ -138,6 +138,9 @@ pub struct HubStorage {
     pub data_dir: tempfile::TempDir,
     pub pg: Option<PgTestDatabase>,
     pub bucket: Option<sf_test_support::s3::TestBucket>,
+    /// The database of another hub's storage this one shares (see
+    /// [`HubStorage::sibling`]); `pg` owns it.
+    pub shared_database: Option<String>,
 }
 
 impl HubStorage {
@@ -158,12 +161,35 @@ impl HubStorage {
             data_dir: tempfile::tempdir().expect("temp dir"),
             pg,
             bucket,
+            shared_database: None,
         })
+    }
+
+    /// Storage for another hub of the same deployment: the same database
+    /// and bucket, a data directory of its own. Only on PostgreSQL.
+    pub fn sibling(&self) -> Self {
+        let url = self
+            .pg
+            .as_ref()
+            .map(|pg| pg.url.clone())
+            .or_else(|| self.shared_database.clone())
+            .expect("several hubs share a PostgreSQL database");
+        Self {
+            backend: self.backend,
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
+            bucket: self.bucket.clone(),
+            shared_database: Some(url),
+        }
     }
 
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::with_data_dir(self.data_dir.path());
-        settings.database_url = self.pg.as_ref().map(|pg| pg.url.clone());
+        settings.database_url = self
+            .pg
+            .as_ref()
+            .map(|pg| pg.url.clone())
+            .or_else(|| self.shared_database.clone());
         if let Some(bucket) = &self.bucket {
             use sf_test_support::s3;
             settings.store = bucket.store().parse().expect("a valid --store");
@@ -311,6 +337,7 @@ impl TestHub {
                 data_dir: tempfile::tempdir().unwrap(),
                 pg: None,
                 bucket: None,
+                shared_database: None,
             },
         )
     }
@@ -328,6 +355,30 @@ impl Drop for TestHub {
         }
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+    }
+}
+
+/// The next text frame of `socket`, decoded; fails after 20 s without one
+/// (a hang guard).
+pub async fn next_frame<S>(socket: &mut S) -> sf_protocol::v1::WsFrame
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("no frame within 20 s")
+            .expect("socket ended")
+            .expect("socket error");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
         }
     }
 }
