@@ -281,6 +281,10 @@ impl Objects for Bucket {
         Box::new(std::iter::from_fn(move || receiver.blocking_recv()))
     }
 
+    fn read_ahead(&self) -> usize {
+        READ_AHEAD
+    }
+
     fn touch(&self, hash: &Sha256Hex) -> io::Result<bool> {
         let key = self.keys.chunk(hash);
         self.wait(async {

@@ -17,7 +17,7 @@ use futures_util::Stream;
 use sf_protocol::Sha256Hex;
 use sf_protocol::v1::{PACK_HEADER_LEN, encode_pack_header};
 
-use super::ChunkStore;
+use super::{ChunkReadError, ChunkStore};
 
 /// Bytes read per blocking step: several small chunks, or a piece of a
 /// large one.
@@ -74,6 +74,7 @@ impl ChunkStore {
             chunks: plan.chunks,
             next: 0,
             open: None,
+            ahead: std::collections::VecDeque::new(),
         };
         futures_util::stream::try_unfold(Some(reader), |state| async move {
             let Some(mut reader) = state else {
@@ -97,6 +98,9 @@ struct PackReader {
     chunks: Vec<(Sha256Hex, u64)>,
     next: usize,
     open: Option<OpenChunk>,
+    /// Reads of the chunks after `next` already under way, in order, where
+    /// the store is worth reading ahead (a bucket's round trips).
+    ahead: std::collections::VecDeque<tokio::task::JoinHandle<Result<Bytes, ChunkReadError>>>,
 }
 
 /// A verified chunk being sent, and how much of it went out.
@@ -106,6 +110,33 @@ struct OpenChunk {
 }
 
 impl PackReader {
+    /// Chunk `next` (named `hash`), verified: read now, or taken from the
+    /// reads under way, which are topped up to the store's read-ahead.
+    /// Called on a blocking thread.
+    fn read_next(&mut self, hash: Sha256Hex) -> Result<Bytes, ChunkReadError> {
+        let depth = self.store.objects().read_ahead();
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| depth > 0);
+        self.next += 1;
+        let Some(runtime) = runtime else {
+            return self.store.read_verified_blocking(&hash);
+        };
+        // Reads of chunks `next - 1 ..`, the first of them this one.
+        let first = self.next - 1;
+        while self.ahead.len() < depth && first + self.ahead.len() < self.chunks.len() {
+            let (hash, _) = self.chunks[first + self.ahead.len()];
+            let store = Arc::clone(&self.store);
+            self.ahead
+                .push_back(runtime.spawn_blocking(move || store.read_verified_blocking(&hash)));
+        }
+        let read = self.ahead.pop_front().expect("a read under way");
+        runtime.block_on(read).map_err(|err| ChunkReadError::Io {
+            hash,
+            source: io::Error::other(err),
+        })?
+    }
+
     /// The next piece of the answer (about [`PIECE`] bytes, headers and
     /// chunk bytes across chunk boundaries), or `None` at its end.
     fn read_piece(&mut self) -> io::Result<Option<Bytes>> {
@@ -123,17 +154,13 @@ impl PackReader {
             let Some(&(hash, len)) = self.chunks.get(self.next) else {
                 break;
             };
-            self.next += 1;
-            let data = self
-                .store
-                .read_verified_blocking(&hash)
-                .map_err(|err| match err {
-                    super::ChunkReadError::Missing(_) => io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("chunk {hash} was removed while the pack was sent"),
-                    ),
-                    other => other.into(),
-                })?;
+            let data = self.read_next(hash).map_err(|err| match err {
+                ChunkReadError::Missing(_) => io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("chunk {hash} was removed while the pack was sent"),
+                ),
+                other => other.into(),
+            })?;
             if data.len() as u64 != len {
                 return Err(io::Error::other(format!(
                     "chunk {hash} changed length while the pack was sent"

@@ -98,6 +98,13 @@ pub trait Objects: Send + Sync {
         Box::new(hashes.into_iter().map(move |hash| self.read(&hash, limit)))
     }
 
+    /// How many chunks a reader of many should have under way ahead of the
+    /// one it sends (0: read each when it is needed, as a disk answers at
+    /// once).
+    fn read_ahead(&self) -> usize {
+        0
+    }
+
     /// Marks a stored chunk as freshly used, so garbage collection keeps
     /// it for its grace period; `false` when it is not stored.
     fn touch(&self, hash: &Sha256Hex) -> io::Result<bool>;
