@@ -292,18 +292,23 @@ async fn remove_orphan(
     stored: &crate::store::StoredChunk,
     cutoff: SystemTime,
 ) -> Result<(), CheckError> {
-    // Committed since the references were read: not an orphan any more.
-    if !db.referenced_chunks(&[stored.hash]).await?.is_empty() {
+    // Under the removal protocol every hub's commits rely on (see
+    // `crate::db`'s `removal` module): committed since the references were
+    // read means not an orphan any more.
+    db.removals_starting().await?;
+    let mut removal = db.begin_removal().await?;
+    if !removal.referenced(&[stored.hash]).await?.is_empty() {
+        removal.finish().await?;
         return Ok(());
     }
     let (remover, hash) = (Arc::clone(store), stored.hash);
     let removed =
-        tokio::task::spawn_blocking(move || remover.remove_orphan_blocking(&hash, cutoff))
-            .await?
-            .map_err(|source| CheckError::Store {
-                store: store.describe(),
-                source,
-            })?;
+        tokio::task::spawn_blocking(move || remover.remove_orphan_blocking(&hash, cutoff)).await;
+    removal.finish().await?;
+    let removed = removed?.map_err(|source| CheckError::Store {
+        store: store.describe(),
+        source,
+    })?;
     if removed {
         report.removed_orphans += 1;
         report.removed_orphan_bytes += stored.len;

@@ -106,6 +106,13 @@ pub async fn launch(
         _ => None,
     };
     std::fs::create_dir_all(&data_dir).map_err(data_dir_error)?;
+    let database_url = settings.database_url();
+    // SQLite is for one hub: held until this function returns, and taken
+    // before the store is opened (which clears its temp files).
+    let _serving = match db::Backend::from_url(&database_url)? {
+        db::Backend::Sqlite => db::claim_serving(&database_url)?,
+        db::Backend::Postgres => None,
+    };
     let store = {
         let (location, data_dir) = (settings.store.clone(), data_dir.clone());
         let access = settings.bucket_access();
@@ -114,12 +121,6 @@ pub async fn launch(
             .map_err(|err| LaunchError::Serve(std::io::Error::other(err)))??
     };
     let store = Arc::new(store.with_capacity(settings.max_store_bytes));
-    let database_url = settings.database_url();
-    // SQLite is for one hub: held until this function returns.
-    let _serving = match db::Backend::from_url(&database_url)? {
-        db::Backend::Sqlite => db::claim_serving(&database_url)?,
-        db::Backend::Postgres => None,
-    };
     let db = Database::connect(&database_url, settings.database_timeout).await?;
     let hub_id = db.hub_id().await?;
     if settings.no_auth {

@@ -58,6 +58,9 @@ use objects::{Objects, Staged};
 /// about to commit it, and garbage collection goes by age.
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
+/// How long a successful readiness probe of the store is trusted.
+const PROBE_FRESH: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
     #[error("chunk bytes hash to {actual}, not to the name {expected} they were sent under")]
@@ -112,6 +115,8 @@ pub struct ChunkStore {
     /// Chunks the store should hold but lost, and what changed (`integrity`).
     wanted: Mutex<integrity::WantedSet>,
     wanted_news: tokio::sync::Notify,
+    /// When the last readiness probe succeeded.
+    probed: Mutex<Option<std::time::Instant>>,
 }
 
 impl ChunkStore {
@@ -153,6 +158,7 @@ impl ChunkStore {
             counted: watch::Sender::new(false),
             wanted: Mutex::default(),
             wanted_news: tokio::sync::Notify::new(),
+            probed: Mutex::new(None),
         }
     }
 
@@ -209,9 +215,11 @@ impl ChunkStore {
         E: std::fmt::Display,
     {
         let mut body = body;
-        let already = {
+        let already = if self.objects().looks_before_upload() {
             let (store, hash) = (std::sync::Arc::clone(self), expected);
             tokio::task::spawn_blocking(move || store.objects().touch(&hash)).await??
+        } else {
+            false
         };
         if !already {
             // Full already: refuse before reading (or writing) anything.
@@ -294,7 +302,7 @@ impl ChunkStore {
     /// refreshes the mtime of the identical one already stored.
     /// Blocking: call from a blocking thread.
     pub fn put_blocking(&self, chunk: &Chunk) -> Result<Stored, PutError> {
-        if self.objects().touch(&chunk.hash)? {
+        if self.objects().looks_before_upload() && self.objects().touch(&chunk.hash)? {
             return Ok(Stored::AlreadyPresent);
         }
         let len = chunk.data.len() as u64;
@@ -325,17 +333,30 @@ impl ChunkStore {
         let stats = self.objects().stat_many(&distinct)?;
         let mut missing = Vec::new();
         let mut present_bytes = 0;
-        let stale = SystemTime::now() - REFRESH_AFTER;
+        let mut stale = Vec::new();
+        let stale_before = SystemTime::now() - REFRESH_AFTER;
         for (hash, stat) in distinct.iter().zip(stats) {
             match stat {
                 Some(meta) => {
                     present_bytes += meta.len;
-                    if meta.modified < stale && !self.objects().touch(hash)? {
-                        missing.push(*hash);
+                    if meta.modified < stale_before {
+                        stale.push(*hash);
                     }
                 }
                 None => missing.push(*hash),
             }
+        }
+        for (hash, touched) in stale.iter().zip(self.objects().touch_many(&stale)) {
+            if !touched? {
+                // Gone since the look-up: the client uploads it.
+                missing.push(*hash);
+            }
+        }
+        if !stale.is_empty() {
+            // Back in first-listed order.
+            let order: std::collections::HashMap<Sha256Hex, usize> =
+                distinct.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+            missing.sort_by_key(|hash| order[hash]);
         }
         Ok((missing, present_bytes))
     }
@@ -379,12 +400,21 @@ impl ChunkStore {
         Ok(self.objects().stat(hash)?.is_some())
     }
 
-    /// Proves the store is writable, for readiness checks.
+    /// Proves the store is writable, for readiness checks. A success is
+    /// trusted for [`PROBE_FRESH`]: the probe is open to anyone, and on a
+    /// bucket it costs three requests.
     pub async fn probe(self: &std::sync::Arc<Self>) -> io::Result<()> {
+        let fresh =
+            |at: &Option<std::time::Instant>| at.is_some_and(|at| at.elapsed() < PROBE_FRESH);
+        if fresh(&self.probed.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
         let store = std::sync::Arc::clone(self);
         tokio::task::spawn_blocking(move || store.objects().probe())
             .await
-            .map_err(io::Error::other)?
+            .map_err(io::Error::other)??;
+        *self.probed.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        Ok(())
     }
 }
 

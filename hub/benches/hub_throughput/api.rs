@@ -3,6 +3,9 @@
 //! /v1/chunks/{hash}`, `/v1/commit`), its batched form (`/v1/chunks/pack`,
 //! `/v1/batch`), the legacy upload, and downloads hashed as they arrive.
 //! Uploads stream from disk: the large file is never in memory.
+//!
+//! The `scale_out` bench includes this file too (`#[path]`); the crate
+//! that includes it defines `KIB`, `MISSING_BATCH` and `MTIME_NS`.
 
 use std::io;
 use std::path::Path;
@@ -78,6 +81,36 @@ pub async fn commit(
         .send()
         .await?;
     Ok(check(resp, "POST /v1/commit").await?.json().await?)
+}
+
+/// One file through the v1 flow, as an agent does it: which chunks are
+/// missing, upload those, commit.
+pub async fn commit_small(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let chunks: Vec<Chunk> = Chunker::new(bytes).collect::<io::Result<_>>()?;
+    let missing = missing_chunks(http, base, chunks.iter().map(|c| c.hash).collect()).await?;
+    for chunk in chunks.iter().filter(|c| missing.contains(&c.hash)) {
+        put_chunk(http, base, chunk.hash, chunk.data.clone()).await?;
+    }
+    let entry = commit(
+        http,
+        base,
+        path,
+        Sha256Hex::of(bytes),
+        bytes.len() as u64,
+        chunks.iter().map(Chunk::to_ref).collect(),
+    )
+    .await?;
+    ensure!(
+        entry.version == 1,
+        "{path} committed as version {}",
+        entry.version
+    );
+    Ok(())
 }
 
 /// `POST /v1/chunks/pack`: the chunks in one body, each behind its frame

@@ -3,19 +3,16 @@
 //! client loop against `GET /healthz`; and, on the same hub, files per
 //! second through the batch API (see [`crate::batches`]).
 
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use sf_protocol::Sha256Hex;
-use sf_protocol::chunking::{Chunk, Chunker};
 use sf_protocol::v1::ChangesResponse;
 use sf_test_support::bench::LogNotes;
 use sf_test_support::{PgDatabase, random_bytes};
 
-use crate::api::{commit, missing_chunks, put_chunk};
+use crate::api::commit_small;
 use crate::batches::run_batches;
 use crate::hub::{BenchHub, sqlite_url};
 use crate::{Config, SMALL_FILE_BYTES, WARMUP_COMMITS};
@@ -278,30 +275,5 @@ async fn healthz(http: &reqwest::Client, base: &str) -> Result<()> {
     let resp = http.get(format!("{base}/healthz")).send().await?;
     ensure!(resp.status().is_success(), "/healthz: {}", resp.status());
     resp.bytes().await?;
-    Ok(())
-}
-
-/// One file through the v1 flow, as an agent does it: which chunks are
-/// missing, upload those, commit.
-async fn commit_small(http: &reqwest::Client, base: &str, path: &str, bytes: &[u8]) -> Result<()> {
-    let chunks: Vec<Chunk> = Chunker::new(bytes).collect::<io::Result<_>>()?;
-    let missing = missing_chunks(http, base, chunks.iter().map(|c| c.hash).collect()).await?;
-    for chunk in chunks.iter().filter(|c| missing.contains(&c.hash)) {
-        put_chunk(http, base, chunk.hash, chunk.data.clone()).await?;
-    }
-    let entry = commit(
-        http,
-        base,
-        path,
-        Sha256Hex::of(bytes),
-        bytes.len() as u64,
-        chunks.iter().map(Chunk::to_ref).collect(),
-    )
-    .await?;
-    ensure!(
-        entry.version == 1,
-        "{path} committed as version {}",
-        entry.version
-    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! (`sf-test-support`'s [`HubChild`]: environment cleared, ports picked by
 //! the hub and read from its log, killed if the bench fails), at its
 //! default logging, stopped gracefully so its log can be summarised.
+//! The `scale_out` bench includes this file too (`#[path]`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -29,6 +30,21 @@ impl BenchHub {
         backend: &str,
         log_path: &Path,
     ) -> Result<Self> {
+        Self::start_with(exe, data_dir, database_url, backend, log_path, &[], None).await
+    }
+
+    /// [`BenchHub::start`] with extra environment variables (e.g. an s3://
+    /// store's) and, for a hub joining another's database (which writes no
+    /// first-start token of its own), the token to use.
+    pub async fn start_with(
+        exe: &Path,
+        data_dir: &Path,
+        database_url: &str,
+        backend: &str,
+        log_path: &Path,
+        env: &[(&str, String)],
+        token: Option<String>,
+    ) -> Result<Self> {
         let mut command = sf_test_support::hub_command(exe, data_dir);
         command
             .arg("--data-dir")
@@ -36,6 +52,7 @@ impl BenchHub {
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--database-url")
             .arg(database_url)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null());
         let child = HubChild::start(command, LogFile::new(log_path), &reqwest::Client::new())
             .await
@@ -45,11 +62,16 @@ impl BenchHub {
             "hub runs on {:?}, not on {backend}",
             child.database()
         );
-        let token_file = data_dir.join("agent-token");
-        let token = std::fs::read_to_string(&token_file)
-            .with_context(|| format!("reading {}", token_file.display()))?
-            .trim()
-            .to_owned();
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let token_file = data_dir.join("agent-token");
+                std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("reading {}", token_file.display()))?
+                    .trim()
+                    .to_owned()
+            }
+        };
         Ok(Self { child, token })
     }
 
@@ -64,6 +86,24 @@ impl BenchHub {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base())
+    }
+
+    /// The write token its clients send.
+    #[allow(
+        dead_code,
+        reason = "used by the scale_out bench, which includes this file"
+    )]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `http://<metrics>/metrics`.
+    #[allow(
+        dead_code,
+        reason = "used by the scale_out bench, which includes this file"
+    )]
+    pub fn metrics_url(&self) -> String {
+        self.child.metrics_url()
     }
 
     /// A client that authenticates as agents do, with a bearer token.

@@ -26,6 +26,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use known::PathUse;
 pub use read::HistoryPage;
+pub use removal::removal_under_way;
 pub use sqlite::claim_serving;
 pub use tokens::{AddTokenError, TokenRow};
 pub use wanted::FeedShape;

@@ -1,9 +1,21 @@
-//! Removing chunks from the store safely while other hubs commit: the
-//! decision (no version references them) and the removals are made while
-//! holding the write lock every commit takes (the `hub_state` row), and the
-//! shared count of removals is bumped first, so a commit that found its
-//! chunks present before looks again once it holds the lock (see
-//! `crate::service`).
+//! Removing chunks from the store safely while other hubs commit.
+//!
+//! The shared count of removals (`hub_state.chunk_removals`) tells commits
+//! whether chunks they found present may have gone since. It is odd while
+//! a removal may be under way and even otherwise:
+//!
+//! 1. [`Database::removals_starting`] makes it odd and commits, before
+//!    anything is removed, so every hub sees it even if this one dies
+//!    half-way;
+//! 2. [`Database::begin_removal`] takes the write lock every commit takes
+//!    (the `hub_state` row); the references are checked and the chunks
+//!    removed while it is held;
+//! 3. [`RemovalTx::finish`] makes the count even and releases the lock.
+//!
+//! A commit reads the count before looking its chunks up and again as it
+//! takes the write lock, and looks again if it moved or is odd (see
+//! `crate::service`). A removal that died half-way leaves it odd: commits
+//! keep looking again until the next removal finishes.
 
 use std::collections::HashSet;
 
@@ -17,21 +29,40 @@ pub struct RemovalTx {
     backend: Backend,
 }
 
+/// Whether a removal may be under way, by the shared count's value.
+pub fn removal_under_way(count: u64) -> bool {
+    count % 2 == 1
+}
+
 impl Database {
-    /// Takes the write lock and bumps the shared count of removals (it
-    /// counts once the transaction commits).
+    /// Marks removals as under way (the count becomes odd), durably, before
+    /// any chunk is removed.
+    pub async fn removals_starting(&self) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE hub_state SET chunk_removals = chunk_removals + 1 + (chunk_removals % 2) \
+             WHERE id = 1",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the write lock, for checking references and removing chunks
+    /// (after [`Database::removals_starting`]).
     pub async fn begin_removal(&self) -> Result<RemovalTx, DbError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE hub_state SET chunk_removals = chunk_removals + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        let lock = match self.backend {
+            Backend::Sqlite => "UPDATE hub_state SET chunk_removals = chunk_removals WHERE id = 1",
+            Backend::Postgres => "SELECT chunk_removals FROM hub_state WHERE id = 1 FOR UPDATE",
+        };
+        sqlx::query(lock).execute(&mut *tx).await?;
         Ok(RemovalTx {
             tx,
             backend: self.backend,
         })
     }
 
-    /// The shared count of chunk removals (see [`Database::begin_removal`]).
+    /// The shared count of chunk removals (see the module docs).
     pub async fn chunk_removals(&self) -> Result<u64, DbError> {
         let count: i64 = sqlx::query_scalar("SELECT chunk_removals FROM hub_state WHERE id = 1")
             .fetch_one(&self.pool)
@@ -50,8 +81,16 @@ impl RemovalTx {
         super::read::referenced_chunks_on(&mut self.tx, self.backend, hashes).await
     }
 
-    /// Releases the lock, making the bumped count visible.
-    pub async fn commit(self) -> Result<(), DbError> {
+    /// Marks the removal done (the count becomes even) and releases the
+    /// lock. Call it whatever the removals did: an error leaves the count
+    /// odd, which only makes commits look again.
+    pub async fn finish(mut self) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE hub_state SET chunk_removals = chunk_removals + 2 - (chunk_removals % 2) \
+             WHERE id = 1",
+        )
+        .execute(&mut *self.tx)
+        .await?;
         self.tx.commit().await?;
         Ok(())
     }

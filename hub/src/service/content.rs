@@ -163,7 +163,9 @@ impl Hub {
     /// write transaction read as it took the write lock (`WriteTx::removals`:
     /// no removal can happen until it ends).
     pub(super) fn removed_since(&self, mark: RemovalMark, shared_now: u64) -> bool {
-        shared_now != mark.shared || self.store.removals() != mark.local
+        shared_now != mark.shared
+            || crate::db::removal_under_way(shared_now)
+            || self.store.removals() != mark.local
     }
 
     /// Called with the write lock held (`shared_now` read as it was taken):

@@ -109,6 +109,8 @@ async fn follow(hub: &Hub, start: u64, mut heard: mpsc::Receiver<Heard>) {
     let mut next = start + 1;
     let mut target = start;
     let mut listening = false;
+    // The listener ended (it only does at shutdown): stop asking it.
+    let mut deaf_for_good = false;
     loop {
         let poll = if listening {
             POLL_WHILE_LISTENING
@@ -119,7 +121,7 @@ async fn follow(hub: &Hub, start: u64, mut heard: mpsc::Receiver<Heard>) {
         let mut reread_tokens = false;
         tokio::select! {
             () = own.wake.notified() => {}
-            message = heard.recv() => match message {
+            message = heard.recv(), if !deaf_for_good => match message {
                 Some(Heard::Head(head)) => target = target.max(head),
                 Some(Heard::Connected) => {
                     if !listening {
@@ -141,7 +143,10 @@ async fn follow(hub: &Hub, start: u64, mut heard: mpsc::Receiver<Heard>) {
                     }
                     listening = false;
                 }
-                None => listening = false,
+                None => {
+                    listening = false;
+                    deaf_for_good = true;
+                }
             },
             () = tokio::time::sleep(poll) => read_head = true,
             _ = shutdown.wait_for(|stopping| *stopping) => return,
@@ -190,6 +195,11 @@ async fn pass_on(hub: &Hub, own: &OwnCommits, mut next: u64, target: u64) -> u64
             advanced = true;
         }
         if !advanced {
+            if hub.db.head().await.is_ok_and(|head| head >= next) {
+                // Committed and visible by the head, yet not readable: a
+                // commit in flight, or a hole someone made by hand.
+                tracing::debug!(seq = next, "the feed's next entry is not readable yet");
+            }
             return next;
         }
     }

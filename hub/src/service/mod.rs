@@ -163,18 +163,35 @@ impl Hub {
         let (mut count, mut bytes) = (0u64, 0u64);
         let result = async {
             let _order = self.commit_lock.lock().await;
-            // Under the write lock every hub's commits take, with the shared
-            // count of removals bumped: see `crate::db::RemovalTx`.
+            // The protocol every hub's commits rely on: see `crate::db`'s
+            // `removal` module. The count is odd before anything goes.
+            self.db.removals_starting().await?;
             let mut removal = self.db.begin_removal().await?;
             let referenced = removal.referenced(hashes).await?;
-            for hash in hashes.iter().filter(|h| !referenced.contains(h)) {
-                if let Some(len) = self.store.remove(hash, older_than).await? {
-                    count += 1;
-                    bytes += len;
+            let unreferenced: Vec<Sha256Hex> = hashes
+                .iter()
+                .filter(|h| !referenced.contains(h))
+                .copied()
+                .collect();
+            // Whatever the removals did, the lock is released and the count
+            // made even; a failed removal is reported after.
+            let removed = self.store.remove_many(&unreferenced, older_than).await;
+            removal.finish().await?;
+            let mut failed = None;
+            for result in removed {
+                match result {
+                    Ok(Some(len)) => {
+                        count += 1;
+                        bytes += len;
+                    }
+                    Ok(None) => {}
+                    Err(err) => failed = Some(err),
                 }
             }
-            removal.commit().await?;
-            Ok::<_, ApiError>(())
+            match failed {
+                Some(err) => Err(ApiError::Storage(err)),
+                None => Ok::<_, ApiError>(()),
+            }
         }
         .await;
         if count > 0 {

@@ -11,16 +11,19 @@
 //!
 //! A PUT is acknowledged by the server only once the object is durable,
 //! and a chunk is reported stored only after that acknowledgement. New
-//! chunks are written with `If-None-Match: *` where the server supports it,
-//! so an existing copy is never replaced (identical bytes either way). An
+//! chunks are written with `If-None-Match: *` where the server supports it;
+//! when a copy is there already, the upload's verified bytes are written
+//! over it, which refreshes its age (and would mend a damaged copy). An
 //! object's age for garbage collection is its Last-Modified time; S3
-//! cannot change that in place, so refreshing an old chunk writes its
-//! bytes again (rare: only chunks older than an hour that a client is
-//! about to reference).
+//! cannot change that in place, so refreshing an old chunk a client is
+//! about to reference copies it aside and back on the server (no bytes
+//! pass through the hub).
 //!
 //! The store's callers block (see `objects`); this back end runs its
-//! requests on the hub's runtime from those blocking threads, several at
-//! a time where a caller asks about many chunks.
+//! requests on a small runtime of its own, so a store busy with many
+//! requests never takes the threads the hub's runtime needs (its blocking
+//! pool also resolves host names), several at a time where a caller asks
+//! about many chunks.
 
 use std::io;
 use std::sync::Arc;
@@ -69,15 +72,26 @@ pub enum BucketError {
         #[source]
         source: io::Error,
     },
-    #[error("the bucket store must be opened from a blocking thread of the hub's runtime")]
-    NoRuntime,
+    #[error("cannot start the threads that talk to the bucket: {0}")]
+    Runtime(#[source] io::Error),
 }
 
 pub struct Bucket {
     keys: Arc<Keys>,
     location: BucketLocation,
     endpoint: String,
-    runtime: tokio::runtime::Handle,
+    /// Where the requests run (see the module docs); shut down in the
+    /// background when the store goes, which may be on an async thread.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The client and how chunk names map to object keys; shared with the
@@ -92,7 +106,13 @@ impl Bucket {
     /// Builds the client from the `AWS_*` variables and proves the bucket
     /// can be written, read and deleted in. Call from a blocking thread.
     pub fn connect(location: &BucketLocation, access: &BucketAccess) -> Result<Self, BucketError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BucketError::NoRuntime)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sf-hub-s3")
+            .enable_all()
+            .build()
+            .map_err(BucketError::Runtime)?;
+        let handle = runtime.handle().clone();
         let endpoint = access.endpoint.clone().filter(|v| !v.trim().is_empty());
         // Whatever other AWS_* variables say (a session token, a profile's
         // settings), then what the hub was given explicitly.
@@ -145,7 +165,8 @@ impl Bucket {
             }),
             location: location.clone(),
             endpoint: endpoint.unwrap_or_else(|| "the AWS default endpoint".into()),
-            runtime,
+            runtime: Some(runtime),
+            handle,
         };
         bucket.probe().map_err(|source| BucketError::Unusable {
             location: location.to_string(),
@@ -156,7 +177,7 @@ impl Bucket {
     }
 
     fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        self.handle.block_on(future)
     }
 }
 
@@ -199,19 +220,67 @@ impl Keys {
         Ok(Some((data, tag)))
     }
 
-    /// Stores `data` under `key` unless an object is there already.
+    /// Stores `data` (verified bytes of the chunk `key` names) unless an
+    /// object is there already; then writes them over it, which refreshes
+    /// its age and leaves a durable copy whatever a concurrent writer did.
     async fn put_new(&self, key: &ObjectPath, data: Vec<u8>) -> io::Result<Stored> {
+        let data = bytes::Bytes::from(data);
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
         match self
             .client
-            .put_opts(key, PutPayload::from(data), options)
+            .put_opts(key, PutPayload::from(data.clone()), options)
             .await
         {
             Ok(_) => Ok(Stored::New),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Stored::AlreadyPresent),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.client
+                    .put(key, PutPayload::from(data))
+                    .await
+                    .map_err(io_error)?;
+                Ok(Stored::AlreadyPresent)
+            }
+            Err(err) => Err(io_error(err)),
+        }
+    }
+
+    /// Gives chunk `hash` a fresh Last-Modified by copying it aside and
+    /// back on the server; `false` when it is not stored.
+    async fn touch(&self, hash: &Sha256Hex) -> io::Result<bool> {
+        let key = self.chunk(hash);
+        let aside = ObjectPath::from(format!(
+            "{}refresh/{hash}.{}",
+            self.root,
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        match self.client.copy(&key, &aside).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(err) => return Err(io_error(err)),
+        }
+        let back = self.client.copy(&aside, &key).await.map_err(io_error);
+        let cleared = self.client.delete(&aside).await.map_err(io_error);
+        back?;
+        cleared?;
+        Ok(true)
+    }
+
+    async fn remove(
+        &self,
+        hash: &Sha256Hex,
+        older_than: Option<SystemTime>,
+    ) -> io::Result<Option<u64>> {
+        let Some(meta) = self.head(hash).await? else {
+            return Ok(None);
+        };
+        if older_than.is_some_and(|cutoff| meta.modified >= cutoff) {
+            return Ok(None);
+        }
+        match self.client.delete(&self.chunk(hash)).await {
+            Ok(()) => Ok(Some(meta.len)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(io_error(err)),
         }
     }
@@ -264,7 +333,7 @@ impl Objects for Bucket {
     ) -> Box<dyn Iterator<Item = ReadChunk> + Send + '_> {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
         let keys = Arc::clone(&self.keys);
-        self.runtime.spawn(async move {
+        self.handle.spawn(async move {
             let mut reads = stream::iter(hashes)
                 .map(|hash| {
                     let keys = Arc::clone(&keys);
@@ -286,19 +355,21 @@ impl Objects for Bucket {
     }
 
     fn touch(&self, hash: &Sha256Hex) -> io::Result<bool> {
-        let key = self.keys.chunk(hash);
-        self.wait(async {
-            let Some((data, _)) = self.keys.read(&key, u64::MAX).await? else {
-                return Ok(false);
-            };
-            // The same bytes again: Last-Modified becomes now.
-            self.keys
-                .client
-                .put(&key, PutPayload::from(data))
-                .await
-                .map_err(io_error)?;
-            Ok(true)
-        })
+        self.wait(self.keys.touch(hash))
+    }
+
+    fn touch_many(&self, hashes: &[Sha256Hex]) -> Vec<io::Result<bool>> {
+        let keys = &self.keys;
+        self.wait(
+            stream::iter(hashes)
+                .map(|hash| keys.touch(hash))
+                .buffered(PARALLEL)
+                .collect(),
+        )
+    }
+
+    fn looks_before_upload(&self) -> bool {
+        false
     }
 
     fn staging_file(&self) -> Option<TempFile> {
@@ -344,19 +415,21 @@ impl Objects for Bucket {
     }
 
     fn remove(&self, hash: &Sha256Hex, older_than: Option<SystemTime>) -> io::Result<Option<u64>> {
-        self.wait(async {
-            let Some(meta) = self.keys.head(hash).await? else {
-                return Ok(None);
-            };
-            if older_than.is_some_and(|cutoff| meta.modified >= cutoff) {
-                return Ok(None);
-            }
-            match self.keys.client.delete(&self.keys.chunk(hash)).await {
-                Ok(()) => Ok(Some(meta.len)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(err) => Err(io_error(err)),
-            }
-        })
+        self.wait(self.keys.remove(hash, older_than))
+    }
+
+    fn remove_many(
+        &self,
+        hashes: &[Sha256Hex],
+        older_than: Option<SystemTime>,
+    ) -> Vec<io::Result<Option<u64>>> {
+        let keys = &self.keys;
+        self.wait(
+            stream::iter(hashes)
+                .map(|hash| keys.remove(hash, older_than))
+                .buffered(PARALLEL)
+                .collect(),
+        )
     }
 
     fn list(&self, prefix: u8) -> io::Result<Vec<(Sha256Hex, ObjectMeta)>> {

@@ -163,10 +163,9 @@ impl Objects for LocalDir {
         std::fs::File::open(&temp.path)?.sync_all()?;
         let final_path = self.chunk_path(hash);
         let stored = link(&temp.path, &final_path)?;
-        if stored == Stored::New {
-            // The new name is durable only once the directory entry is on disk.
-            std::fs::File::open(chunk_dir(&final_path))?.sync_all()?;
-        }
+        // The name is durable only once the directory entry is on disk; a
+        // copy found there may be a concurrent pack's, not flushed yet.
+        std::fs::File::open(chunk_dir(&final_path))?.sync_all()?;
         Ok(stored)
     }
 
@@ -217,7 +216,9 @@ impl Objects for LocalDir {
             let final_path = self.chunk_path(hash);
             match move_into_place(&temp.path, &final_path) {
                 Ok(how) => {
-                    if how == Stored::New && !together {
+                    // A copy found there may be a concurrent writer's, not
+                    // flushed yet: its directory is flushed too.
+                    if !together {
                         new_dirs.insert(chunk_dir(&final_path).to_path_buf());
                     }
                     stored.push(Some(how));

@@ -109,6 +109,20 @@ pub trait Objects: Send + Sync {
     /// it for its grace period; `false` when it is not stored.
     fn touch(&self, hash: &Sha256Hex) -> io::Result<bool>;
 
+    /// [`Self::touch`] for each of `hashes` (a bucket refreshes several at
+    /// once).
+    fn touch_many(&self, hashes: &[Sha256Hex]) -> Vec<io::Result<bool>> {
+        hashes.iter().map(|hash| self.touch(hash)).collect()
+    }
+
+    /// Whether an upload should look for (and refresh) a stored copy before
+    /// taking the bytes: where that is cheaper than storing them (a disk).
+    /// A store that says no refreshes a copy it finds when it publishes
+    /// (see [`Self::publish`]).
+    fn looks_before_upload(&self) -> bool {
+        true
+    }
+
     /// A temp file to stream an upload into, where the store keeps uploads
     /// on disk; `None` for a store that takes them from memory.
     fn staging_file(&self) -> Option<TempFile>;
@@ -117,7 +131,8 @@ pub trait Objects: Send + Sync {
     fn stage(&self, data: Vec<u8>) -> io::Result<Staged>;
 
     /// Makes a staged chunk durable and visible under its name, unless a
-    /// copy is there already. Returns once it is durable.
+    /// copy is there already (then, where the store did not look before the
+    /// upload, that copy is refreshed). Returns once it is durable.
     fn publish(&self, hash: &Sha256Hex, staged: Staged) -> io::Result<Stored>;
 
     /// Staged bytes a pack holds before it publishes them as a group.
@@ -149,6 +164,19 @@ pub trait Objects: Send + Sync {
     /// Removes chunk `hash` if it is stored and, given `older_than`, was
     /// last stored or refreshed before it; returns the bytes freed.
     fn remove(&self, hash: &Sha256Hex, older_than: Option<SystemTime>) -> io::Result<Option<u64>>;
+
+    /// [`Self::remove`] for each of `hashes` (a bucket removes several at
+    /// once).
+    fn remove_many(
+        &self,
+        hashes: &[Sha256Hex],
+        older_than: Option<SystemTime>,
+    ) -> Vec<io::Result<Option<u64>>> {
+        hashes
+            .iter()
+            .map(|hash| self.remove(hash, older_than))
+            .collect()
+    }
 
     /// The chunks whose hash starts with byte `prefix`, in hash order:
     /// one 256th of the store, so callers hold little in memory.

@@ -81,7 +81,10 @@ impl Pack {
             }
             let len = frame.data.len() as u64;
             self.chunks += 1;
-            if !self.seen.insert(frame.hash) || self.store.objects().touch(&frame.hash)? {
+            let objects = self.store.objects();
+            if !self.seen.insert(frame.hash)
+                || (objects.looks_before_upload() && objects.touch(&frame.hash)?)
+            {
                 self.present_bytes += len;
                 continue;
             }

@@ -35,26 +35,35 @@ impl ChunkStore {
             .collect())
     }
 
-    /// Removes chunk `hash` if it is stored and, when `older_than` is given,
-    /// its mtime is before it; returns the bytes freed. The caller holds the
-    /// commit lock and has checked that no version references the chunk.
-    pub async fn remove(
+    /// Removes each of `hashes` that is stored and, when `older_than` is
+    /// given, was last stored or refreshed before it; returns, for each,
+    /// the bytes freed. The caller holds the write lock and has checked
+    /// that no version references them. A bucket removes several at once.
+    pub async fn remove_many(
         self: &Arc<Self>,
-        hash: &Sha256Hex,
+        hashes: &[Sha256Hex],
         older_than: Option<SystemTime>,
-    ) -> io::Result<Option<u64>> {
-        // Counted first: a commit that saw the chunk before this removal
-        // re-checks once it holds the commit lock.
+    ) -> Vec<io::Result<Option<u64>>> {
+        if hashes.is_empty() {
+            return Vec::new();
+        }
+        // Counted first: a commit that saw a chunk before this removal
+        // looks again once it holds the write lock.
         self.removals.fetch_add(1, Ordering::SeqCst);
         let store = Arc::clone(self);
-        let hash = *hash;
+        let hashes = hashes.to_vec();
+        let count = hashes.len();
         let removed =
-            tokio::task::spawn_blocking(move || store.objects().remove(&hash, older_than))
+            tokio::task::spawn_blocking(move || store.objects().remove_many(&hashes, older_than))
                 .await
-                .map_err(io::Error::other)??;
-        if let Some(len) = removed {
-            self.release(len);
+                .unwrap_or_else(|err| {
+                    (0..count)
+                        .map(|_| Err(io::Error::other(err.to_string())))
+                        .collect()
+                });
+        for len in removed.iter().flatten().flatten() {
+            self.release(*len);
         }
-        Ok(removed)
+        removed
     }
 }
