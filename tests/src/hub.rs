@@ -34,7 +34,15 @@ pub struct HubOptions {
     /// certificate (issued for `localhost`); the hub's URL is then
     /// `https://localhost:PORT`.
     pub tls_ca_pem: Option<String>,
+    /// Environment variables for the hub (the caller's own never reach
+    /// it), e.g. an S3 store's `SF_STORE` and `AWS_*`. With
+    /// `SF_HUB_BOOTSTRAP_TOKEN` that token is the hub's [`Hub::token`]
+    /// (hubs sharing a database make no first-start token but the first).
+    pub env: Vec<(String, String)>,
 }
+
+/// The variable whose token a hub adds at start.
+const BOOTSTRAP_VAR: &str = "SF_HUB_BOOTSTRAP_TOKEN";
 
 impl Hub {
     /// Starts a hub on `data_dir`, API and metrics on free ports of
@@ -110,12 +118,20 @@ impl Hub {
         self.log.read()
     }
 
-    /// The write token the hub made on its first start.
+    /// The write token the hub made on its first start, or its
+    /// `SF_HUB_BOOTSTRAP_TOKEN` when [`HubOptions::env`] sets one.
     pub fn token(&self) -> String {
+        self.read_token().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn read_token(&self) -> Result<String, String> {
+        if let Some((_, token)) = self.options.env.iter().find(|(k, _)| k == BOOTSTRAP_VAR) {
+            return Ok(token.trim().to_owned());
+        }
+        // Made by the hub's first start, before it serves; kept across restarts.
         fs::read_to_string(self.token_file())
-            .expect("the hub's first-start token")
-            .trim()
-            .to_owned()
+            .map(|token| token.trim().to_owned())
+            .map_err(|e| format!("cannot read the hub's first-start token: {e}"))
     }
 
     /// SIGKILL (what `Child::kill` sends on Unix): no shutdown code runs.
@@ -155,7 +171,8 @@ impl Hub {
             .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(&self.options.args);
+            .args(&self.options.args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)));
         let tls = self.options.tls_ca_pem.is_some();
         let mut child = HubChild::start_at(command, self.log.clone(), &self.http, |api| {
             if tls {
@@ -176,10 +193,7 @@ impl Hub {
         }
         self.port = port;
         self.url = child.url().to_owned();
-        // Made by the hub's first start, before it serves; kept across restarts.
-        let token = fs::read_to_string(self.token_file())
-            .map_err(|e| format!("cannot read the hub's first-start token: {e}"))?;
-        crate::tokens::register(&self.url, token.trim());
+        crate::tokens::register(&self.url, &self.read_token()?);
         eprintln!("sf-hub pid {} ready at {}", child.pid(), self.url);
         self.child = Some(child);
         Ok(())

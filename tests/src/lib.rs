@@ -20,7 +20,9 @@
 //! knobs, `converge.rs` the convergence checks and hub queries, `files.rs`
 //! the file helpers, [`tokens`] the hubs' tokens and CAs, `access.rs` the
 //! token commands and `sf-agent status`, [`services`] what the deployment
-//! checks start (PostgreSQL, a hub with a given environment, Prometheus).
+//! checks start (PostgreSQL, a hub with a given environment, Prometheus),
+//! [`SharedHubs`] (`shared_hubs.rs`) several hubs on one PostgreSQL
+//! database and one S3 bucket.
 //! What the hub's own tests and the benchmarks share with this harness —
 //! the hub child process, PostgreSQL per test, ports, `/proc`, test
 //! content — is in `sf-test-support`.
@@ -44,6 +46,7 @@ mod pki;
 mod sandbox;
 pub mod scenario;
 pub mod services;
+mod shared_hubs;
 pub mod tokens;
 
 pub use access::{agent_status, create_token, hub_token_command, write_token_file};
@@ -61,6 +64,8 @@ pub use hub::{Hub, HubOptions};
 pub use pki::TestPki;
 pub use sandbox::Sandbox;
 pub use sf_protocol::Sha256Hex;
+pub use sf_test_support::s3::TestBucket;
 pub use sf_test_support::{
     Noise, PROCESS_DEADLINE, clear_hub_env, random_bytes, write_random_file,
 };
+pub use shared_hubs::SharedHubs;

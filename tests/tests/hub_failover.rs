@@ -1,28 +1,33 @@
 //! Agents that outlive a hub (issue 13): two `sf-hub` processes share one
-//! PostgreSQL database and one data dir (the chunk store), so they report
-//! the same hub identity and the same seqs. Agents A and B are given both
-//! (`--hub hub1,hub2`) and sync through hub 1; agent C is given hub 2 only.
-//! Hub 1 is SIGKILLed while B uploads a large file and has small files
+//! PostgreSQL database and one S3 bucket (the chunk store, on
+//! `moto_server`), each with a data dir of its own, so they report the same
+//! hub identity and the same seqs. Agents A and B are given both (`--hub
+//! hub1,hub2`) and sync through hub 1; agent C is given hub 2 only, with
+//! the default scan interval (60 s), so what A and B commit through hub 1
+//! reaches C by hub 2's push. Hub 1 is SIGKILLed while B uploads a large
+//! file (some of its chunks already in the bucket) and has small files
 //! waiting, and while A's files are arriving at B. A and B must move to
-//! hub 2 and carry on from their last applied seq (not merge as with a
-//! new hub), and every file written on any agent, before and after the
-//! kill, must end on the hub and every agent.
+//! hub 2 and carry on from their last applied seq (not merge as with a new
+//! hub), and every file written on any agent, before and after the kill,
+//! must end on the hub and every agent.
 //!
 //! The failover time (from the SIGKILL to B's first answer from hub 2, and
 //! to B's first commit through it) is printed, not asserted.
 //!
-//! Needs `SF_TEST_DATABASE_URL` (PostgreSQL); without it the test says
-//! `skipped` loudly (and fails in CI).
+//! Needs `SF_TEST_DATABASE_URL` (PostgreSQL) and `moto_server`; without
+//! them the test says `skipped` loudly (and fails in CI).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sf_e2e::services::PgDatabase;
 use sf_e2e::*;
 
 const TEST: &str = "hub_failover";
 const CONVERGE: Duration = Duration::from_secs(180);
+/// The hang guard while C can learn of hub 1's commits only by hub 2's
+/// push: well under C's first periodic scan (60 s after it starts).
+const PUSHED: Duration = Duration::from_secs(30);
 /// A hang guard for the failover itself, not a speed check.
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(90);
 /// Several packs of chunks (about 1 MiB each): still uploading when hub 1 dies.
@@ -33,23 +38,18 @@ const ANSWERS: &str = "the hub answers";
 /// What the agent logs when a hub is another hub than the folder's.
 const OTHER_HUB: &str = "is not the one this folder last synced with";
 
-/// How many chunk files the shared data dir holds.
-fn chunk_files(data_dir: &Path) -> usize {
-    fn count(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        count(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    count(&data_dir.join("chunks"))
+/// The bucket keys of the chunks `file` is cut into.
+fn chunk_keys(file: &Path) -> BTreeSet<String> {
+    let file = std::fs::File::open(file).expect("open the staged file");
+    sf_protocol::chunking::Chunker::new(std::io::BufReader::new(file))
+        .map(|chunk| TestBucket::chunk_key(&chunk.expect("read the staged file").hash.to_hex()))
+        .collect()
+}
+
+/// How many of `keys` the shared bucket holds.
+async fn stored(bucket: &TestBucket, keys: &BTreeSet<String>) -> usize {
+    let listed = bucket.keys("chunks/").await;
+    listed.iter().filter(|key| keys.contains(*key)).count()
 }
 
 /// The hub's feed after `since`, one page: its entries' (seq, origin) and
@@ -84,48 +84,28 @@ fn after(log: &str, offset: usize) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_move_to_the_next_hub_when_theirs_is_killed() {
-    let Some(pg) = PgDatabase::create(TEST).await else {
+    let sandbox = Sandbox::new("hub-failover");
+    let Some(mut hubs) = SharedHubs::start(TEST, &sandbox, 2).await else {
         return;
     };
-    let sandbox = Sandbox::new("hub-failover");
-    let data_dir = sandbox.dir("hub");
-    let options = HubOptions {
-        args: vec!["--database-url".into(), pg.url().to_owned()],
-        tls_ca_pem: None,
-    };
-    let mut hub1 = Hub::start_with(&data_dir, options.clone()).await;
-    let hub2 = Hub::start_with(&data_dir, options).await;
-    let (h1, h2) = (hub1.url().to_owned(), hub2.url().to_owned());
-    sandbox.step(&format!(
-        "two hubs on database {} and data dir {}: {h1}, {h2}",
-        pg.name(),
-        data_dir.display()
-    ));
-    // The first hub made the token; the second found it in the database.
-    let token = hub1.token();
+    let (h1, h2) = (hubs.url(1), hubs.url(2));
+    let token = hubs.token().to_owned();
     let http = sf_test_support::bearer_client(&token);
-    for hub in [&h1, &h2] {
-        let ready: serde_json::Value = http
-            .get(format!("{hub}/readyz"))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .unwrap_or_else(|e| panic!("{hub}/readyz: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{hub}/readyz: {e}"));
-        assert_eq!(ready["database"], "postgres", "{hub}: {ready}");
-    }
 
     let both = format!("{h1},{h2}");
-    let token_file = write_token_file(&sandbox.dir("tokens"), "token", &token);
+    let token_file = hubs.token_file(&sandbox.dir("tokens"));
     let token_args = ["--token-file", token_file.to_str().unwrap()];
     let (a_dir, b_dir, c_dir) = (sandbox.dir("a"), sandbox.dir("b"), sandbox.dir("c"));
     let mut a = Agent::start(&both, &a_dir, "a", &token_args).await;
     let mut b = Agent::start(&both, &b_dir, "b", &token_args).await;
-    // Hub 2 pushes only its own commits (for now): C, on hub 2 alone,
-    // learns of those made through hub 1 by its scan.
-    let mut c = Agent::start(&h2, &c_dir, "c", &["--scan-interval", "3"]).await;
+    // The default scan interval: C, on hub 2 alone, learns in time of what
+    // A and B commit through hub 1 only by hub 2's push.
+    let mut c = Agent::start(&h2, &c_dir, "c", &[]).await;
+    assert!(
+        c.log_of_run().contains("scan_every=60s"),
+        "C scans every 60 s:\n{}",
+        c.log_of_run()
+    );
     let all = [a_dir.as_path(), b_dir.as_path(), c_dir.as_path()];
 
     sandbox.step("both hubs up: A and B write, everything converges through either hub");
@@ -144,7 +124,7 @@ async fn agents_move_to_the_next_hub_when_theirs_is_killed() {
             format!("b {i}\n").as_bytes(),
         );
     }
-    wait_converged(&all, &h2, CONVERGE)
+    wait_converged(&all, &h2, PUSHED)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -176,14 +156,17 @@ async fn agents_move_to_the_next_hub_when_theirs_is_killed() {
     .unwrap_or_else(|e| panic!("{e}"));
     let staged = sandbox.dir("staging").join("big.bin");
     let big_sha = tokio::task::block_in_place(|| write_random_file(&staged, 77, BIG));
-    let chunks_before = chunk_files(&data_dir);
+    let big_chunks = tokio::task::block_in_place(|| chunk_keys(&staged));
     std::fs::rename(&staged, b_dir.join("big.bin")).unwrap();
     ledger.insert("big.bin".to_owned(), big_sha);
-    wait_until(CONVERGE, "the hubs receive chunks of big.bin", || {
-        chunk_files(&data_dir) >= chunks_before + 3
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mid_upload = Instant::now() + CONVERGE;
+    while stored(&hubs.bucket, &big_chunks).await < 3 {
+        assert!(
+            Instant::now() < mid_upload,
+            "the bucket did not receive chunks of big.bin within {CONVERGE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Small files B has not sent yet when the hub dies.
     for i in 0..20 {
         write_noted(
@@ -198,11 +181,13 @@ async fn agents_move_to_the_next_hub_when_theirs_is_killed() {
         .is_ok_and(|index| index.contains_key("big.bin"));
     let (a_offset, b_offset) = (a.log().len(), b.log().len());
 
-    hub1.kill();
+    let uploaded = stored(&hubs.bucket, &big_chunks).await;
+    hubs.hubs[0].kill();
     let killed = Instant::now();
     sandbox.step(&format!(
-        "hub 1 SIGKILLed ({} chunks stored, big.bin committed: {big_committed})",
-        chunk_files(&data_dir)
+        "hub 1 SIGKILLed (about {uploaded} of big.bin's {} chunks in the bucket, big.bin \
+         committed: {big_committed})",
+        big_chunks.len()
     ));
 
     // From now on only hub 2 can commit: B's first entry above this head

@@ -307,6 +307,7 @@ async fn a_tls_hub_with_a_private_ca() {
         HubOptions {
             args: pki.hub_args(),
             tls_ca_pem: Some(pki.ca_pem.clone()),
+            ..HubOptions::default()
         },
     )
     .await;
