@@ -23,6 +23,7 @@ use tokio::process::Command;
 use crate::api::{download, v1_upload};
 use crate::cluster::empty_bucket;
 use crate::hub::BenchHub;
+use crate::sample::scrape;
 use crate::{MIB, Setup};
 
 /// The size of the baseline's objects on moto.
@@ -79,6 +80,9 @@ pub struct BigRow {
     pub hub_idle_kib: Vec<u64>,
     /// CPU seconds per second of the phase.
     pub hub_cores: Vec<f64>,
+    /// Per repetition, the hub's own time in each route of
+    /// [`crate::sample::ROUTES`] (missing, PUT chunk, commit), seconds.
+    pub hub_route_seconds: Vec<[f64; 3]>,
     pub moto_cores: Vec<f64>,
     /// moto's resident memory at the phase's end.
     pub moto_rss_kib: Vec<u64>,
@@ -122,6 +126,7 @@ pub async fn bench_big(setup: &Setup<'_>) -> Result<BigReport> {
                 hub_peak_kib: Vec::new(),
                 hub_idle_kib: Vec::new(),
                 hub_cores: Vec::new(),
+                hub_route_seconds: Vec::new(),
                 moto_cores: Vec::new(),
                 moto_rss_kib: Vec::new(),
             })
@@ -149,17 +154,21 @@ pub async fn bench_big(setup: &Setup<'_>) -> Result<BigReport> {
                 &local
             };
             let moto = setup.s3.and_then(|s3| s3.pid).filter(|_| phase.uses_moto());
-            let moto_cpu = moto.map(|pid| cpu_seconds(pid).unwrap_or(0.0));
-            let outcome = if phase.uses_hub() {
+            let (outcome, moto_cores) = if phase.uses_hub() {
                 let log = setup.work.join(format!("hub-big-{rep}-{phase:?}.log"));
                 let hub = store.start_hub(setup, &log).await?;
                 let idle = hub.peak_rss_kib()?;
+                let metrics = [hub.metrics_url()];
+                let times_before = scrape(&metrics).await?;
                 let hub_cpu = cpu_seconds(hub.pid())?;
+                let moto_window = CpuWindow::start(moto);
                 let started = Instant::now();
                 let outcome = run_hub_phase(phase, &hub, &file, &remote_path).await;
                 let elapsed = started.elapsed();
-                let peak = hub.peak_rss_kib()?;
+                let moto_cores = moto_window.cores(elapsed);
                 let hub_cores = (cpu_seconds(hub.pid())? - hub_cpu) / elapsed.as_secs_f64();
+                let peak = hub.peak_rss_kib()?;
+                let times = scrape(&metrics).await?.minus(&times_before);
                 let notes = hub.stop().await?;
                 if notes.warnings + notes.errors > 0 {
                     report
@@ -169,18 +178,23 @@ pub async fn bench_big(setup: &Setup<'_>) -> Result<BigReport> {
                 row.hub_peak_kib.push(peak);
                 row.hub_idle_kib.push(idle);
                 row.hub_cores.push(hub_cores);
-                outcome.map(|()| (elapsed, Some((peak, idle))))
+                row.hub_route_seconds
+                    .push(std::array::from_fn(|i| times.routes[i].1));
+                (outcome.map(|()| (elapsed, Some((peak, idle)))), moto_cores)
             } else {
-                run_baseline(phase, store, &file, setup.work)
-                    .await
-                    .map(|elapsed| (elapsed, None))
+                let moto_window = CpuWindow::start(moto);
+                let outcome = run_baseline(phase, store, &file, setup.work).await;
+                let moto_cores = outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|elapsed| moto_window.cores(*elapsed));
+                (outcome.map(|elapsed| (elapsed, None)), moto_cores)
             };
             let (elapsed, hub_rss) =
                 outcome.with_context(|| format!("{} (rep {})", phase.label(), rep + 1))?;
             let seconds = elapsed.as_secs_f64();
             let mut moto_note = String::new();
-            if let (Some(pid), Some(before)) = (moto, moto_cpu) {
-                let cores = (cpu_seconds(pid).unwrap_or(before) - before) / seconds;
+            if let (Some(pid), Some(cores)) = (moto, moto_cores) {
                 let rss = rss_kib(pid).unwrap_or(0);
                 row.moto_cores.push(cores);
                 row.moto_rss_kib.push(rss);
@@ -212,6 +226,21 @@ pub async fn bench_big(setup: &Setup<'_>) -> Result<BigReport> {
     }
     std::fs::remove_file(&source)?;
     Ok(report)
+}
+
+/// A process's CPU seconds from a moment on.
+struct CpuWindow(Option<(u32, f64)>);
+
+impl CpuWindow {
+    fn start(pid: Option<u32>) -> Self {
+        Self(pid.map(|pid| (pid, cpu_seconds(pid).unwrap_or(0.0))))
+    }
+
+    /// Cores busy on average over `elapsed` since the start.
+    fn cores(&self, elapsed: Duration) -> Option<f64> {
+        let (pid, before) = self.0?;
+        Some((cpu_seconds(pid).unwrap_or(before) - before) / elapsed.as_secs_f64())
+    }
 }
 
 /// The source file and its sha256.

@@ -324,9 +324,29 @@ fn print_big(report: &BigReport) {
     println!();
     println!(
         "   hub/moto: cores busy during the phase; moto RSS: its largest resident memory at a \
-         phase's end, MiB (moto keeps objects in memory; the bucket is emptied after each rep); \
-         vs base: time over the store's baseline (cp + fsync; the PUTs or GETs to moto)"
+         phase's end, MiB (moto keeps objects in memory and keeps that memory after they are \
+         deleted, reusing it only in part, so it grows from rep to rep although the bucket is \
+         emptied after each: a figure of moto, not of the hub); vs base: time over the store's \
+         baseline (cp + fsync; the PUTs or GETs to moto)"
     );
+    let uploads = report
+        .rows
+        .iter()
+        .filter(|r| matches!(r.phase, Phase::LocalUpload | Phase::S3Upload));
+    for row in uploads {
+        let part = |i: usize| {
+            let values: Vec<f64> = row.hub_route_seconds.iter().map(|r| r[i]).collect();
+            spread(&values).median
+        };
+        println!(
+            "   {}: the hub's own time (median): missing {:.2} s, PUT chunks {:.2} s, commit \
+             {:.2} s (the commit reads every chunk back to check the file's sha256)",
+            row.phase.label(),
+            part(0),
+            part(1),
+            part(2),
+        );
+    }
     let idle: Vec<f64> = report
         .rows
         .iter()
@@ -477,47 +497,78 @@ fn interpret(report: &CommitReport, push: Option<&PushReport>) {
         u.commit_ms,
         u.lock_tx_ms,
     );
+    if let (Some(one), Some(local_probe)) = (one, report.row(local, 1))
+        && let Some(s3_probe) = report.row(one, 1)
+    {
+        let (l, s) = (RowUsage::of(local_probe), RowUsage::of(s3_probe));
+        println!(
+            "- the S3 store's cost, uncontended (1 client, 1 hub): the hub took {:.2} / {:.2} / \
+             {:.2} ms for missing / PUT chunk / commit on S3 against {:.2} / {:.2} / {:.2} ms on \
+             the local store; {:.2} ms of the S3 commit (local: {:.2}) came before the lock \
+             (checking its chunks in the store)",
+            s.missing_ms,
+            s.put_ms,
+            s.commit_ms,
+            l.missing_ms,
+            l.put_ms,
+            l.commit_ms,
+            s.commit_ms - s.lock_tx_ms,
+            l.commit_ms - l.lock_tx_ms,
+        );
+    }
+    let rate = median(row.runs.iter().map(|r| r.rate()));
     if let Some(probe) = report.row(busiest, 1) {
         let p = RowUsage::of(probe);
         println!(
-            "- uncontended (1 client): the write lock is held {:.2} ms per commit ({:.0}% of it \
-             waiting for the hub's next statement, {:.0}% flushing WAL), so PostgreSQL's \
-             commit lock alone would allow ≈{:.0} commits/s across all hubs",
+            "- uncontended (1 client, {label}): the write lock is held {:.2} ms per commit \
+             ({:.0}% of it waiting for the hub's next statement, {:.0}% flushing WAL), so \
+             PostgreSQL's commit lock alone would allow ≈{:.0} commits/s across all hubs",
             p.hold_ms,
             p.hub / p.held * 100.0,
             p.wal / p.held * 100.0,
             1000.0 / p.hold_ms
         );
-    }
-    let mut limits = Vec::new();
-    if u.machine >= 0.9 * u.cpus {
-        limits.push(format!(
-            "the CPUs: {:.2} of {:.0} busy, so on this machine a second hub only adds work to \
-             cores already full",
-            u.machine, u.cpus
+        let mut next = vec![(
+            1000.0 / p.hold_ms,
+            format!(
+                "PostgreSQL's commit lock ≈{:.0}/s (≈{:.0}/s at the hold time under this load)",
+                1000.0 / p.hold_ms,
+                1000.0 / u.hold_ms
+            ),
+        )];
+        if let Some(moto) = u.moto.filter(|m| *m > 0.0) {
+            next.push((
+                rate / moto,
+                format!(
+                    "moto ≈{:.0}/s (one Python process: one core at most)",
+                    rate / moto
+                ),
+            ));
+        }
+        let per_hub = rate / u.hubs * report.setups[busiest].1 as f64;
+        next.push((
+            per_hub,
+            format!("the hubs ≈{per_hub:.0}/s with a core each"),
         ));
-    }
-    if let Some(moto) = u.moto
-        && moto >= 0.8
-    {
-        limits.push(format!(
-            "the store: moto_server, a single Python process, uses {moto:.2} cores (one core is \
-             all it can use)"
-        ));
-    }
-    if u.held >= 0.8 {
-        limits.push(format!(
-            "PostgreSQL's commit lock, held {:.0}% of the time",
-            u.held * 100.0
-        ));
-    }
-    if limits.is_empty() {
+        next.sort_by(|a, b| a.0.total_cmp(&b.0));
         println!(
-            "- verdict: nothing measured here is saturated (CPUs, moto, the commit lock); the \
-             clients' round trips bound the rate"
+            "- with more cores, from what each commit costs each part at {top} clients ({rate:.0} \
+             c/s): {}; the lowest, {}, is where the next bottleneck is",
+            next.iter()
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            next[0].1.split(" ≈").next().unwrap_or_default(),
         );
-    } else {
-        println!("- verdict: saturated: {}.", limits.join("; "));
+    }
+    for (setup, (label, _, _)) in report.setups.iter().enumerate() {
+        let (Some(loaded), Some(probe)) = (report.row(setup, top), report.row(setup, 1)) else {
+            continue;
+        };
+        println!(
+            "- limit of {label} at {top} clients: {}",
+            verdict(&RowUsage::of(loaded), &RowUsage::of(probe))
+        );
     }
     println!(
         "- the network: all on loopback, so it costs no bandwidth here; what a real network \
@@ -535,4 +586,48 @@ fn interpret(report: &CommitReport, push: Option<&PushReport>) {
             spread(&local.p99).median,
         );
     }
+}
+
+/// What limited a loaded run, judged against the same setup's uncontended
+/// probe: the store when its requests queue (missing and PUT chunk take
+/// many times longer than alone, and longer than the commit's lock and
+/// transaction); the commit lock when it is held most of the time and
+/// commit requests spend nearly all their time waiting for it or holding
+/// it; else the CPUs if they are full. moto's CPU is shown as evidence, not
+/// used as a threshold: on a shared machine it may get less than its core.
+fn verdict(u: &RowUsage, probe: &RowUsage) -> String {
+    let store_queue = (u.put_ms / probe.put_ms).min(u.missing_ms / probe.missing_ms);
+    if let Some(moto) = u.moto
+        && store_queue >= 5.0
+        && u.put_ms + u.missing_ms > 2.0 * u.lock_tx_ms
+    {
+        return format!(
+            "the store: requests to it queue at moto_server (one Python process, at most one \
+             core; it used {moto:.2} cores, with {:.2} of {:.0} CPUs busy on the machine): \
+             missing and PUT chunk take {:.0} and {:.0} ms against {:.1} and {:.1} ms alone, \
+             while the commit's lock and transaction take {:.1} ms",
+            u.machine, u.cpus, u.missing_ms, u.put_ms, probe.missing_ms, probe.put_ms, u.lock_tx_ms
+        );
+    }
+    if u.held >= 0.6 && u.lock_tx_ms >= 0.8 * u.commit_ms {
+        return format!(
+            "the commit lock: PostgreSQL's write lock is held {:.0}% of the time ({:.2} ms per \
+             commit) and a commit request spends {:.0} of its {:.0} ms waiting for the hub's \
+             commit lock or in the transaction, while PUT chunk takes {:.1} ms",
+            u.held * 100.0,
+            u.hold_ms,
+            u.lock_tx_ms,
+            u.commit_ms,
+            u.put_ms
+        );
+    }
+    if u.machine >= 0.9 * u.cpus {
+        return format!(
+            "the CPUs: {:.2} of {:.0} busy (hubs {:.2}, PostgreSQL {:.2}, bench {:.2})",
+            u.machine, u.cpus, u.hubs, u.pg, u.bench
+        );
+    }
+    "nothing measured here is saturated (the store's queue, the commit lock, the CPUs); the \
+     clients' round trips bound the rate"
+        .to_owned()
 }

@@ -69,7 +69,7 @@ impl HubTimes {
         self.commit.1 += other.commit.1;
     }
 
-    fn minus(&self, before: &Self) -> Self {
+    pub fn minus(&self, before: &Self) -> Self {
         let mut delta = *self;
         for (d, b) in delta.routes.iter_mut().zip(before.routes) {
             d.0 -= b.0;
@@ -278,7 +278,7 @@ async fn backend_cpu(conn: &mut PgConnection, db_name: &str) -> Result<HashMap<u
 }
 
 /// Every hub's timings, summed.
-async fn scrape(urls: &[String]) -> Result<HubTimes> {
+pub async fn scrape(urls: &[String]) -> Result<HubTimes> {
     let http = reqwest::Client::new();
     let mut total = HubTimes::default();
     for url in urls {
