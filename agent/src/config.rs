@@ -39,7 +39,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// The hub's URL, http://host[:port] or https://host[:port]. Several
+    /// The hub's URL, http://HOST:PORT or https://HOST:PORT. Several
     /// hubs sharing one database may be given, comma-separated or with
     /// --hub again: the agent syncs through the first, and when the one
     /// it uses stops answering (connection refused, reset or timed out,

@@ -115,7 +115,7 @@ pub async fn run_with(
     report
 }
 
-/// Runs the check on `store` (opened with [`ChunkStore::inspect`]) and the
+/// Runs the check on `store` (opened with `ChunkStore::inspect`) and the
 /// database `db`.
 pub async fn run(
     db: &Database,
