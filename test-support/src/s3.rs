@@ -6,7 +6,7 @@
 //! test is skipped loudly ([`crate::skip::unavailable`]), or fails in CI.
 //!
 //! moto checks no signatures (it only wants to see who asks), so tests can
-//! also read and damage objects with plain HTTP ([`TestBucket::client`]).
+//! also read and damage objects with plain HTTP ([`client`]).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
