@@ -95,3 +95,48 @@ impl RemovalTx {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count is odd from the moment removals start (committed, so a
+    /// hub that dies half-way leaves it odd) until they finish; a removal
+    /// that starts while it is odd keeps it odd; the write lock sees it.
+    #[tokio::test]
+    async fn the_count_is_odd_while_removals_may_be_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Database::connect(&url, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let start = db.chunk_removals().await.unwrap();
+        assert!(!removal_under_way(start));
+
+        db.removals_starting().await.unwrap();
+        let started = db.chunk_removals().await.unwrap();
+        assert!(started > start && removal_under_way(started));
+        // This one dies before finishing: its transaction is dropped.
+        drop(db.begin_removal().await.unwrap());
+        assert_eq!(db.chunk_removals().await.unwrap(), started);
+        // The next collection starts (still odd, and moved) and finishes.
+        db.removals_starting().await.unwrap();
+        let again = db.chunk_removals().await.unwrap();
+        assert!(again > started && removal_under_way(again));
+        let mut removal = db.begin_removal().await.unwrap();
+        assert!(
+            removal
+                .referenced(&[Sha256Hex::empty()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        removal.finish().await.unwrap();
+        let finished = db.chunk_removals().await.unwrap();
+        assert!(finished > again && !removal_under_way(finished));
+        // A commit taking the write lock reads the count there.
+        let tx = db.begin_write().await.unwrap();
+        assert_eq!(tx.removals, finished);
+        tx.rollback().await;
+    }
+}
