@@ -148,12 +148,13 @@ pub async fn launch(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let auth = Arc::new(Auth::new(db.clone(), !settings.no_auth));
+    let auth = Arc::new(Auth::new(db.clone(), !settings.no_auth, tls.is_some()));
     auth.start(stop_rx.clone()).await?;
     let access = Access {
         auth,
         hub_id,
         websockets: Arc::new(Semaphore::new(settings.max_websockets.max(1))),
+        presence: Default::default(),
     };
     let hub = Arc::new(Hub::new(
         db.clone(),

@@ -4,6 +4,7 @@
 //! - [`token`]: the token format, generation and hashing;
 //! - [`provision`]: the tokens a hub makes at start (the first-start
 //!   `default` token and its file, the deployment's bootstrap token);
+//! - [`session`]: the web page's sign-in cookie and its anti-forgery checks;
 //! - this module: [`Auth`], the credential cache and the middleware that
 //!   turns a request into a [`Caller`] or a 401/403.
 //!
@@ -15,6 +16,7 @@
 //! database, so one created a moment ago works at once.
 
 pub mod provision;
+pub mod session;
 pub mod token;
 
 use std::collections::{HashMap, HashSet};
@@ -64,16 +66,29 @@ pub struct Auth {
     live: RwLock<HashMap<TokenHash, Arc<Cached>>>,
     /// Bumped whenever a token leaves the live set.
     revoked: watch::Sender<u64>,
+    /// The hub serves TLS itself: session cookies are `Secure`.
+    serves_tls: bool,
 }
 
 impl Auth {
-    pub fn new(db: Database, enabled: bool) -> Self {
+    pub fn new(db: Database, enabled: bool, serves_tls: bool) -> Self {
         Self {
             db,
             enabled,
             live: RwLock::new(HashMap::new()),
             revoked: watch::channel(0).0,
+            serves_tls,
         }
+    }
+
+    /// Whether requests need a token (false under `--no-auth`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Whether this hub serves TLS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.serves_tls
     }
 
     /// Loads the live tokens, then keeps reloading them until `stop` flips.
@@ -311,14 +326,20 @@ pub fn is_loopback_host(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Middleware for routes that take `Authorization: Bearer <token>`.
+/// Middleware for routes that take `Authorization: Bearer <token>`, or the
+/// web page's session cookie.
 pub async fn bearer(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let caller = if auth.enabled {
         match bearer_token(request.headers()) {
             Some(token) => auth.authenticate(token).await,
+            None if session::session_cookie(request.headers()).is_some() => {
+                let only_reads = changes_nothing(&request);
+                auth.session_caller(request.headers(), only_reads).await
+            }
             None => Err(unauthorized(
                 "this hub needs a token: send Authorization: Bearer <token> (agents: \
-                 --token-file; the original client: SERVER_URL=http://HUB/t/<token>)",
+                 --token-file; the original client: SERVER_URL=http://HUB/t/<token>; \
+                 a browser: sign in on the hub's page at /ui/)",
             )),
         }
     } else {
@@ -352,6 +373,17 @@ async fn run_as(caller: Result<Caller, ApiError>, mut request: Request, next: Ne
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };
+    // Whatever authenticated it: a change a page of another site asks a
+    // browser to make (a hub on localhost under --no-auth, a cookie) is
+    // refused before it is looked at.
+    if !changes_nothing(&request) && session::cross_site(request.headers()) {
+        return ApiError::Forbidden(
+            "a change requested by a page of another site (its Origin is not this hub) is \
+             refused"
+                .into(),
+        )
+        .into_response();
+    }
     if caller.scope == Scope::Read && !changes_nothing(&request) {
         return ApiError::Forbidden(format!(
             "token {:?} is read-only: it can read and follow changes but not change anything; \

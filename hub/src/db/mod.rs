@@ -9,11 +9,13 @@
 //! (`write`), which loads what it decides on (`known`) and writes its rows
 //! at commit (`flush`).
 
+mod browse;
 mod flush;
 mod known;
 mod postgres;
 mod read;
 mod removal;
+mod sessions;
 mod sqlite;
 mod tokens;
 mod wanted;

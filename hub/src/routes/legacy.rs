@@ -121,7 +121,7 @@ pub async fn upload(
 /// removes the chunks it newly stored, so a refused upload stores nothing.
 /// Runs as its own task, so that happens even when the client is gone and
 /// this request's future is dropped.
-async fn ingest_or_clean_up<R>(hub: &Arc<Hub>, reader: R) -> Result<Ingested, ApiError>
+pub(super) async fn ingest_or_clean_up<R>(hub: &Arc<Hub>, reader: R) -> Result<Ingested, ApiError>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {

@@ -2,16 +2,19 @@
 //! the layers every request passes through (authentication, metrics by
 //! route template, slow-body cut-off, panic isolation, JSON 404s).
 //!
-//! Three groups of routes: the API proper, behind `Authorization: Bearer`;
-//! the legacy API again under `/t/{token}/`, for the original client that
-//! cannot send headers; and the open health probes.
+//! Three groups of routes: the API proper, behind `Authorization: Bearer`
+//! or the web page's session cookie; the legacy API again under
+//! `/t/{token}/`, for the original client that cannot send headers; and the
+//! open ones: health probes, and the web page with its sign-in.
 
 mod batch;
+mod browse;
 mod content;
 mod extract;
 mod health;
 mod legacy;
 mod pack;
+mod ui;
 mod v1;
 mod ws;
 
@@ -45,7 +48,20 @@ pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
     );
     let open = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        // The page and its sign-in authenticate for themselves.
+        .route("/", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
+        .route("/ui/icon.svg", get(ui::icon))
+        .route(
+            "/ui/session",
+            get(ui::current)
+                .post(ui::sign_in)
+                .delete(ui::sign_out)
+                .layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        );
     legacy_routes(Router::new(), "")
         .route("/v1/changes", get(v1::changes))
         .route(
@@ -81,6 +97,24 @@ pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
             post(v1::restore).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
         )
         .route("/v1/whoami", get(whoami))
+        .route("/v1/list", get(browse::list))
+        .route("/v1/search", get(browse::search))
+        .route("/v1/deleted", get(browse::deleted))
+        .route("/v1/conflicts", get(browse::conflicts))
+        .route(
+            "/v1/conflicts/resolve",
+            post(browse::resolve).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
+        .route("/v1/activity", get(browse::activity))
+        .route("/v1/upload", post(browse::upload))
+        .route(
+            "/v1/move",
+            post(browse::move_tree).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/remove",
+            post(browse::remove_tree).layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
+        )
         .route("/v1/ws", get(ws::subscribe))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::bearer))
         .merge(by_path_token)

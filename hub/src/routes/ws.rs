@@ -12,16 +12,17 @@
 //! proxy must still not be readable from any page), and clients may send
 //! only small control messages.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use sf_protocol::v1::{Scope, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
+use sf_protocol::v1::{ConnectedClient, Scope, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WsFrame};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -39,9 +40,13 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Change frames written together at most.
 const MAX_BURST: usize = 256;
 
+/// The header an agent names itself in when it opens the socket.
+const AGENT_HEADER: &str = "x-sf-agent";
+
 pub async fn subscribe(
     State(hub): State<Arc<Hub>>,
     Extension(caller): Extension<Caller>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -65,10 +70,37 @@ pub async fn subscribe(
         )
         .into_response();
     };
+    let client = ConnectedClient {
+        token: caller.token_name.clone(),
+        agent: client_name(&headers),
+        address: peer.map(|Extension(ConnectInfo(addr))| addr.to_string()),
+        connected_ms: crate::db::now_ms(),
+    };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(hub, caller, permit, socket))
+        .on_upgrade(move |socket| {
+            let present = hub.access.presence.join(client);
+            async move {
+                serve(hub, caller, permit, socket).await;
+                drop(present);
+            }
+        })
+}
+
+/// What the client calls itself: an agent's `X-SF-Agent` (printable, at
+/// most 64 bytes), or `web` for a browser (it sends an `Origin`).
+fn client_name(headers: &HeaderMap) -> Option<String> {
+    let named = headers
+        .get(AGENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && name.len() <= 64 && !name.contains(char::is_control));
+    match named {
+        Some(name) => Some(name.to_owned()),
+        None if headers.contains_key(header::ORIGIN) => Some(crate::service::WEB_ORIGIN.into()),
+        None => None,
+    }
 }
 
 /// Refuses an upgrade whose `Origin` is present and names another host than
@@ -80,38 +112,13 @@ fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = origin.to_str().ok();
     match (origin, host) {
-        (Some(origin), Some(host)) if same_origin(origin, host) => Ok(()),
+        (Some(origin), Some(host)) if crate::auth::session::same_origin(origin, host) => Ok(()),
         _ => Err(ApiError::Forbidden(
             "a WebSocket from a page of another site (its Origin does not match this hub's \
              host) is refused"
                 .into(),
         )),
     }
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names the authority `host`
-/// (`host[:port]`, the Host header), default ports filled in.
-fn same_origin(origin: &str, host: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else {
-        return false;
-    };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => "80",
-        "https" => "443",
-        _ => return false,
-    };
-    let split = |authority: &str| -> (String, String) {
-        let authority = authority.trim().to_ascii_lowercase();
-        let (name, port) = match authority.rfind(':') {
-            // An IPv6 literal's colons sit inside brackets.
-            Some(i) if !authority[i..].contains(']') => {
-                (authority[..i].to_owned(), authority[i + 1..].to_owned())
-            }
-            _ => (authority.clone(), default_port.to_owned()),
-        };
-        (name, port)
-    };
-    !authority.contains('/') && split(authority) == split(host)
 }
 
 async fn serve(
@@ -275,7 +282,7 @@ async fn send(socket: &mut WebSocket, frame: &WsFrame) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::auth::session::same_origin;
 
     #[test]
     fn origins() {

@@ -99,7 +99,17 @@ pub async fn serve(
             continue;
         };
         let tcp = SendTimeout::new(tcp, limits.send_timeout);
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that show who is connected (the WebSocket's presence)
+        // read the peer's address as axum's `ConnectInfo`.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
         let watcher = graceful.watcher();

@@ -58,7 +58,9 @@ impl Hub {
                 });
             }
             Some(cur) if !cur.deleted && meta.base_sha != cur.sha256 => {
-                let copy = self.legacy_conflict_copy(&path, content, started).await?;
+                let copy = self
+                    .conflict_copy(&path, LEGACY_ORIGIN, legacy_mtime(), content, started)
+                    .await?;
                 return Ok(UploadResponse {
                     conflict: Some(copy.path.to_string()),
                     ..accepted(cur)
@@ -68,7 +70,7 @@ impl Hub {
             None => 0,
         };
         let removals = content.removals;
-        let new = legacy_version(path, content, Action::Upload);
+        let new = ingested_version(path, content, Action::Upload, LEGACY_ORIGIN, legacy_mtime());
         let entry = self.write_ingested(new, base, removals).await?;
         Ok(accepted(&self.committed(entry, Action::Upload, started)))
     }
@@ -80,16 +82,20 @@ impl Hub {
             || self.db.conflict_copy_holds(path, sha256).await?)
     }
 
-    async fn legacy_conflict_copy(
+    /// Writes an uploaded file (by `origin`) that conflicts with `path` as a
+    /// conflict copy beside it, under the first free copy name.
+    pub(super) async fn conflict_copy(
         &self,
         path: &SyncPath,
+        origin: &str,
+        mtime_ns: i64,
         content: Ingested,
         started: Instant,
     ) -> Result<Entry, ApiError> {
         let now = time::OffsetDateTime::now_utc();
         let mut taken = HashSet::new();
         let copy_path = loop {
-            let candidate = conflict_copy_path(path, LEGACY_ORIGIN, now, |c| taken.contains(c))
+            let candidate = conflict_copy_path(path, origin, now, |c| taken.contains(c))
                 .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
             if self
                 .db
@@ -103,14 +109,14 @@ impl Hub {
             }
         };
         let removals = content.removals;
-        let new = legacy_version(copy_path, content, Action::Conflict);
+        let new = ingested_version(copy_path, content, Action::Conflict, origin, mtime_ns);
         let entry = self.write_ingested(new, 0, removals).await?;
         Ok(self.committed(entry, Action::Conflict, started))
     }
 
     /// Writes an uploaded version, once its chunks are known to be still
     /// stored if any were removed since the upload stored them.
-    async fn write_ingested(
+    pub(super) async fn write_ingested(
         &self,
         new: NewVersion,
         base: u64,
@@ -153,16 +159,27 @@ impl Hub {
     }
 }
 
-fn legacy_version(path: SyncPath, content: Ingested, action: Action) -> NewVersion {
+/// The original protocol carries no mtime: the hub records when it got it.
+fn legacy_mtime() -> i64 {
+    crate::db::now_ms() * 1_000_000
+}
+
+/// A whole uploaded file as the version to write.
+pub(super) fn ingested_version(
+    path: SyncPath,
+    content: Ingested,
+    action: Action,
+    origin: &str,
+    mtime_ns: i64,
+) -> NewVersion {
     NewVersion {
         path,
         kind: EntryKind::File,
         sha256: Some(content.sha256),
         size: content.size,
-        // The original protocol carries no mtime: record when the hub got it.
-        mtime_ns: crate::db::now_ms() * 1_000_000,
+        mtime_ns,
         executable: false,
-        origin: LEGACY_ORIGIN.to_owned(),
+        origin: origin.to_owned(),
         chunks: content.chunks,
         action,
     }

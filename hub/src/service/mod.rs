@@ -18,7 +18,9 @@
 //! what follows every commit; `content` checks a commit's chunks against the
 //! store (before the lock, and again under it); `v1` is commit, delete and
 //! restore; `batch` is many commits and deletes in one transaction;
-//! `legacy` is the original client's upload and delete.
+//! `legacy` is the original client's upload and delete; `tree` the changes
+//! a person makes from the web page (whole-file upload, move and removal of
+//! a folder, keeping one side of a conflict); `presence` who is connected.
 
 mod batch;
 mod content;
@@ -26,8 +28,12 @@ pub mod follow;
 
 pub use content::RemovalMark;
 mod legacy;
+pub mod presence;
 mod recent;
+mod tree;
 mod v1;
+
+pub use tree::WEB_ORIGIN;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -52,6 +58,8 @@ pub struct Access {
     pub hub_id: String,
     /// One permit per open WebSocket (`--max-websockets`).
     pub websockets: Arc<tokio::sync::Semaphore>,
+    /// The clients whose WebSockets are open now.
+    pub presence: presence::Presence,
 }
 
 pub struct Hub {

@@ -3,7 +3,8 @@
 
 //!
 //! Layout: `batch` holds the many-changes-per-request routes and the chunk
-//! pack framing; `entry` holds what a committed version is and how a client
+//! pack framing; `browse` the routes the hub's web page uses (listing,
+//! search, deleted files, conflicts, tree-shaped changes, its session); `entry` holds what a committed version is and how a client
 //! checks one; `ws` the WebSocket frames and their decoding; this file the
 //! requests and answers of each route, and the error body.
 
@@ -13,6 +14,7 @@ use crate::chunking::ChunkRef;
 use crate::{Sha256Hex, SyncPath};
 
 mod batch;
+mod browse;
 mod entry;
 mod ws;
 
@@ -22,6 +24,13 @@ pub use batch::{
     decode_pack_header, encode_pack_header,
 };
 
+pub use browse::{
+    ACTIVITY_RECENT, ActivityResponse, CONFLICTS_MAX, Conflict, ConflictsResponse,
+    ConnectedClient, Deleted, DeletedQuery, DeletedResponse, Keep, LIST_DEFAULT_LIMIT,
+    LIST_MAX_LIMIT, ListQuery, ListResponse, Listed, MoveRequest, MoveResponse, RemoveRequest,
+    RemoveResponse, ResolveRequest, ResolveResponse, SearchQuery, SearchResponse,
+    SessionInfo, SessionRequest, UploadQuery, UploadResponse,
+};
 pub use entry::{Entry, EntryError, EntryKind};
 pub use ws::{
     FrameError, WS_CLOSE_LAGGED, WS_CLOSE_REVOKED, WS_MAX_LAG, WS_MAX_WANTED, WS_MAX_WANTED_FILES,
