@@ -116,7 +116,7 @@ struct Route {
     legacy: bool,
 }
 
-const ROUTES: [Route; 19] = [
+const ROUTES: [Route; 28] = [
     route("GET", "/index", false, true),
     route("GET", "/download", false, true),
     route("POST", "/upload", true, true),
@@ -137,6 +137,17 @@ const ROUTES: [Route; 19] = [
     route("POST", "/v1/restore", true, false),
     route("GET", "/v1/whoami", false, false),
     route("GET", "/v1/ws", false, false),
+    // The web page's routes (a session cookie works too: see the page's
+    // own tests in tests/tests/web_ui).
+    route("GET", "/v1/list", false, false),
+    route("GET", "/v1/search", false, false),
+    route("GET", "/v1/deleted", false, false),
+    route("GET", "/v1/conflicts", false, false),
+    route("GET", "/v1/activity", false, false),
+    route("POST", "/v1/upload", true, false),
+    route("POST", "/v1/move", true, false),
+    route("POST", "/v1/remove", true, false),
+    route("POST", "/v1/conflicts/resolve", true, false),
 ];
 
 const fn route(method: &'static str, path: &'static str, changes: bool, legacy: bool) -> Route {
@@ -192,6 +203,8 @@ async fn call(
         ("GET", "/download" | "/v1/file" | "/v1/history") => {
             http.get(&url).query(&[("path", file.as_str())])
         }
+        ("GET", "/v1/list") => http.get(&url).query(&[("dir", "matrix")]),
+        ("GET", "/v1/search") => http.get(&url).query(&[("q", "matrix")]),
         ("GET", _) => http.get(&url),
         ("POST", "/upload") => {
             let meta = json!({"path": format!("matrix/{case}-new.txt")}).to_string();
@@ -225,6 +238,29 @@ async fn call(
         ("POST", "/v1/restore") => http
             .post(&url)
             .json(&json!({"path": file, "version": 1, "origin": "test"})),
+        ("POST", "/v1/upload") => http
+            .post(&url)
+            .query(&[("path", format!("matrix/{case}-web.txt"))])
+            .body(bytes.clone()),
+        ("POST", "/v1/move") => http
+            .post(&url)
+            .json(&json!({"from": file, "to": format!("matrix/{case}-moved.txt")})),
+        ("POST", "/v1/remove") => http.post(&url).json(&json!({"path": file})),
+        ("POST", "/v1/conflicts/resolve") => {
+            // The original client's upload over a version it never saw
+            // makes a conflict copy to resolve.
+            let other = random_bytes(50, 1000 + case as u64);
+            let (status, made) = hub
+                .legacy_upload(&file, Some(&"0".repeat(64)), &other)
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let copy = made["conflict"]
+                .as_str()
+                .expect("a conflict copy")
+                .to_owned();
+            http.post(&url)
+                .json(&json!({"copy": copy, "keep": "original"}))
+        }
         other => panic!("no request for {other:?}"),
     };
     let request = match (carrier, token) {
@@ -338,10 +374,16 @@ async fn every_route_against_every_credential(hub: TestHub) {
                     _ => {}
                 }
                 // A refused request changes nothing (the set-up upload of
-                // this case is the one commit allowed).
+                // this case is the one commit allowed, and the conflict
+                // copy the resolve case makes to resolve).
+                let set_up = if route.path == "/v1/conflicts/resolve" {
+                    2
+                } else {
+                    1
+                };
                 if !want.is_success()
                     && want != StatusCode::SWITCHING_PROTOCOLS
-                    && hub.head().await != head_before + 1
+                    && hub.head().await != head_before + set_up
                 {
                     failures.push(format!("{label}: refused, yet something was committed"));
                 }
@@ -507,7 +549,214 @@ on_both_backends!(
     revocation_closes_open_websockets,
     cross_site_websockets_are_refused,
     the_first_start_token_is_private,
+    the_page_signs_in_with_a_cookie_that_other_sites_cannot_use,
 );
+
+/// A sign-in of the web page: its cookie (`name=value`) and CSRF secret.
+struct PageSession {
+    cookie: String,
+    csrf: String,
+    set_cookie: String,
+}
+
+async fn sign_in(
+    hub: &TestHub,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value, Option<PageSession>) {
+    let mut request = hub
+        .anon
+        .post(hub.url("/ui/session"))
+        .json(&json!({"token": token}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status();
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let session = set_cookie.map(|set_cookie| PageSession {
+        cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        csrf: body["csrf"].as_str().unwrap_or_default().to_owned(),
+        set_cookie,
+    });
+    (status, body, session)
+}
+
+/// A request with the page's cookie, and its CSRF header when `csrf`.
+fn with_cookie(
+    request: reqwest::RequestBuilder,
+    session: &PageSession,
+    csrf: bool,
+) -> reqwest::RequestBuilder {
+    let request = request.header("cookie", &session.cookie);
+    if csrf {
+        request.header("x-sf-csrf", &session.csrf)
+    } else {
+        request
+    }
+}
+
+async fn the_page_signs_in_with_a_cookie_that_other_sites_cannot_use(hub: TestHub) {
+    // The page itself: served with a strict policy; `/` leads to it.
+    let resp = hub.anon.get(hub.url("/ui/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects.get(hub.url("/")).send().await.unwrap();
+    assert_eq!(resp.headers()["location"], "/ui/");
+
+    // A bad token: refused, no cookie.
+    let (status, body, session) = sign_in(&hub, "sft_not-a-token", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(session.is_none());
+    let resp = hub.anon.get(hub.url("/ui/session")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // A sign-in from another site's page: refused.
+    let write = create_token(&hub, "browser", false);
+    let (status, _, session) = sign_in(&hub, &write, &[("origin", "http://evil.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(session.is_none());
+
+    let (status, body, session) = sign_in(&hub, &write, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = session.expect("a session cookie");
+    assert_eq!(
+        (body["auth"].as_bool(), body["scope"].as_str()),
+        (Some(true), Some("write"))
+    );
+    assert_eq!(body["token_name"], "browser");
+    let attributes = session.set_cookie.to_ascii_lowercase();
+    assert!(
+        attributes.contains("httponly") && attributes.contains("samesite=strict"),
+        "{attributes}"
+    );
+    assert!(!attributes.contains("secure"), "plain HTTP: {attributes}");
+    assert!(
+        !session.cookie.contains(&write),
+        "the cookie is not the token"
+    );
+    let (_, _, behind_tls) = sign_in(&hub, &write, &[("x-forwarded-proto", "https")]).await;
+    assert!(behind_tls.unwrap().set_cookie.contains("; Secure"));
+
+    // The cookie reads; a change needs the page's CSRF secret, and no
+    // other site may ask for it even with the secret.
+    hub.legacy_upload("keep/me.txt", None, b"precious").await;
+    let resp = with_cookie(hub.anon.get(hub.url("/v1/list?dir=keep")), &session, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = with_cookie(hub.anon.get(hub.url("/ui/session")), &session, false)
+        .send()
+        .await
+        .unwrap();
+    let info: Value = resp.json().await.unwrap();
+    assert_eq!(info["csrf"].as_str(), Some(session.csrf.as_str()));
+    let remove = || {
+        hub.anon
+            .post(hub.url("/v1/remove"))
+            .json(&json!({"path": "keep/me.txt"}))
+    };
+    for (request, why) in [
+        (with_cookie(remove(), &session, false), "no CSRF header"),
+        (
+            with_cookie(remove(), &session, false).header("x-sf-csrf", "0".repeat(64)),
+            "a wrong one",
+        ),
+        (
+            with_cookie(remove(), &session, true).header("origin", "http://127.0.0.1:1"),
+            "another origin",
+        ),
+        (
+            with_cookie(remove(), &session, true).header("sec-fetch-site", "cross-site"),
+            "a cross-site fetch",
+        ),
+    ] {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{why}");
+        assert_eq!(hub.download("keep/me.txt").await.1, b"precious", "{why}");
+    }
+    let origin = hub.base.clone();
+    let resp = with_cookie(remove(), &session, true)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the page's own request");
+    assert_eq!(hub.download("keep/me.txt").await.0, StatusCode::NOT_FOUND);
+
+    // A read-only token's page reads but changes nothing.
+    let read = create_token(&hub, "viewer", true);
+    let (_, body, viewer) = sign_in(&hub, &read, &[]).await;
+    let viewer = viewer.unwrap();
+    assert_eq!(body["scope"], "read");
+    let resp = with_cookie(
+        hub.anon.post(hub.url("/v1/upload?path=x.txt")),
+        &viewer,
+        true,
+    )
+    .body("x")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Sign-out needs the secret too, then the cookie is worth nothing.
+    let resp = with_cookie(hub.anon.delete(hub.url("/ui/session")), &session, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = with_cookie(hub.anon.delete(hub.url("/ui/session")), &session, true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    for path in ["/ui/session", "/v1/list"] {
+        let resp = with_cookie(hub.anon.get(hub.url(path)), &session, false)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} after sign-out"
+        );
+    }
+    // Revoking a token ends its pages' sessions.
+    let resp = with_cookie(hub.anon.get(hub.url("/v1/list")), &viewer, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    revoke_token(&hub, "viewer");
+    let resp = with_cookie(hub.anon.get(hub.url("/v1/list")), &viewer, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "revoked");
+}
 
 async fn whoami_status(hub: &TestHub, token: &str) -> StatusCode {
     let resp = hub

@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(session_cookie(&h), Some("abc"));
         let h = headers(&[("cookie", "a=1"), ("cookie", "sf_session=x")]);
         assert_eq!(session_cookie(&h), Some("x"));
-        assert_eq!(session_cookie(&headers(&[("cookie", "sf_sessionx=1")])), None);
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "sf_sessionx=1")])),
+            None
+        );
         assert_eq!(session_cookie(&headers(&[("cookie", "sf_session=")])), None);
         assert_eq!(session_cookie(&HeaderMap::new()), None);
     }
@@ -290,9 +293,8 @@ mod tests {
 
     #[test]
     fn requests_from_other_sites_are_told_apart() {
-        let from = |origin: &str, host: &str| {
-            cross_site(&headers(&[("origin", origin), ("host", host)]))
-        };
+        let from =
+            |origin: &str, host: &str| cross_site(&headers(&[("origin", origin), ("host", host)]));
         assert!(!from("http://127.0.0.1:8080", "127.0.0.1:8080"));
         assert!(!from("https://hub.example", "HUB.example:443"));
         assert!(from("http://127.0.0.1:9999", "127.0.0.1:8080"));

@@ -77,9 +77,7 @@ impl Database {
             },
         };
         // Every path under `a/b/` sorts before `a/b0` ('0' follows '/').
-        let end = prefix
-            .strip_suffix('/')
-            .map(|folder| format!("{folder}0"));
+        let end = prefix.strip_suffix('/').map(|folder| format!("{folder}0"));
         let mut listed: Vec<(Listed, Resume)> = Vec::new();
         'pages: while listed.len() <= limit {
             let rows = self.rows_from(&resume, end.as_deref()).await?;
@@ -100,7 +98,10 @@ impl Database {
                         let folder = format!("{prefix}{child}");
                         resume = Resume::From(format!("{folder}0"));
                         // A committed folder was listed from its own row.
-                        if listed.last().is_none_or(|(last, _)| last.path.as_str() != folder) {
+                        if listed
+                            .last()
+                            .is_none_or(|(last, _)| last.path.as_str() != folder)
+                        {
                             let path = SyncPath::parse(folder.clone())
                                 .map_err(|e| DbError::Corrupt(format!("path {folder:?}: {e}")))?;
                             listed.push((Listed::implied_folder(path), before));
@@ -128,7 +129,11 @@ impl Database {
             Resume::After(key) => (">", key),
             Resume::From(key) => (">=", key),
         };
-        let upper = if end.is_some() { " AND f.path < $2" } else { "" };
+        let upper = if end.is_some() {
+            " AND f.path < $2"
+        } else {
+            ""
+        };
         let limit = if end.is_some() { "$3" } else { "$2" };
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM files f JOIN versions v ON v.seq = f.seq \
@@ -210,9 +215,7 @@ impl Database {
                     version: to_u64(row.try_get("version")?, "version")?,
                     deleted_ms: row.try_get("committed_ms")?,
                     deleted_by: row.try_get("origin")?,
-                    restorable_version: restorable
-                        .map(|v| to_u64(v, "version"))
-                        .transpose()?,
+                    restorable_version: restorable.map(|v| to_u64(v, "version")).transpose()?,
                     size: size.map(|s| to_u64(s, "size")).transpose()?.unwrap_or(0),
                 },
                 seq,

@@ -116,7 +116,10 @@ pub async fn sign_in(
     let caller = auth.authenticate(&request.token).await?;
     let over_tls = forwarded_https(&headers);
     let started = auth.start_session(&caller, over_tls).await?;
-    tracing::info!(token = caller.token_name.as_deref().unwrap_or_default(), "web page signed in");
+    tracing::info!(
+        token = caller.token_name.as_deref().unwrap_or_default(),
+        "web page signed in"
+    );
     let info = SessionInfo {
         auth: true,
         token_name: caller.token_name,

@@ -75,7 +75,10 @@ mod tests {
         let names = |p: &Presence| -> Vec<Option<String>> {
             p.connected().into_iter().map(|c| c.agent).collect()
         };
-        assert_eq!(names(&presence), [Some("laptop".into()), Some("desk".into())]);
+        assert_eq!(
+            names(&presence),
+            [Some("laptop".into()), Some("desk".into())]
+        );
         drop(laptop);
         assert_eq!(names(&presence), [Some("desk".into())]);
         drop(desk);

@@ -46,7 +46,7 @@ impl Hub {
         }
         let mtime_ns = query
             .mtime_ms
-            .map_or_else(crate::db::now_ms, |ms| ms)
+            .unwrap_or_else(crate::db::now_ms)
             .saturating_mul(1_000_000);
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;

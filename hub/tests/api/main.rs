@@ -17,6 +17,7 @@ mod common;
 
 mod bad_input;
 mod batch;
+mod browse;
 mod chunks;
 mod integrity;
 mod legacy;

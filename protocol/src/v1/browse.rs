@@ -86,7 +86,9 @@ impl Listed {
 pub struct ListResponse {
     /// The folder listed, as asked.
     pub dir: String,
-    /// The folder's live children, in byte order of their paths.
+    /// The folder's live children, in the byte order of the paths they
+    /// hold: a folder never committed comes where its first path does
+    /// (`docs/a.txt` sorts after `docs.txt`). A page shows them as it likes.
     pub entries: Vec<Listed>,
     /// More children follow: ask again with `after` = this.
     pub next: Option<String>,

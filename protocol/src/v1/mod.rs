@@ -25,11 +25,11 @@ pub use batch::{
 };
 
 pub use browse::{
-    ACTIVITY_RECENT, ActivityResponse, CONFLICTS_MAX, Conflict, ConflictsResponse,
-    ConnectedClient, Deleted, DeletedQuery, DeletedResponse, Keep, LIST_DEFAULT_LIMIT,
-    LIST_MAX_LIMIT, ListQuery, ListResponse, Listed, MoveRequest, MoveResponse, RemoveRequest,
-    RemoveResponse, ResolveRequest, ResolveResponse, SearchQuery, SearchResponse,
-    SessionInfo, SessionRequest, UploadQuery, UploadResponse,
+    ACTIVITY_RECENT, ActivityResponse, CONFLICTS_MAX, Conflict, ConflictsResponse, ConnectedClient,
+    Deleted, DeletedQuery, DeletedResponse, Keep, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ListQuery,
+    ListResponse, Listed, MoveRequest, MoveResponse, RemoveRequest, RemoveResponse, ResolveRequest,
+    ResolveResponse, SearchQuery, SearchResponse, SessionInfo, SessionRequest, UploadQuery,
+    UploadResponse,
 };
 pub use entry::{Entry, EntryError, EntryKind};
 pub use ws::{
