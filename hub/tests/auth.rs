@@ -855,3 +855,45 @@ async fn no_auth_on_loopback_answers_only_loopback_host_names() {
     let whoami: WhoAmI = resp.json().await.unwrap();
     assert_eq!(whoami.token, None);
 }
+
+/// Under `--no-auth` the page needs no sign-in, and a page of another
+/// site still cannot make the browser change anything: a form posted from
+/// it carries its `Origin` (the original client's multipart upload is such
+/// a form).
+#[tokio::test]
+async fn no_auth_pages_of_other_sites_change_nothing() {
+    let hub = TestHub::start_with(common::Backend::Sqlite, |s| s.no_auth = true)
+        .await
+        .unwrap();
+    let (status, session) = hub.get_json("/ui/session").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["auth"], false);
+    assert_eq!(session["scope"], "write");
+    let meta = json!({"path": "forged.txt", "base_sha": null}).to_string();
+    let mut body = meta.clone().into_bytes();
+    body.extend_from_slice(b"forged");
+    for origin in ["http://evil.example", "null"] {
+        let resp = hub
+            .anon
+            .post(hub.url("/upload"))
+            .header(META_LENGTH_HEADER, meta.len().to_string())
+            .header("origin", origin)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    assert_eq!(hub.head().await, 0, "nothing was committed");
+    // The page's own origin is fine.
+    let resp = hub
+        .anon
+        .post(hub.url("/upload"))
+        .header(META_LENGTH_HEADER, meta.len().to_string())
+        .header("origin", hub.base.as_str())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
