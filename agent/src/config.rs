@@ -1,5 +1,6 @@
 //! Command line and environment, including the original client's variable
-//! names (`SERVER_URL`, `SYNC_DIR`, `SCAN_INTERVAL`).
+//! names (`SERVER_URL`, `SYNC_DIR`, `SCAN_INTERVAL`), and the config file
+//! (`crate::config_file`) below them.
 //!
 //! `--hub` (`SERVER_URL`) takes several hubs, comma-separated or repeated;
 //! each URL is checked as the command line is read.
@@ -7,12 +8,19 @@
 //! The hub's token is taken from a file (`--token-file`, `SF_TOKEN_FILE`) or
 //! from `SF_TOKEN`, never as a command-line value: `ps` shows arguments to
 //! every user of the machine.
+//!
+//! [`Cli::load`] reads all three: a flag wins over its environment
+//! variable, which wins over the config file, which wins over the flag's
+//! default (clap says where each value came from).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
+pub use crate::commands::args::{Command, FolderArgs, HubArgs, Keep};
+use crate::config_file::{ConfigFileError, FileConfig};
 use crate::credentials::{self, CredentialsError, HubAccess, Token};
 use crate::hub_client::BadHubUrl;
 
@@ -26,19 +34,75 @@ pub struct Cli {
     pub run: Settings,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Print what is synced, pending, in conflict, and the last error, from
-    /// local state alone (the hub is not contacted).
-    Status {
-        /// The synced folder.
-        #[arg(long, env = "SYNC_DIR")]
-        dir: PathBuf,
-    },
+/// Why the command line, environment and config file give no settings.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A usage error, or `--help`/`--version`: clap prints and exits.
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
+}
+
+impl Cli {
+    /// The command line of this process, its environment, and the config
+    /// file (`--config`, or the default one when it exists).
+    pub fn load() -> Result<Cli, LoadError> {
+        Self::load_from(Cli::command(), std::env::args_os())
+    }
+
+    /// [`Cli::load`] from `args`, parsed by `command` (tests give another
+    /// variable to an argument, so that setting it races no other test).
+    pub fn load_from<I, T>(command: clap::Command, args: I) -> Result<Cli, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = command.try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let sub = matches.subcommand().map(|(_, sub)| sub);
+        match (&mut cli.command, sub) {
+            (None, _) => cli.run.merge_file(&matches)?,
+            (Some(Command::InstallService { settings, .. }), Some(sub)) => {
+                settings.merge_file(sub)?;
+            }
+            (Some(Command::History { at, .. } | Command::Restore { at, .. }), Some(sub)) => {
+                at.merge_file(sub)?;
+            }
+            (
+                Some(
+                    Command::Status { at }
+                    | Command::Conflicts { at, .. }
+                    | Command::Trash { at, .. },
+                ),
+                Some(sub),
+            ) => {
+                at.merge_file(sub)?;
+            }
+            (Some(_), None) => unreachable!("clap parsed a subcommand without its matches"),
+        }
+        Ok(cli)
+    }
+}
+
+/// Whether the argument `id` was given on the command line or by its
+/// environment variable: then the config file does not change it.
+pub(crate) fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
+    /// The config file, with the same keys as these flags in snake_case
+    /// (`token_file = "…"`). Default: $XDG_CONFIG_HOME/synced-folder/agent.toml
+    /// or ~/.config/synced-folder/agent.toml, if it exists. Flags and
+    /// environment variables win over it.
+    #[arg(long, env = "SF_AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The hub's URL, http://HOST:PORT or https://HOST:PORT. Several
     /// hubs sharing one database may be given, comma-separated or with
     /// --hub again: the agent syncs through the first, and when the one
@@ -101,7 +165,40 @@ pub struct Settings {
     /// addition to the system's trust store (a private or self-signed CA).
     #[arg(long, env = "SF_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+
+    /// No desktop notification when a conflict copy is made or the agent
+    /// stops on an error (config: `notify = false`).
+    #[arg(long)]
+    pub no_notify: bool,
+
+    /// The config file read, if any, and which settings the command line or
+    /// the environment gave (for `install-service`).
+    #[arg(skip)]
+    pub origin: Origin,
 }
+
+/// Where [`Settings`] came from, beyond their values.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The config file that was read; `None` when there was none.
+    pub file: Option<PathBuf>,
+    /// The ids of the settings given by a flag or an environment variable.
+    pub given: Vec<&'static str>,
+}
+
+/// Every setting a config file may give, by clap id (= config key).
+const SETTING_IDS: [&str; 10] = [
+    "hub",
+    "dir",
+    "name",
+    "scan_interval",
+    "poll",
+    "debounce_ms",
+    "state_home",
+    "token_file",
+    "ca_cert",
+    "no_notify",
+];
 
 /// The `SF_TOKEN` environment variable's value; `Debug` never shows it.
 #[derive(Clone, Default)]
@@ -128,20 +225,111 @@ impl std::fmt::Debug for EnvToken {
     }
 }
 
+impl EnvToken {
+    /// Whether `SF_TOKEN` holds a token.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// The token (from `token_file` or `SF_TOKEN`) and the extra CA
+/// certificates (`ca_cert`), read from their files.
+pub(crate) fn read_access(
+    token_file: Option<&std::path::Path>,
+    token_env: &EnvToken,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<HubAccess, CredentialsError> {
+    let token = match (token_file, &token_env.0) {
+        (Some(_), Some(_)) => return Err(CredentialsError::TwoTokens),
+        (Some(path), None) => Some(Token::from_file(path)?),
+        (None, Some(value)) => Some(Token::from_env_value(value)?),
+        (None, None) => None,
+    };
+    let extra_roots = match ca_cert {
+        Some(path) => credentials::load_ca_certs(path)?,
+        None => Vec::new(),
+    };
+    Ok(HubAccess { token, extra_roots })
+}
+
 impl Settings {
     /// The token and the extra CA certificates, read from their files.
     pub fn access(&self) -> Result<HubAccess, CredentialsError> {
-        let token = match (&self.token_file, &self.token_env.0) {
-            (Some(_), Some(_)) => return Err(CredentialsError::TwoTokens),
-            (Some(path), None) => Some(Token::from_file(path)?),
-            (None, Some(value)) => Some(Token::from_env_value(value)?),
-            (None, None) => None,
+        read_access(
+            self.token_file.as_deref(),
+            &self.token_env,
+            self.ca_cert.as_deref(),
+        )
+    }
+
+    /// Whether desktop notifications are on (`--no-notify`, `notify`).
+    pub fn notify(&self) -> bool {
+        !self.no_notify
+    }
+
+    /// Reads the config file (`--config`, or the default one) and takes
+    /// from it each setting `matches` did not get from a flag or an
+    /// environment variable.
+    fn merge_file(&mut self, matches: &ArgMatches) -> Result<(), ConfigFileError> {
+        let file = FileConfig::load(self.config.as_deref())?;
+        self.apply(matches, file);
+        Ok(())
+    }
+
+    /// Takes from `file` each setting `matches` did not get from a flag or
+    /// an environment variable.
+    pub(crate) fn apply(&mut self, matches: &ArgMatches, file: FileConfig) {
+        let from_file = |id: &str| !given(matches, id);
+        if from_file("hub")
+            && let Some(hub) = file.hub
+        {
+            self.hub = hub;
+        }
+        fn take<T>(to: &mut Option<T>, value: Option<T>, ok: bool) {
+            if ok && value.is_some() {
+                *to = value;
+            }
+        }
+        take(&mut self.dir, file.dir, from_file("dir"));
+        take(&mut self.name, file.name, from_file("name"));
+        take(
+            &mut self.scan_interval,
+            file.scan_interval,
+            from_file("scan_interval"),
+        );
+        take(
+            &mut self.state_home,
+            file.state_home,
+            from_file("state_home"),
+        );
+        take(
+            &mut self.token_file,
+            file.token_file,
+            from_file("token_file"),
+        );
+        take(&mut self.ca_cert, file.ca_cert, from_file("ca_cert"));
+        if from_file("poll")
+            && let Some(poll) = file.poll
+        {
+            self.poll = poll;
+        }
+        if from_file("debounce_ms")
+            && let Some(ms) = file.debounce_ms
+        {
+            self.debounce_ms = ms;
+        }
+        if from_file("no_notify")
+            && let Some(notify) = file.notify
+        {
+            self.no_notify = !notify;
+        }
+        self.origin = Origin {
+            file: file.path,
+            given: SETTING_IDS
+                .into_iter()
+                .filter(|id| given(matches, id))
+                .collect(),
         };
-        let extra_roots = match &self.ca_cert {
-            Some(path) => credentials::load_ca_certs(path)?,
-            None => Vec::new(),
-        };
-        Ok(HubAccess { token, extra_roots })
     }
 
     pub fn name(&self) -> String {
@@ -171,7 +359,7 @@ fn parse_hub_url(raw: &str) -> Result<String, BadHubUrl> {
     crate::hub_client::normalize_hub_url(raw)
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -182,98 +370,4 @@ fn host_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
-        let mut all = vec!["sf-agent"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).map(|cli| cli.run)
-    }
-
-    #[test]
-    fn a_token_is_never_taken_from_the_command_line() {
-        for args in [
-            &["--token", "sft_x"][..],
-            &["--sf-token", "sft_x"],
-            &["--token-env", "sft_x"],
-            &["sft_x"],
-        ] {
-            assert!(parse(args).is_err(), "{args:?} was accepted");
-        }
-    }
-
-    #[test]
-    fn several_hubs_are_taken_comma_separated_or_repeated() {
-        let hubs = |args: &[&str]| parse(args).map(|s| s.hub);
-        assert_eq!(hubs(&[]).unwrap(), ["http://127.0.0.1:8080"]);
-        assert_eq!(hubs(&["--hub", "http://a:1/"]).unwrap(), ["http://a:1"]);
-        let both = ["http://a:1", "https://b"];
-        assert_eq!(hubs(&["--hub", "http://a:1,https://b/"]).unwrap(), both);
-        assert_eq!(hubs(&["--hub", "http://a:1, https://b"]).unwrap(), both);
-        assert_eq!(
-            hubs(&["--hub", "http://a:1", "--hub", "https://b"]).unwrap(),
-            both
-        );
-    }
-
-    #[test]
-    fn a_bad_hub_url_is_named_with_what_to_do() {
-        for (args, wrong) in [
-            (
-                &["--hub", "hub.lan:8080"][..],
-                "does not start with http://",
-            ),
-            (&["--hub", "http://a:1,"], "is empty (a stray comma?)"),
-            (
-                &["--hub", "http://a:1", "--hub", "http://b/sf"],
-                "has a path",
-            ),
-        ] {
-            let err = parse(args).unwrap_err().to_string();
-            assert!(err.contains(wrong), "{args:?}: {err}");
-            assert!(err.contains("http://host[:port]"), "{args:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn access_reads_the_token_from_one_place_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, "sft_from_file\n").unwrap();
-        let file_arg = file.to_str().unwrap();
-
-        let mut settings = parse(&["--token-file", file_arg]).unwrap();
-        settings.token_env = EnvToken::new(None);
-        let access = settings.access().unwrap();
-        let token = access.token.expect("a token");
-        assert_eq!(
-            token.source(),
-            &credentials::TokenSource::File(file.clone())
-        );
-        assert_eq!(
-            token.header_value().to_str().unwrap(),
-            "Bearer sft_from_file"
-        );
-
-        settings.token_env = EnvToken::new(Some("sft_from_env".into()));
-        assert!(matches!(
-            settings.access(),
-            Err(CredentialsError::TwoTokens)
-        ));
-
-        settings.token_file = None;
-        let token = settings.access().unwrap().token.expect("a token");
-        assert_eq!(token.source(), &credentials::TokenSource::Env);
-        assert!(!format!("{settings:?}").contains("sft_from_env"));
-
-        // Blank SF_TOKEN (compose passes unset variables as "") is no token.
-        settings.token_env = EnvToken::new(Some("  ".into()));
-        assert!(settings.access().unwrap().token.is_none());
-
-        // A missing CA file is an error that names it.
-        settings.ca_cert = Some(dir.path().join("ca.pem"));
-        let err = settings.access().unwrap_err();
-        assert!(err.to_string().contains("ca.pem"), "{err}");
-    }
-}
+mod tests;

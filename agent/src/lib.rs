@@ -11,13 +11,20 @@
 //! engine's retry and the WebSocket's reconnect then go there, and the
 //! feed is read on from the last applied seq as after any reconnect.
 //!
+//! `config_file` reads `agent.toml` under the flags; `commands` are the
+//! other subcommands (history, restore, conflicts, trash,
+//! install-service); `desktop` sends notifications.
+//!
 //! `credentials` holds the token and extra CAs. A refused token stops the
 //! agent ([`AgentError::Unauthorized`]) wherever it shows, in the sync loop
 //! or on the WebSocket; a read-only one makes it receive-only.
 
 pub(crate) mod apply;
+pub mod commands;
 pub mod config;
+pub mod config_file;
 pub(crate) mod credentials;
+pub mod desktop;
 pub(crate) mod engine;
 pub(crate) mod hub_client;
 pub(crate) mod ignore;
@@ -164,7 +171,8 @@ pub async fn run(
         stop_rx.clone(),
         Arc::clone(&stop_tx),
     ));
-    let engine = Engine::new(root, origin, hub, state.clone(), stop_rx);
+    let engine = Engine::new(root, origin, hub, state.clone(), stop_rx)
+        .with_notifier(desktop::Notifier::new(settings.notify()));
     let result = engine.run(triggers_rx, doorbell, interval).await;
     // The WebSocket task ends at the stop signal; it may also be what
     // stopped the engine, when the hub refused the token.

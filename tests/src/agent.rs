@@ -16,7 +16,7 @@ use crate::sandbox::{Sandbox, child_rust_log, keep_if_asked, log_lines_on_failur
 /// Every variable the agent reads: cleared so the caller's environment
 /// never leaks into a test. (The agent is a binary only; its list lives
 /// here, next to the one place that starts it.)
-const AGENT_ENV: &[&str] = &[
+pub(crate) const AGENT_ENV: &[&str] = &[
     "SERVER_URL",
     "SYNC_DIR",
     "SCAN_INTERVAL",
@@ -27,7 +27,23 @@ const AGENT_ENV: &[&str] = &[
     "SF_TOKEN",
     "SF_TOKEN_FILE",
     "SF_CA_CERT",
+    "SF_AGENT_CONFIG",
+    "XDG_CONFIG_HOME",
 ];
+
+/// How an [`Agent`] is started beyond its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// The agent's config file, written to `agent.toml` in a config home
+    /// of its own (`XDG_CONFIG_HOME`); `None`: one that only turns desktop
+    /// notifications off (the harness's flags give everything else).
+    pub config: Option<String>,
+    /// Start the agent with no arguments at all: its config file gives
+    /// every setting (the hub's token included, as `token_file`).
+    pub no_args: bool,
+    /// More environment variables for the agent.
+    pub env: Vec<(String, String)>,
+}
 
 /// The `sf-agent` binary syncing one folder, with its own state home (so
 /// the folder registry of one test never meets another's).
@@ -41,12 +57,24 @@ pub struct Agent {
     process: Option<Process>,
     /// Where the current (or last) run's output starts in the log.
     run_offset: u64,
+    options: AgentOptions,
 }
 
 impl Agent {
     /// Starts `sf-agent --hub hub_url --dir dir --name name extra_args…` and
     /// waits until it logs `agent started` (its watcher is then in place).
     pub async fn start(hub_url: &str, dir: &Path, name: &str, extra_args: &[&str]) -> Agent {
+        Self::start_with(hub_url, dir, name, extra_args, AgentOptions::default()).await
+    }
+
+    /// [`Agent::start`] with a config file, more variables, or no arguments.
+    pub async fn start_with(
+        hub_url: &str,
+        dir: &Path,
+        name: &str,
+        extra_args: &[&str],
+        options: AgentOptions,
+    ) -> Agent {
         let home = tempfile::Builder::new()
             .prefix(&format!("sf-e2e-agent-{name}-"))
             .tempdir()
@@ -61,6 +89,7 @@ impl Agent {
             log,
             process: None,
             run_offset: 0,
+            options,
         };
         agent.restart().await;
         agent
@@ -83,6 +112,27 @@ impl Agent {
         self.home.path().join("state")
     }
 
+    /// The agent's own home: its log, state home and config home are in it.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The agent's `XDG_CONFIG_HOME`, which holds
+    /// `synced-folder/agent.toml`.
+    pub fn config_home(&self) -> PathBuf {
+        self.home.path().join("config")
+    }
+
+    fn write_config(&self) {
+        let file = self.config_home().join("synced-folder").join("agent.toml");
+        let text = self
+            .options
+            .config
+            .clone()
+            .unwrap_or_else(|| "notify = false\n".to_owned());
+        crate::write_file(&file, text);
+    }
+
     /// Launches the agent again with the same folder, name, arguments and
     /// state home, without waiting for it to start.
     pub fn spawn(&mut self) {
@@ -93,14 +143,37 @@ impl Agent {
         );
         self.run_offset = self.log.mark(&format!("starting sf-agent {}", self.name));
         let (stdout, stderr) = self.log.stdio();
+        self.write_config();
         let mut command = Command::new(binary("sf-agent"));
         for name in AGENT_ENV {
             command.env_remove(name);
         }
         command
             .env("RUST_LOG", child_rust_log())
+            .env("XDG_CONFIG_HOME", self.config_home())
             .env_remove("RUST_BACKTRACE")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.home.path())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        if !self.options.no_args {
+            self.add_args(&mut command);
+        }
+        let process = Process::spawn(&mut command).expect("spawn sf-agent");
+        eprintln!(
+            "sf-agent {} pid {} on {}",
+            self.name,
+            process.pid().expect("a child just spawned"),
+            self.dir.display()
+        );
+        self.process = Some(process);
+    }
+
+    /// The harness's arguments: the hub, the folder, the name, the state
+    /// home, the token, then the test's own.
+    fn add_args(&self, command: &mut Command) {
+        command
             .arg("--hub")
             .arg(&self.hub_url)
             .arg("--dir")
@@ -110,18 +183,7 @@ impl Agent {
             .arg("--state-home")
             .arg(self.state_home())
             .args(self.token_args())
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        let process = Process::spawn(&mut command).expect("spawn sf-agent");
-        eprintln!(
-            "sf-agent {} pid {} on {}",
-            self.name,
-            process.pid().expect("a child just spawned"),
-            self.dir.display()
-        );
-        self.process = Some(process);
+            .args(&self.extra_args);
     }
 
     /// `--token-file` with the token the harness knows for the agent's hub

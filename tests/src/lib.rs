@@ -19,7 +19,8 @@
 //! [`Sandbox`] (`sandbox.rs`) the test's folder and the children's shared
 //! knobs, `converge.rs` the convergence checks and hub queries, `files.rs`
 //! the file helpers, [`tokens`] the hubs' tokens and CAs, `access.rs` the
-//! token commands and `sf-agent status`, [`services`] what the deployment
+//! token commands and `sf-agent status`, `cli.rs` the agent's other
+//! commands as a user runs them ([`agent_cli`]), [`services`] what the deployment
 //! checks start (PostgreSQL, a hub with a given environment, Prometheus),
 //! [`SharedHubs`] (`shared_hubs.rs`) several hubs on one PostgreSQL
 //! database and one S3 bucket.
@@ -39,6 +40,7 @@
 mod access;
 mod agent;
 mod bins;
+mod cli;
 mod converge;
 mod files;
 mod hub;
@@ -50,8 +52,9 @@ mod shared_hubs;
 pub mod tokens;
 
 pub use access::{agent_status, create_token, hub_token_command, write_token_file};
-pub use agent::{Agent, TwoAgents};
+pub use agent::{Agent, AgentOptions, TwoAgents};
 pub use bins::binary;
+pub use cli::{CliOutput, agent_cli};
 pub use converge::{
     folder_dirs, folder_files, hub_contents, hub_history, hub_index, wait_converged,
     wait_converged_except, wait_hub, wait_until,

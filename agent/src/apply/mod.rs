@@ -12,6 +12,7 @@
 mod confined;
 mod download;
 mod download_many;
+mod resolve;
 mod trash;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use crate::state::{STATE_DIR, StateError};
 
 pub(crate) use download::download;
 pub(crate) use download_many::{Wanted, download_many};
+pub(crate) use resolve::{move_to_trash, restore_from_trash, take_copy_in_place};
 use trash::keep_in_trash;
 pub(crate) use trash::{purge_trash, trash_many};
 

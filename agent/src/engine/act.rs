@@ -240,6 +240,10 @@ impl Engine {
             taken.contains(c)
         })?;
         self.new_copies.insert(copy.clone());
+        self.notifier.send(
+            "synced-folder: conflict",
+            &format!("{path} changed here and on the hub; this side's version is kept as {copy}"),
+        );
         if local.kind == EntryKind::Dir {
             // A folder moved with what is in it: no event names its
             // contents, so the next cycle looks at everything.

@@ -171,6 +171,8 @@ pub struct Engine {
     /// The hub URL last recorded for `sf-agent status` (the client moves
     /// to another hub given when the one in use stops answering).
     hub_shown: String,
+    /// Desktop notifications (a conflict copy was made).
+    notifier: crate::desktop::Notifier,
 }
 
 impl Engine {
@@ -204,9 +206,16 @@ impl Engine {
             scope: None,
             echoes: echoes::Echoes::default(),
             sending: Default::default(),
+            notifier: crate::desktop::Notifier::off(),
             answered: feed::Answered::default(),
             hub_shown,
         }
+    }
+
+    /// Notifies the desktop through `notifier` when a conflict copy is made.
+    pub fn with_notifier(mut self, notifier: crate::desktop::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Receive-only with a read-only token.

@@ -13,6 +13,8 @@
 //! - `upload`: streams a file up with flat memory and commits it;
 //! - `batch`: many commits and deletes in one request, and chunk packs
 //!   up and down;
+//! - `versions`: a path's history and restoring an old version (for
+//!   `sf-agent history` and `sf-agent restore`);
 //! - `ws`: the WebSocket that pushes changes (opening it, reading frames);
 //! - `error`: [`HubError`] and reading the hub's refusals into it;
 //! - `tls`: the rustls set-up and TLS failure messages.
@@ -38,6 +40,7 @@ mod error;
 mod requests;
 mod tls;
 mod upload;
+mod versions;
 mod ws;
 
 #[cfg(test)]

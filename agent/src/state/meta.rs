@@ -254,5 +254,11 @@ mod tests {
                 ("old".into(), ProblemKind::Refused),
             ]
         );
+        // A copy gone from both sides (resolved) ends its note.
+        state
+            .forget(&SyncPath::parse("copy").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(kinds().await, [("old".into(), ProblemKind::Refused)]);
     }
 }

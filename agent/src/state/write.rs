@@ -121,6 +121,12 @@ pub(super) async fn forget_many(
         .execute(&mut *conn)
         .await?;
     }
+    // A conflict copy gone from both sides (resolved) is no conflict any more.
+    sqlx::query("DELETE FROM problems WHERE kind = ? AND path IN (SELECT value FROM json_each(?))")
+        .bind(ProblemKind::Conflict.as_stored())
+        .bind(&paths)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
