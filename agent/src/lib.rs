@@ -115,7 +115,7 @@ pub async fn run(
     if let Err(err) = apply::purge_trash(&root) {
         tracing::warn!(error = %err, "could not purge old trash");
     }
-    let hub = HubClient::with_access(&settings.hub, &access)?;
+    let hub = HubClient::with_access(&settings.hub, &access)?.named(&settings.name());
     let tls = |base: &String| base.starts_with("https://");
     if !access.extra_roots.is_empty() && !hub.hub_urls().iter().any(tls) {
         tracing::warn!("--ca-cert is used only with an https:// hub");

@@ -56,6 +56,23 @@ async fn history_and_restore_through_the_hub() {
     write_file(&a_file, "two, longer\n");
     converge(&both, &hub).await;
 
+    sandbox.step("the hub shows both agents connected, by name");
+    let activity: serde_json::Value = sf_test_support::bearer_client(&hub.token())
+        .get(format!("{}/v1/activity", hub.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: BTreeSet<&str> = activity["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|agent| agent["agent"].as_str())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["a", "b"]), "{activity}");
+
     sandbox.step("history, as text and JSON, by relative and absolute path");
     let text = cli(&[
         &"history",

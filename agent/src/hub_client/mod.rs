@@ -110,6 +110,9 @@ pub struct HubClient {
     auth: Option<header::HeaderValue>,
     /// Where the token came from, for the message of a refusal.
     token_source: TokenSource,
+    /// `X-SF-Agent: <name>` on the WebSocket upgrade, so the hub can show
+    /// who is connected (its web page's activity view).
+    agent_name: Option<header::HeaderValue>,
 }
 
 impl HubClient {
@@ -149,7 +152,15 @@ impl HubClient {
             ws_tls,
             auth,
             token_source: access.token_source(),
+            agent_name: None,
         })
+    }
+
+    /// Names this agent to the hub when it opens the WebSocket. A name
+    /// that cannot be a header value is not sent.
+    pub fn named(mut self, name: &str) -> Self {
+        self.agent_name = header::HeaderValue::from_str(name).ok();
+        self
     }
 
     /// The base URL of the hub in use, `http(s)://host[:port]` without a

@@ -64,6 +64,9 @@ impl HubClient {
                 .headers_mut()
                 .insert(header::AUTHORIZATION, auth.clone());
         }
+        if let Some(name) = &self.agent_name {
+            request.headers_mut().insert("x-sf-agent", name.clone());
+        }
         let connect =
             tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
         match tokio::time::timeout(WS_CONNECT_TIMEOUT, connect).await {
