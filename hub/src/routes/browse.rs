@@ -149,15 +149,6 @@ pub async fn upload(
         .inspect_ok(move |frame| metrics.bytes_received.add(frame.len() as u64, &[]))
         .map_err(io::Error::other);
     let content = ingest_or_clean_up(&hub, StreamReader::new(frames)).await?;
-    hub.metrics
-        .dedup_saved_bytes
-        .add(content.deduplicated_bytes, &[]);
-    hub.metrics
-        .chunks_stored
-        .add(content.new_chunks as i64, &[]);
-    hub.metrics
-        .chunk_bytes_stored
-        .add(content.new_bytes as i64, &[]);
     Ok(axum::Json(hub.web_upload(query, content).await?))
 }
 

@@ -105,19 +105,10 @@ pub async fn upload(
     })?;
 
     let content = ingest_or_clean_up(&hub, reader).await?;
-    hub.metrics
-        .dedup_saved_bytes
-        .add(content.deduplicated_bytes, &[]);
-    hub.metrics
-        .chunks_stored
-        .add(content.new_chunks as i64, &[]);
-    hub.metrics
-        .chunk_bytes_stored
-        .add(content.new_bytes as i64, &[]);
     Ok(axum::Json(hub.legacy_upload(meta, content).await?))
 }
 
-/// Stores the upload's content; if that fails (store full, client gone),
+/// Stores the upload's content and counts it; if that fails (store full, client gone),
 /// removes the chunks it newly stored, so a refused upload stores nothing.
 /// Runs as its own task, so that happens even when the client is gone and
 /// this request's future is dropped.
@@ -130,7 +121,18 @@ where
     tokio::spawn(async move {
         let removals = hub.removal_mark().await?;
         let failed = match ingest(Arc::clone(&hub.store), reader, hub.max_file_size, removals).await {
-            Ok(content) => return Ok(content),
+            Ok(content) => {
+                hub.metrics
+                    .dedup_saved_bytes
+                    .add(content.deduplicated_bytes, &[]);
+                hub.metrics
+                    .chunks_stored
+                    .add(content.new_chunks as i64, &[]);
+                hub.metrics
+                    .chunk_bytes_stored
+                    .add(content.new_bytes as i64, &[]);
+                return Ok(content);
+            }
             Err(failed) => failed,
         };
         if !failed.created.is_empty() {
