@@ -148,7 +148,12 @@ pub async fn launch(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let auth = Arc::new(Auth::new(db.clone(), !settings.no_auth, tls.is_some()));
+    let auth = Arc::new(Auth::new(
+        db.clone(),
+        !settings.no_auth,
+        tls.is_some(),
+        &hub_id,
+    ));
     auth.start(stop_rx.clone()).await?;
     let access = Access {
         auth,

@@ -651,7 +651,18 @@ async fn the_page_signs_in_with_a_cookie_that_other_sites_cannot_use(hub: TestHu
         "the cookie is not the token"
     );
     let (_, _, behind_tls) = sign_in(&hub, &write, &[("x-forwarded-proto", "https")]).await;
-    assert!(behind_tls.unwrap().set_cookie.contains("; Secure"));
+    let behind_tls = behind_tls.unwrap();
+    assert!(behind_tls.set_cookie.contains("; Secure"));
+    assert!(
+        behind_tls.cookie.starts_with("__Host-sf_session_"),
+        "{}",
+        behind_tls.cookie
+    );
+    assert!(
+        session.cookie.starts_with("sf_session_"),
+        "{}",
+        session.cookie
+    );
 
     // The cookie reads; a change needs the page's CSRF secret, and no
     // other site may ask for it even with the secret.

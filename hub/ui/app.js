@@ -67,13 +67,16 @@
     do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
     return (v < 10 ? v.toFixed(1) : Math.round(v)) + ' ' + units[i];
   }
-  const sizeNode = (n) => el('span', { title: n.toLocaleString() + ' bytes' }, fmtSize(n));
-
+  // Formatters made once: toLocaleString() makes a new one per call, which
+  // is most of the cost of drawing a page of rows.
+  const numberFormat = new Intl.NumberFormat();
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const fullDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+  const sizeNode = (n) => el('span', { title: numberFormat.format(n) + ' bytes' }, fmtSize(n));
   function timeNode(ms) {
     if (!ms) return '—';
     const d = new Date(ms);
-    return el('time', { datetime: d.toISOString(), title: d.toLocaleString() }, dateFormat.format(d));
+    return el('time', { datetime: d.toISOString(), title: fullDateFormat.format(d) }, dateFormat.format(d));
   }
   // The writer's modification time when known, else when the hub committed it.
   const modifiedMs = (e) => (e.mtime_ns ? Math.floor(e.mtime_ns / 1e6) : e.committed_ms);
@@ -337,7 +340,7 @@
     content.className = '';
     document.title = title + ' · synced-folder';
     const h1 = el('h1', { tabindex: '-1', dir: 'auto' }, title);
-    content.append(h1, ...intro);
+    content.append(h1, ...intro.filter(Boolean));
     return content;
   }
 
@@ -367,13 +370,17 @@
 
   // A cell with the label phones show when the table becomes cards.
   const cell = (label, cls, ...children) => el('td', { 'data-label': label, class: cls }, ...children);
+  // A file or folder icon beside its name (a block inside the cell: a
+  // flex table cell would stop being a table cell).
+  const nameCell = (isDir, name) => el('div', { class: 'name-cell' },
+    el('span', { class: 'icon ' + (isDir ? 'i-dir' : 'i-file'), 'aria-hidden': 'true' }), name);
 
   // --------------------------------------------------------- browse a folder
 
   const LIST_COLUMNS = [
     { label: 'Name', cls: 'c-name' }, { label: 'Size', cls: 'c-size' },
     { label: 'Modified', cls: 'c-time' }, { label: 'Version', cls: 'c-version' },
-    { label: 'Last change from', cls: 'c-origin' }, { label: 'Actions', cls: 'c-actions' },
+    { label: 'Changed by', cls: 'c-origin' }, { label: 'Actions', cls: 'c-actions' },
   ];
 
   // One row for a Listed entry (a folder's child or a search hit).
@@ -392,12 +399,11 @@
         el('button', { type: 'button', class: 'danger', 'aria-label': 'Delete ' + label, onclick: () => deleteEntry(e) }, 'Delete'));
     }
     const row = el('tr', { class: isDir ? 'dir' : 'file' },
-      cell('Name', 'c-name', el('span', { class: 'icon ' + (isDir ? 'i-dir' : 'i-file'), 'aria-hidden': 'true' }),
-        el('span', { class: 'name', dir: 'auto' }, link)),
+      cell('Name', 'c-name', nameCell(isDir, el('span', { class: 'name', dir: 'auto' }, link))),
       cell('Size', 'c-size', isDir ? '—' : sizeNode(e.size)),
       cell('Modified', 'c-time', implicit ? '—' : timeNode(modifiedMs(e))),
       cell('Version', 'c-version', implicit ? '—' : String(e.version)),
-      cell('From', 'c-origin', el('span', { dir: 'auto' }, e.origin || '—')),
+      cell('Changed by', 'c-origin', el('span', { dir: 'auto' }, e.origin || '—')),
       cell('Actions', 'c-actions', actions));
     return row;
   }
@@ -405,7 +411,8 @@
   async function renderBrowse(route, gen) {
     const dir = route.dir;
     const title = dir ? baseName(dir) : 'All files';
-    const content = page(title, breadcrumbs(dir));
+    // At the top the heading says it all: no one-item breadcrumb.
+    const content = page(title, dir ? breadcrumbs(dir) : null);
     if (canWrite()) {
       const picker = el('input', { type: 'file', multiple: true, id: 'file-input', class: 'visually-hidden', tabindex: '-1', 'aria-hidden': 'true' });
       picker.addEventListener('change', () => {
@@ -474,7 +481,7 @@
     L.more.hidden = L.next === null;
     L.empty.hidden = L.rows.size > 0 || L.next !== null;
     const n = L.rows.size;
-    L.count.textContent = n === 0 ? '' : (n === 1 ? '1 item' : n.toLocaleString() + ' items') + (L.next ? ' so far; more load as you scroll' : '');
+    L.count.textContent = n === 0 ? '' : (n === 1 ? '1 item' : numberFormat.format(n) + ' items') + (L.next ? ' so far; more load as you scroll' : '');
   }
 
   // A change frame for a path under the folder shown: update its row in
@@ -686,7 +693,8 @@
     content.append(status);
     const answer = await api('GET', url('/v1/search', { q: route.q, limit: 100 }));
     if (gen !== state.gen) return;
-    const { table: t, body } = table('Paths containing ' + route.q, LIST_COLUMNS, 'files search');
+    const columns = [{ label: 'Path', cls: 'c-name' }, ...LIST_COLUMNS.slice(1)];
+    const { table: t, body } = table('Paths containing ' + route.q, columns, 'files search');
     for (const e of answer.entries) body.append(entryRow(e, true));
     status.textContent = answer.entries.length === 0
       ? 'Nothing matches “' + route.q + '”.'
@@ -783,8 +791,7 @@
             onclick: () => restoreDeleted(d) }, 'Restore'));
         }
         body.append(el('tr', { class: d.kind },
-          cell('Path', 'c-name', el('span', { class: 'icon ' + (d.kind === 'dir' ? 'i-dir' : 'i-file'), 'aria-hidden': 'true' }),
-            el('span', { class: 'name', dir: 'auto', title: d.path }, d.path)),
+          cell('Path', 'c-name', nameCell(d.kind === 'dir', el('span', { class: 'name', dir: 'auto', title: d.path }, d.path))),
           cell('Deleted', 'c-time', timeNode(d.deleted_ms)),
           cell('By', 'c-origin', el('span', { dir: 'auto' }, d.deleted_by || '—')),
           cell('Size', 'c-size', d.kind === 'dir' || d.restorable_version == null ? '—' : sizeNode(d.size)),
@@ -871,13 +878,13 @@
     if (!answer.agents.length) content.append(el('p', { class: 'empty' }, 'No agent or page is connected to this hub.'));
     else {
       const { table: t, body } = table('Clients connected now', [
-        { label: 'Agent', cls: 'c-name' }, { label: 'Token', cls: 'c-origin' }, { label: 'Address', cls: 'c-origin' },
+        { label: 'Agent', cls: 'c-name' }, { label: 'Token', cls: 'c-origin' }, { label: 'Address', cls: 'c-address' },
         { label: 'Connected since', cls: 'c-time' }], 'agents');
       for (const a of answer.agents) {
         body.append(el('tr', {},
           cell('Agent', 'c-name', el('span', { class: 'name', dir: 'auto' }, a.agent === 'web' ? 'web page' : a.agent || 'unnamed client')),
           cell('Token', 'c-origin', el('span', { dir: 'auto' }, a.token || '—')),
-          cell('Address', 'c-origin', a.address || '—'),
+          cell('Address', 'c-address', a.address || '—'),
           cell('Since', 'c-time', timeNode(a.connected_ms))));
       }
       content.append(t);
@@ -1021,7 +1028,9 @@
     window.addEventListener('dragover', (event) => event.preventDefault());
     window.addEventListener('drop', (event) => event.preventDefault());
     window.addEventListener('hashchange', () => {
+      // Messages belong to the view they were said in.
       clearError();
+      say();
       const p = render();
       if (p) p.then(() => { const h1 = $('content').querySelector('h1'); if (h1) h1.focus({ preventScroll: true }); });
     });

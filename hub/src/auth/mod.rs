@@ -68,16 +68,21 @@ pub struct Auth {
     revoked: watch::Sender<u64>,
     /// The hub serves TLS itself: session cookies are `Secure`.
     serves_tls: bool,
+    /// The web page's session cookie on this hub (see [`session`]).
+    cookie_name: String,
 }
 
 impl Auth {
-    pub fn new(db: Database, enabled: bool, serves_tls: bool) -> Self {
+    /// Authentication on `db` (off when not `enabled`) for the hub whose
+    /// identity is `hub_id`.
+    pub fn new(db: Database, enabled: bool, serves_tls: bool, hub_id: &str) -> Self {
         Self {
             db,
             enabled,
             live: RwLock::new(HashMap::new()),
             revoked: watch::channel(0).0,
             serves_tls,
+            cookie_name: session::cookie_name(hub_id),
         }
     }
 
@@ -332,7 +337,7 @@ pub async fn bearer(State(auth): State<Arc<Auth>>, request: Request, next: Next)
     let caller = if auth.enabled {
         match bearer_token(request.headers()) {
             Some(token) => auth.authenticate(token).await,
-            None if session::session_cookie(request.headers()).is_some() => {
+            None if auth.session_cookie(request.headers()).is_some() => {
                 let only_reads = changes_nothing(&request);
                 auth.session_caller(request.headers(), only_reads).await
             }

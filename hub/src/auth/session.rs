@@ -1,11 +1,14 @@
 //! The web page's sign-in: a token exchanged for a session cookie, and the
 //! checks that keep another site from acting through that cookie.
 //!
-//! - The cookie (`sf_session`) holds a random secret; the database keeps
-//!   only its SHA-256 (`db::sessions`). It is `HttpOnly` (scripts cannot
-//!   read it), `SameSite=Strict` (other sites' pages do not send it) and
-//!   `Secure` when the hub serves TLS or a proxy says the request came over
-//!   https.
+//! - The cookie holds a random secret; the database keeps only its SHA-256
+//!   (`db::sessions`). It is `HttpOnly` (scripts cannot read it),
+//!   `SameSite=Strict` (other sites' pages do not send it) and `Secure` when
+//!   the hub serves TLS or a proxy says the request came over https. Its
+//!   name carries the hub's identity (`sf_session_<id>`, `__Host-` first
+//!   when `Secure`, so no other subdomain can set it): browsers keep cookies
+//!   per host, not per port, and two hubs on one host must not sign each
+//!   other out.
 //! - Against cross-site request forgery: every request that may change
 //!   something and is authenticated by the cookie must carry the session's
 //!   own second secret in `X-SF-CSRF`, which only the page (same origin)
@@ -24,8 +27,10 @@ use super::{Auth, Caller, unauthorized};
 use crate::db::now_ms;
 use crate::error::ApiError;
 
-/// The cookie's name.
-pub const COOKIE: &str = "sf_session";
+/// The start of the cookie's name.
+const COOKIE_PREFIX: &str = "sf_session_";
+/// The prefix browsers accept only on a `Secure` cookie set by this very host.
+const HOST_ONLY: &str = "__Host-";
 /// The header the page sends its anti-forgery secret in.
 pub const CSRF_HEADER: &str = "x-sf-csrf";
 /// How long a sign-in lasts.
@@ -67,10 +72,12 @@ impl Auth {
                 tracing::debug!(error = %err, "cannot forget expired web sessions");
             }
         });
+        let secure = self.serves_tls || over_tls;
         let cookie = format!(
-            "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            self.cookie_name_for(secure),
             SESSION_LIFETIME.as_secs(),
-            secure_attribute(self.serves_tls || over_tls)
+            secure_attribute(secure)
         );
         Ok(NewSession {
             cookie: HeaderValue::from_str(&cookie).expect("the cookie is ASCII"),
@@ -80,7 +87,7 @@ impl Auth {
 
     /// The caller a request's session cookie stands for, if any is live.
     pub async fn session(&self, headers: &HeaderMap) -> Result<SessionCaller, ApiError> {
-        let Some(secret) = session_cookie(headers) else {
+        let Some(secret) = self.session_cookie(headers) else {
             return Err(not_signed_in());
         };
         let Some(row) = self.db.live_session(&hash(secret)).await? else {
@@ -112,7 +119,7 @@ impl Auth {
 
     /// Ends the request's session, if it has one.
     pub async fn end_session(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if let Some(secret) = session_cookie(headers) {
+        if let Some(secret) = self.session_cookie(headers) {
             self.db.remove_session(&hash(secret)).await?;
         }
         Ok(())
@@ -137,6 +144,32 @@ impl Auth {
         Ok(session.caller)
     }
 
+    /// The secret of this hub's session cookie among the request's
+    /// cookies; `None` for anything that cannot be one (not 64 hex digits),
+    /// which is refused without a database look-up.
+    pub fn session_cookie<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        find_cookie(headers, &self.cookie_name)
+            .filter(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// The cookie that ends a session in the browser.
+    pub fn clearing_cookie(&self, secure: bool) -> HeaderValue {
+        let cookie = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            self.cookie_name_for(secure),
+            secure_attribute(secure)
+        );
+        HeaderValue::from_str(&cookie).expect("the cookie is ASCII")
+    }
+
+    fn cookie_name_for(&self, secure: bool) -> String {
+        if secure {
+            format!("{HOST_ONLY}{}", self.cookie_name)
+        } else {
+            self.cookie_name.clone()
+        }
+    }
+
     fn caller_by_id(&self, id: i64) -> Option<Caller> {
         self.live
             .read()
@@ -151,13 +184,14 @@ impl Auth {
     }
 }
 
-/// The cookie that ends a session in the browser.
-pub fn clearing_cookie(secure: bool) -> HeaderValue {
-    let cookie = format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        secure_attribute(secure)
-    );
-    HeaderValue::from_str(&cookie).expect("the cookie is ASCII")
+/// The session cookie's name on the hub whose identity is `hub_id`.
+pub fn cookie_name(hub_id: &str) -> String {
+    let id: String = hub_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!("{COOKIE_PREFIX}{id}")
 }
 
 fn secure_attribute(secure: bool) -> &'static str {
@@ -172,15 +206,15 @@ pub fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
-/// The value of the `sf_session` cookie among the request's cookies.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie `name` (or `__Host-name`) among the request's.
+fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| found.strip_prefix(HOST_ONLY).unwrap_or(found) == name)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
@@ -271,16 +305,21 @@ mod tests {
 
     #[test]
     fn finds_the_session_cookie_among_others() {
-        let h = headers(&[("cookie", "a=1; sf_session=abc ; b=2")]);
-        assert_eq!(session_cookie(&h), Some("abc"));
-        let h = headers(&[("cookie", "a=1"), ("cookie", "sf_session=x")]);
-        assert_eq!(session_cookie(&h), Some("x"));
-        assert_eq!(
-            session_cookie(&headers(&[("cookie", "sf_sessionx=1")])),
-            None
-        );
-        assert_eq!(session_cookie(&headers(&[("cookie", "sf_session=")])), None);
-        assert_eq!(session_cookie(&HeaderMap::new()), None);
+        let name = cookie_name("5f1c0d0a7f3e4b6e9d2c8a1b3e5f7a9c");
+        assert_eq!(name, "sf_session_5f1c0d0a7f3e");
+        let find =
+            |pairs: &[(&'static str, &str)]| find_cookie(&headers(pairs), &name).map(str::to_owned);
+        let plain = [("cookie", "a=1; sf_session_5f1c0d0a7f3e=abc ; b=2")];
+        assert_eq!(find(&plain).as_deref(), Some("abc"));
+        let host_only = [
+            ("cookie", "a=1"),
+            ("cookie", "__Host-sf_session_5f1c0d0a7f3e=x"),
+        ];
+        assert_eq!(find(&host_only).as_deref(), Some("x"));
+        // Another hub's cookie on the same host, an empty one, none.
+        assert_eq!(find(&[("cookie", "sf_session_000000000000=y")]), None);
+        assert_eq!(find(&[("cookie", "sf_session_5f1c0d0a7f3e=")]), None);
+        assert_eq!(find(&[]), None);
     }
 
     #[test]

@@ -84,29 +84,39 @@ impl Database {
             if rows.is_empty() {
                 break;
             }
+            // The rows under a folder just listed, skipped without a query.
+            let mut under_listed: Option<String> = None;
             for entry in rows {
+                let path = entry.path.as_str();
+                if under_listed
+                    .as_deref()
+                    .is_some_and(|under| path.starts_with(under))
+                {
+                    continue;
+                }
                 let before = resume.clone();
-                let Some(rest) = entry.path.as_str().strip_prefix(prefix) else {
+                let Some(rest) = path.strip_prefix(prefix) else {
                     break 'pages; // past the folder: the range says it cannot be
                 };
                 match rest.split_once('/') {
                     None => {
-                        resume = Resume::After(entry.path.as_str().to_owned());
+                        resume = Resume::After(path.to_owned());
+                        under_listed = None;
                         listed.push((Listed::from_entry(&entry), before));
                     }
                     Some((child, _)) => {
                         let folder = format!("{prefix}{child}");
                         resume = Resume::From(format!("{folder}0"));
-                        // A committed folder was listed from its own row.
-                        if listed
-                            .last()
-                            .is_none_or(|(last, _)| last.path.as_str() != folder)
-                        {
+                        under_listed = Some(format!("{folder}/"));
+                        // A committed folder sorts before what it holds: it
+                        // was listed from its own row, on this page or an
+                        // earlier one (siblings such as `docs.txt` may lie
+                        // between).
+                        if !self.is_live(&folder).await? {
                             let path = SyncPath::parse(folder.clone())
                                 .map_err(|e| DbError::Corrupt(format!("path {folder:?}: {e}")))?;
                             listed.push((Listed::implied_folder(path), before));
                         }
-                        continue 'pages;
                     }
                 }
                 if listed.len() > limit {
@@ -121,6 +131,15 @@ impl Database {
             None
         };
         Ok(Ok((listed.into_iter().map(|(l, _)| l).collect(), next)))
+    }
+
+    /// Whether `path` has a live entry (a committed folder, say).
+    async fn is_live(&self, path: &str) -> Result<bool, DbError> {
+        let found = sqlx::query("SELECT 1 FROM files WHERE path = $1 AND deleted = 0")
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Live entries from `resume` on, below `end`, by path.
@@ -157,7 +176,7 @@ impl Database {
         let pattern = format!("%{}%", escape_like(&text.to_ascii_lowercase()));
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM files f JOIN versions v ON v.seq = f.seq \
-             WHERE f.deleted = 0 AND lower(f.path) LIKE $1 ESCAPE '\\' \
+             WHERE f.deleted = 0 AND lower(f.path) LIKE $1 ESCAPE '!' \
              ORDER BY f.path LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -238,11 +257,11 @@ impl Database {
         rows.iter().map(|r| entry_from_row(r, false)).collect()
     }
 
-    /// `path` and every live entry below it, each with its chunk list, by
-    /// path; at most `limit` + 1 so a caller can tell "too many".
+    /// `path` and every live entry below it, without chunk lists, by path;
+    /// at most `limit` + 1 so a caller can tell "too many".
     pub async fn live_tree(&self, path: &SyncPath, limit: usize) -> Result<Vec<Entry>, DbError> {
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS}, v.chunks FROM files f JOIN versions v ON v.seq = f.seq \
+            "SELECT {ENTRY_COLUMNS} FROM files f JOIN versions v ON v.seq = f.seq \
              WHERE f.deleted = 0 AND (f.path = $1 OR (f.path > $2 AND f.path < $3)) \
              ORDER BY f.path LIMIT $4"
         );
@@ -253,16 +272,30 @@ impl Database {
             .bind(limit as i64 + 1)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| entry_from_row(r, true)).collect()
+        rows.iter().map(|r| entry_from_row(r, false)).collect()
+    }
+
+    /// The live entry at `path`, without its chunk list.
+    pub async fn live_entry(&self, path: &SyncPath) -> Result<Option<Entry>, DbError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM files f JOIN versions v ON v.seq = f.seq \
+             WHERE f.path = $1 AND f.deleted = 0"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(path.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| entry_from_row(&r, false)).transpose()
     }
 }
 
-/// `text` with LIKE's wildcards and the escape character escaped.
+/// `text` with LIKE's wildcards and the escape character `!` escaped (not
+/// a backslash: how PostgreSQL reads one in a literal depends on a setting).
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
         }
         escaped.push(c);
     }
@@ -284,6 +317,6 @@ mod tests {
 
     #[test]
     fn like_wildcards_are_escaped() {
-        assert_eq!(escape_like("50%_off\\x"), "50\\%\\_off\\\\x");
+        assert_eq!(escape_like("50%_off!\\x"), "50!%!_off!!\\x");
     }
 }

@@ -95,9 +95,8 @@ pub async fn conflicts(
         };
         let original = hub
             .db
-            .current(&named.original)
+            .live_entry(&named.original)
             .await?
-            .filter(|o| !o.deleted)
             .map(|o| Listed::from_entry(&o));
         let made = named.at.format(&Rfc3339).unwrap_or_default();
         conflicts.push(Conflict {

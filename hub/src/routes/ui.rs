@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sf_protocol::v1::{Scope, SessionInfo, SessionRequest};
 
 use super::extract::Json;
-use crate::auth::session::{self, clearing_cookie, cross_site, forwarded_https};
+use crate::auth::session::{cross_site, forwarded_https};
 use crate::error::ApiError;
 use crate::service::Hub;
 
@@ -114,6 +114,8 @@ pub async fn sign_in(
         return Ok(axum::Json(open_session()).into_response());
     }
     let caller = auth.authenticate(&request.token).await?;
+    // A new sign-in replaces the one this browser had.
+    auth.end_session(&headers).await?;
     let over_tls = forwarded_https(&headers);
     let started = auth.start_session(&caller, over_tls).await?;
     tracing::info!(
@@ -167,7 +169,7 @@ pub async fn sign_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let auth = &hub.access.auth;
-    if auth.enabled() && session::session_cookie(&headers).is_some() {
+    if auth.enabled() && auth.session_cookie(&headers).is_some() {
         if cross_site(&headers) || !auth.session_allows_change(&headers).await? {
             return Err(ApiError::Forbidden(
                 "signing out needs the page's X-SF-CSRF header; reload the page and sign out \
@@ -181,7 +183,7 @@ pub async fn sign_out(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, clearing_cookie(secure));
+        .insert(header::SET_COOKIE, auth.clearing_cookie(secure));
     Ok(response)
 }
 

@@ -28,6 +28,8 @@ pub const WEB_ORIGIN: &str = "web";
 /// The most files and folders one move or removal touches: a bigger tree is
 /// a job for an agent, which works through it in batches of its own.
 pub const TREE_MAX_ENTRIES: usize = 10_000;
+/// Chunk references a move holds at once, at most (a few MiB).
+const MOVE_GROUP_CHUNKS: usize = 50_000;
 
 impl Hub {
     /// `POST /v1/upload`: a whole file, already stored as chunks, written
@@ -105,14 +107,26 @@ impl Hub {
                 "{to} already exists; choose another name or remove it first"
             )));
         }
-        let mut commits = Vec::with_capacity(sources.len());
-        for source in &sources {
+        // Chunk lists are read a group at a time: a tree of big files
+        // holds millions of chunk references.
+        let mut arrived = Vec::with_capacity(sources.len());
+        let (mut group, mut group_chunks) = (Vec::new(), 0);
+        for (index, source) in sources.iter().enumerate() {
             let rest = &source.path.as_str()[from.as_str().len()..];
             let path = SyncPath::parse(format!("{to}{rest}"))
                 .map_err(|e| ApiError::InvalidPath(format!("{to}{rest}: {e}")))?;
-            commits.push(BatchOp::Commit(copy_of(source, path, 0)));
+            let content = match source.kind {
+                EntryKind::File => self.db.version(&source.path, source.version).await?,
+                EntryKind::Dir => None,
+            };
+            let source = content.as_ref().unwrap_or(source);
+            group_chunks += source.chunks.as_ref().map_or(0, Vec::len);
+            group.push(BatchOp::Commit(copy_of(source, path, 0)));
+            if group_chunks >= MOVE_GROUP_CHUNKS || index + 1 == sources.len() {
+                arrived.extend(self.run_batches(std::mem::take(&mut group)).await?);
+                group_chunks = 0;
+            }
         }
-        let arrived = self.run_batches(commits).await?;
         // Only what arrived leaves; innermost first, so no folder goes
         // before its contents.
         let deletes: Vec<BatchOp> = sources
@@ -122,8 +136,8 @@ impl Hub {
             .rev()
             .map(|(source, _)| delete_of(source))
             .collect();
-        let moved = deletes.len();
         let left = self.run_batches(deletes).await?;
+        let moved = left.iter().filter(|outcome| outcome.is_ok()).count();
         summarise("move", sources.len(), moved, arrived.iter().chain(&left))?;
         Ok(moved as u64)
     }
@@ -191,7 +205,7 @@ impl Hub {
         Ok(without_chunks(kept))
     }
 
-    /// `path` and every live entry under it, with chunk lists, by path.
+    /// `path` and every live entry under it, without chunk lists, by path.
     async fn tree_of(&self, path: &SyncPath, what: &str) -> Result<Vec<Entry>, ApiError> {
         let entries = self.db.live_tree(path, TREE_MAX_ENTRIES).await?;
         if entries.is_empty() {

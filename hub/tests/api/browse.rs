@@ -100,6 +100,26 @@ async fn listing_pages_through_files_and_folders(hub: TestHub) {
             "limit {limit}"
         );
     }
+    // Once `docs` is committed it comes first, by its own row, and only
+    // once, however the pages fall: `docs 2019` and `docs.txt` lie between
+    // it and `docs/…`.
+    hub.commit(&dir_commit("docs", 0)).await.unwrap();
+    hub.put_file("docs 2019/old.txt", 0, b"old", "laptop")
+        .await
+        .unwrap();
+    let top = vec![
+        ("docs".to_owned(), EntryKind::Dir, 1),
+        ("docs 2019".to_owned(), EntryKind::Dir, 0),
+        ("docs.txt".to_owned(), EntryKind::File, 1),
+        ("docs0".to_owned(), EntryKind::Dir, 0),
+        ("photos".to_owned(), EntryKind::Dir, 0),
+        ("top.txt".to_owned(), EntryKind::File, 1),
+    ];
+    for limit in 1..=7 {
+        let (listed, _) = list_all(&hub, "", limit).await;
+        assert_eq!(listed, top, "limit {limit}");
+    }
+
     // A folder: a committed folder listed once (with its version) though
     // files lie under it; an empty committed folder; no tombstones.
     let (docs, _) = list_all(&hub, "docs", 2).await;
