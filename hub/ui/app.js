@@ -19,7 +19,8 @@
     gen: 0, // bumped on every render; late answers for an old view are dropped
     listing: null, // the folder shown: see renderBrowse
     ws: null,
-    wsDelay: 1000,
+    wsDelay: 1000, // the next reconnection's delay
+    wsWasDown: false, // a reconnection must reload what is shown
     wsTimer: 0,
     refreshTimer: 0,
     pollTimer: 0,
@@ -94,10 +95,9 @@
   // ------------------------------------------------------------------- API
 
   class ApiError extends Error {
-    constructor(message, status, code) {
+    constructor(message, status) {
       super(message);
       this.status = status;
-      this.code = code;
     }
   }
 
@@ -112,13 +112,11 @@
 
   // The hub's error body is {"error": code, "detail": sentence}: show detail.
   function errorFromBody(status, text) {
-    let code = '', detail = '';
+    let detail = '';
     try {
-      const body = JSON.parse(text);
-      code = body.error || '';
-      detail = body.detail || '';
+      detail = JSON.parse(text).detail || '';
     } catch (_) { /* not JSON: a proxy's page */ }
-    return new ApiError(detail || fallbackMessage(status), status, code);
+    return new ApiError(detail || fallbackMessage(status), status);
   }
 
   async function api(method, path, body) {
@@ -134,7 +132,7 @@
     try {
       res = await fetch(path, init);
     } catch (_) {
-      throw new ApiError(UNREACHABLE, 0, 'network');
+      throw new ApiError(UNREACHABLE, 0);
     }
     if (!res.ok) {
       const err = errorFromBody(res.status, await res.text().catch(() => ''));
@@ -146,18 +144,14 @@
 
   // --------------------------------------------------------- status, errors
 
-  function say(...parts) {
-    $('status').replaceChildren(...parts);
+  const say = (...parts) => $('status').replaceChildren(...parts);
+  // Sets a message element's text; no text hides it.
+  function tell(node, text) {
+    node.textContent = text || '';
+    node.hidden = !text;
   }
-  function showError(err) {
-    const message = err instanceof Error ? err.message : String(err);
-    $('error-text').textContent = message;
-    $('error').hidden = false;
-  }
-  function clearError() {
-    $('error').hidden = true;
-    $('error-text').textContent = '';
-  }
+  const showError = (err) => { tell($('error-text'), err.message || String(err)); $('error').hidden = false; };
+  const clearError = () => { $('error').hidden = true; };
   // Runs an action from a button: errors go to the alert region.
   async function attempt(action) {
     try {
@@ -170,19 +164,15 @@
   // A modal dialog. With `label`, asks for a value; `action(value)` runs on
   // OK, and if it throws, its message shows in the dialog, which stays open.
   function ask({ title, text, label, value, ok, danger, action }) {
-    const dialog = $('dialog');
+    const [dialog, form, input, error, okButton] = ['dialog', 'dialog-form', 'dialog-input', 'dialog-error', 'dialog-ok'].map($);
     $('dialog-title').textContent = title;
-    $('dialog-text').textContent = text || '';
-    $('dialog-text').hidden = !text;
+    tell($('dialog-text'), text);
     $('dialog-field').hidden = !label;
     $('dialog-label').textContent = label || '';
-    const input = $('dialog-input');
     input.value = value || '';
-    $('dialog-ok').textContent = ok || 'OK';
-    $('dialog-ok').classList.toggle('danger', !!danger);
-    const error = $('dialog-error');
-    error.hidden = true;
-    const form = $('dialog-form');
+    okButton.textContent = ok || 'OK';
+    okButton.classList.toggle('danger', !!danger);
+    tell(error, '');
     return new Promise((resolve) => {
       const finish = (result) => {
         form.onsubmit = null;
@@ -194,20 +184,15 @@
       form.onsubmit = async (event) => {
         event.preventDefault();
         const v = input.value.trim();
-        if (label && !v) {
-          error.textContent = 'Enter a name.';
-          error.hidden = false;
-          return;
-        }
-        $('dialog-ok').disabled = true;
+        if (label && !v) return tell(error, 'Enter a name.');
+        okButton.disabled = true;
         try {
           if (action) await action(v);
           finish(label ? v : true);
         } catch (err) {
-          error.textContent = err.message;
-          error.hidden = false;
+          tell(error, err.message);
         } finally {
-          $('dialog-ok').disabled = false;
+          okButton.disabled = false;
         }
       };
       $('dialog-cancel').onclick = () => finish(null);
@@ -219,7 +204,7 @@
         const dot = input.value.lastIndexOf('.');
         input.setSelectionRange(0, dot > 0 ? dot : input.value.length);
       } else {
-        $('dialog-ok').focus();
+        okButton.focus();
       }
     });
   }
@@ -232,9 +217,7 @@
     state.listing = null;
     for (const id of ['nav', 'search-form', 'account', 'content', 'uploads']) $(id).hidden = true;
     $('sign-in').hidden = false;
-    const err = $('sign-in-error');
-    err.textContent = message || '';
-    err.hidden = !message;
+    tell($('sign-in-error'), message);
     document.title = 'Sign in · synced-folder';
     $('token').focus();
   }
@@ -247,12 +230,9 @@
     event.preventDefault();
     const input = $('token');
     const token = input.value.trim();
-    const err = $('sign-in-error');
     if (!token) {
-      err.textContent = 'Paste an access token to sign in.';
-      err.hidden = false;
-      input.focus();
-      return;
+      tell($('sign-in-error'), 'Paste an access token to sign in.');
+      return input.focus();
     }
     const button = event.submitter || $('sign-in-form').querySelector('button');
     button.disabled = true;
@@ -261,10 +241,7 @@
       input.value = '';
       start(session);
     } catch (e) {
-      err.textContent = e.status === 401 || e.status === 403
-        ? e.message || 'That token was refused.'
-        : e.message;
-      err.hidden = false;
+      tell($('sign-in-error'), e.message); // the hub's detail says why
       input.select();
     } finally {
       button.disabled = false;
@@ -319,6 +296,7 @@
     const gen = ++state.gen;
     clearTimeout(state.refreshTimer);
     clearInterval(state.pollTimer);
+    if (state.listing && state.listing.observer) state.listing.observer.disconnect();
     state.listing = null;
     for (const a of $('nav').querySelectorAll('a')) {
       const current = a.dataset.view === route.view || (route.view === 'history' && a.dataset.view === 'browse');
@@ -360,16 +338,17 @@
     return nav;
   }
 
-  function table(caption, columns, extraClass) {
-    const head = el('tr', {}, columns.map((c) => el('th', { scope: 'col', class: c.cls }, c.label)));
+  // A table from columns [label, class, (item) => content]; row(item)
+  // makes a row. Each cell carries its label for phones, where rows become
+  // cards.
+  function dataTable(caption, cls, columns) {
     const body = el('tbody');
-    const t = el('table', { class: 'list ' + (extraClass || '') },
-      el('caption', { class: 'visually-hidden' }, caption), el('thead', {}, head), body);
-    return { table: t, body };
+    const table = el('table', { class: 'list ' + cls }, el('caption', { class: 'visually-hidden' }, caption),
+      el('thead', {}, el('tr', {}, columns.map(([label, c]) => el('th', { scope: 'col', class: c }, label)))), body);
+    const row = (item, rowClass) => el('tr', { class: rowClass },
+      columns.map(([label, c, content]) => el('td', { 'data-label': label, class: c }, content(item))));
+    return { table, body, row };
   }
-
-  // A cell with the label phones show when the table becomes cards.
-  const cell = (label, cls, ...children) => el('td', { 'data-label': label, class: cls }, ...children);
   // A file or folder icon beside its name (a block inside the cell: a
   // flex table cell would stop being a table cell).
   const nameCell = (isDir, name) => el('div', { class: 'name-cell' },
@@ -377,35 +356,36 @@
 
   // --------------------------------------------------------- browse a folder
 
-  const LIST_COLUMNS = [
-    { label: 'Name', cls: 'c-name' }, { label: 'Size', cls: 'c-size' },
-    { label: 'Modified', cls: 'c-time' }, { label: 'Version', cls: 'c-version' },
-    { label: 'Changed by', cls: 'c-origin' }, { label: 'Actions', cls: 'c-actions' },
-  ];
+  // The columns of a folder's listing (showPath: of search results).
+  function listColumns(showPath) {
+    return [
+      [showPath ? 'Path' : 'Name', 'c-name', (e) => nameCell(e.kind === 'dir', el('span', { class: 'name', dir: 'auto' }, entryLink(e, showPath)))],
+      ['Size', 'c-size', (e) => (e.kind === 'dir' ? '—' : sizeNode(e.size))],
+      // Version 0: a folder known only from the files under it.
+      ['Modified', 'c-time', (e) => (e.version ? timeNode(modifiedMs(e)) : '—')],
+      ['Version', 'c-version', (e) => (e.version ? String(e.version) : '—')],
+      ['Changed by', 'c-origin', (e) => el('span', { dir: 'auto' }, e.origin || '—')],
+      ['Actions', 'c-actions', (e) => entryActions(e, showPath ? e.path : e.name)],
+    ];
+  }
+  const entryClass = (e) => (e.kind === 'dir' ? 'dir' : 'file');
 
-  // One row for a Listed entry (a folder's child or a search hit).
-  function entryRow(e, showPath) {
-    const isDir = e.kind === 'dir';
-    const label = showPath ? e.path : e.name || baseName(e.path);
-    const link = isDir
+  function entryLink(e, showPath) {
+    const label = showPath ? e.path : e.name;
+    return e.kind === 'dir'
       ? el('a', { href: hashFor('browse', e.path), title: e.path }, label)
-      : el('a', { href: fileUrl(e.path), download: baseName(e.path), title: 'Download ' + e.path }, label);
-    const implicit = !e.version; // a folder known only from the files under it
+      : el('a', { href: fileUrl(e.path), download: e.name, title: 'Download ' + e.path }, label);
+  }
+
+  function entryActions(e, label) {
     const actions = el('div', { class: 'actions' });
-    if (!implicit) actions.append(el('a', { href: hashFor('history', e.path), class: 'button', 'aria-label': 'History of ' + label }, 'History'));
+    if (e.version) actions.append(el('a', { href: hashFor('history', e.path), class: 'button', 'aria-label': 'History of ' + label }, 'History'));
     if (canWrite()) {
       actions.append(
         el('button', { type: 'button', 'aria-label': 'Rename ' + label, onclick: () => renameEntry(e) }, 'Rename'),
         el('button', { type: 'button', class: 'danger', 'aria-label': 'Delete ' + label, onclick: () => deleteEntry(e) }, 'Delete'));
     }
-    const row = el('tr', { class: isDir ? 'dir' : 'file' },
-      cell('Name', 'c-name', nameCell(isDir, el('span', { class: 'name', dir: 'auto' }, link))),
-      cell('Size', 'c-size', isDir ? '—' : sizeNode(e.size)),
-      cell('Modified', 'c-time', implicit ? '—' : timeNode(modifiedMs(e))),
-      cell('Version', 'c-version', implicit ? '—' : String(e.version)),
-      cell('Changed by', 'c-origin', el('span', { dir: 'auto' }, e.origin || '—')),
-      cell('Actions', 'c-actions', actions));
-    return row;
+    return actions;
   }
 
   async function renderBrowse(route, gen) {
@@ -426,7 +406,7 @@
         el('span', { class: 'hint' }, 'or drop files onto the list'),
         picker));
     }
-    const { table: t, body } = table('Contents of ' + (dir || 'the top folder'), LIST_COLUMNS, 'files');
+    const { table: t, body, row } = dataTable('Contents of ' + (dir || 'the top folder'), 'files', listColumns(false));
     const empty = el('p', { class: 'empty', hidden: true },
       canWrite() ? 'This folder is empty. Drop files here or use “Upload files”.' : 'This folder is empty.');
     const sentinel = el('div', { class: 'sentinel', 'aria-hidden': 'true' });
@@ -434,7 +414,8 @@
     const count = el('p', { class: 'count', id: 'count' });
     const zone = el('div', { class: 'drop-zone', id: 'listing' }, t, empty, sentinel, el('div', { class: 'more' }, count, more));
     content.append(zone);
-    const L = (state.listing = { gen, dir, body, empty, more, count, sentinel, rows: new Map(), next: undefined, loading: false, visible: false, lastName: '' });
+    const L = (state.listing = { dir, body, empty, more, count, row: (e) => row(e, entryClass(e)),
+      rows: new Map(), next: undefined, loading: false, visible: false, lastName: '' });
     if (canWrite()) dropTarget(zone, dir);
     // Loads the next page when the end of the list comes near; the button
     // does the same where IntersectionObserver is missing or for keyboards.
@@ -460,7 +441,7 @@
       const fragment = document.createDocumentFragment();
       for (const e of answer.entries) {
         if (L.rows.has(e.name)) continue; // already added by a live update
-        const row = entryRow(e);
+        const row = L.row(e);
         L.rows.set(e.name, { entry: e, row });
         fragment.append(row);
       }
@@ -513,22 +494,19 @@
 
   function upsertRow(L, e) {
     const known = L.rows.get(e.name);
-    const row = entryRow(e);
+    if (known && known.entry.version > e.version && e.version) return; // an older frame
+    // Not loaded yet and beyond the pages loaded: paging brings it later.
+    if (!known && L.next && cmp(e.name, L.lastName) > 0) return;
+    const row = L.row(e);
     row.classList.add('changed');
-    if (known) {
-      if (known.entry.version > e.version && e.version) return; // an older frame
-      known.row.replaceWith(row);
-    } else {
-      // Not loaded yet and beyond the pages loaded: paging brings it later.
-      if (L.next && cmp(e.name, L.lastName) > 0) return;
-      let before = null;
+    if (known) known.row.replaceWith(row);
+    else {
+      // Before the first row whose name sorts after it.
+      let before = null, beforeName = null;
       for (const [name, item] of L.rows) {
-        if (cmp(name, e.name) > 0) { before = item.row; break; }
+        if (cmp(name, e.name) > 0 && (beforeName === null || cmp(name, beforeName) < 0)) [before, beforeName] = [item.row, name];
       }
       L.body.insertBefore(row, before);
-      // Keep the map in display order for the next insert.
-      const entries = [...L.rows.entries(), [e.name, null]].sort((a, b) => cmp(a[0], b[0]));
-      L.rows = new Map(entries.map(([n, item]) => [n, item || { entry: e, row }]));
     }
     L.rows.set(e.name, { entry: e, row });
     updateListingFooter(L);
@@ -568,18 +546,11 @@
   async function uploadFiles(files, dir) {
     if (!files.length) return;
     $('uploads').hidden = false;
-    let done = 0, conflicts = 0, failed = 0;
-    for (const file of files) {
-      const outcome = await uploadOne(file, dir);
-      if (outcome === 'conflict') conflicts++;
-      else if (outcome === 'ok') done++;
-      else failed++;
-    }
-    const parts = [];
-    if (done) parts.push(done === 1 ? '1 file uploaded' : done + ' files uploaded');
-    if (conflicts) parts.push(conflicts + ' kept as conflict copies');
-    if (failed) parts.push(failed + ' failed');
-    say(parts.join(', ') + '.');
+    const outcomes = { ok: 0, conflict: 0, failed: 0 };
+    for (const file of files) outcomes[await uploadOne(file, dir)]++;
+    say([outcomes.ok && (outcomes.ok === 1 ? '1 file uploaded' : outcomes.ok + ' files uploaded'),
+      outcomes.conflict && outcomes.conflict + ' kept as conflict copies',
+      outcomes.failed && outcomes.failed + ' failed'].filter(Boolean).join(', ') + '.');
   }
 
   function uploadOne(file, dir) {
@@ -693,9 +664,8 @@
     content.append(status);
     const answer = await api('GET', url('/v1/search', { q: route.q, limit: 100 }));
     if (gen !== state.gen) return;
-    const columns = [{ label: 'Path', cls: 'c-name' }, ...LIST_COLUMNS.slice(1)];
-    const { table: t, body } = table('Paths containing ' + route.q, columns, 'files search');
-    for (const e of answer.entries) body.append(entryRow(e, true));
+    const { table: t, body, row } = dataTable('Paths containing ' + route.q, 'files search', listColumns(true));
+    for (const e of answer.entries) body.append(row({ ...e, name: baseName(e.path) }, entryClass(e)));
     status.textContent = answer.entries.length === 0
       ? 'Nothing matches “' + route.q + '”.'
       : answer.entries.length + (answer.more ? ' matches shown; there are more: type more of the name to narrow it down.' : answer.entries.length === 1 ? ' match.' : ' matches.');
@@ -706,55 +676,37 @@
 
   async function renderHistory(route, gen) {
     const path = route.path;
-    const content = page(baseName(path) || 'History', breadcrumbs(path, false),
+    // The breadcrumbs lead to the file's folder, every part a link.
+    const content = page(baseName(path) || 'History', breadcrumbs(parentOf(path), false),
       el('p', { class: 'subtitle' }, 'Every version of ', el('span', { dir: 'auto', class: 'path' }, path), ', newest first.'));
-    const { table: t, body } = table('Versions of ' + path, [
-      { label: 'Version', cls: 'c-version' }, { label: 'Saved', cls: 'c-time' }, { label: 'Size', cls: 'c-size' },
-      { label: 'From', cls: 'c-origin' }, { label: 'Change', cls: 'c-change' }, { label: 'Actions', cls: 'c-actions' }], 'history');
+    let versions = [];
+    const current = () => versions[versions.length - 1];
+    const { table: t, body, row } = dataTable('Versions of ' + path, 'history', [
+      ['Version', 'c-version', (v) => [String(v.version), v === current() ? el('span', { class: 'badge' }, 'current') : '']],
+      ['Saved', 'c-time', (v) => timeNode(v.committed_ms)],
+      ['Size', 'c-size', (v) => (v.deleted || v.kind === 'dir' ? '—' : sizeNode(v.size))],
+      ['From', 'c-origin', (v) => el('span', { dir: 'auto' }, v.origin || '—')],
+      ['Change', 'c-change', (v) => (v.deleted ? 'Deleted' : v.version === 1 ? 'Created' : 'Changed')],
+      ['Actions', 'c-actions', (v) => el('div', { class: 'actions' },
+        !v.deleted && v.kind === 'file' ? el('a', { class: 'button', href: fileUrl(path, v.version), download: baseName(path),
+          'aria-label': 'Download version ' + v.version }, 'Download') : null,
+        canWrite() && !v.deleted && v !== current() ? el('button', { type: 'button', 'aria-label': 'Restore version ' + v.version,
+          onclick: () => restoreVersion(path, v.version) }, 'Restore') : null)],
+    ]);
     const older = el('button', { type: 'button', hidden: true }, 'Show older versions');
     const note = el('p', { class: 'note', hidden: true });
     content.append(note, t, el('div', { class: 'more' }, older));
-    let versions = [];
     const load = async (before) => {
-      const params = { path };
-      if (before) params.before = before;
-      const answer = await api('GET', url('/v1/history', params));
+      const answer = await api('GET', url('/v1/history', before ? { path, before } : { path }));
       if (gen !== state.gen) return;
       versions = answer.versions.concat(versions);
       older.hidden = !answer.more;
-      draw();
+      const last = current();
+      tell(note, !last ? 'Nothing has been saved at this path.'
+        : last.deleted ? 'This ' + last.kind + ' is deleted. Restore a version to bring it back.' : '');
+      body.replaceChildren(...versions.slice().reverse().map((v) => row(v, v === last ? 'current' : '')));
     };
     older.addEventListener('click', () => attempt(() => load(versions[0].version)));
-    const draw = () => {
-      body.replaceChildren();
-      if (!versions.length) {
-        note.textContent = 'Nothing has been saved at this path.';
-        note.hidden = false;
-        return;
-      }
-      const current = versions[versions.length - 1];
-      note.hidden = !current.deleted;
-      note.textContent = current.deleted ? 'This ' + current.kind + ' is deleted. Restore a version to bring it back.' : '';
-      for (let i = versions.length - 1; i >= 0; i--) {
-        const v = versions[i];
-        const isCurrent = v === current;
-        const change = v.deleted ? 'Deleted' : i === 0 && v.version === 1 ? 'Created' : 'Changed';
-        const actions = el('div', { class: 'actions' });
-        if (!v.deleted && v.kind === 'file') {
-          actions.append(el('a', { class: 'button', href: fileUrl(path, v.version), download: baseName(path), 'aria-label': 'Download version ' + v.version }, 'Download'));
-        }
-        if (canWrite() && !v.deleted && !isCurrent) {
-          actions.append(el('button', { type: 'button', 'aria-label': 'Restore version ' + v.version, onclick: () => restoreVersion(path, v.version) }, 'Restore'));
-        }
-        body.append(el('tr', { class: isCurrent ? 'current' : '' },
-          cell('Version', 'c-version', String(v.version), isCurrent ? el('span', { class: 'badge' }, 'current') : ''),
-          cell('Saved', 'c-time', timeNode(v.committed_ms)),
-          cell('Size', 'c-size', v.deleted || v.kind === 'dir' ? '—' : sizeNode(v.size)),
-          cell('From', 'c-origin', el('span', { dir: 'auto' }, v.origin || '—')),
-          cell('Change', 'c-change', change),
-          cell('Actions', 'c-actions', actions)));
-      }
-    };
     await load();
   }
 
@@ -771,32 +723,24 @@
   async function renderDeleted(route, gen) {
     const content = page('Recently deleted', el('p', { class: 'subtitle' },
       'Deleted files and folders, newest first. Restoring brings back the last version with content, everywhere.'));
-    const { table: t, body } = table('Recently deleted', [
-      { label: 'Path', cls: 'c-name' }, { label: 'Deleted', cls: 'c-time' }, { label: 'By', cls: 'c-origin' },
-      { label: 'Size', cls: 'c-size' }, { label: 'Actions', cls: 'c-actions' }], 'deleted');
+    const { table: t, body, row } = dataTable('Recently deleted', 'deleted', [
+      ['Path', 'c-name', (d) => nameCell(d.kind === 'dir', el('span', { class: 'name', dir: 'auto', title: d.path }, d.path))],
+      ['Deleted', 'c-time', (d) => timeNode(d.deleted_ms)],
+      ['By', 'c-origin', (d) => el('span', { dir: 'auto' }, d.deleted_by || '—')],
+      ['Size', 'c-size', (d) => (d.restorable_version == null ? '—' : sizeNode(d.size))],
+      ['Actions', 'c-actions', (d) => el('div', { class: 'actions' },
+        el('a', { class: 'button', href: hashFor('history', d.path), 'aria-label': 'History of ' + d.path }, 'History'),
+        canWrite() && (d.restorable_version != null || d.kind === 'dir') ? el('button', { type: 'button', class: 'primary', 'aria-label': 'Restore ' + d.path,
+          onclick: () => restoreDeleted(d) }, 'Restore') : null)],
+    ]);
     const empty = el('p', { class: 'empty', hidden: true }, 'Nothing has been deleted.');
     const more = el('button', { type: 'button', hidden: true }, 'Load more');
     content.append(t, empty, el('div', { class: 'more' }, more));
     let cursor = null;
     const load = async () => {
-      const params = { limit: 100 };
-      if (cursor) params.before = cursor;
-      const answer = await api('GET', url('/v1/deleted', params));
+      const answer = await api('GET', url('/v1/deleted', cursor ? { limit: 100, before: cursor } : { limit: 100 }));
       if (gen !== state.gen) return;
-      for (const d of answer.entries) {
-        const actions = el('div', { class: 'actions' },
-          el('a', { class: 'button', href: hashFor('history', d.path), 'aria-label': 'History of ' + d.path }, 'History'));
-        if (canWrite() && (d.restorable_version != null || d.kind === 'dir')) {
-          actions.append(el('button', { type: 'button', class: 'primary', 'aria-label': 'Restore ' + d.path,
-            onclick: () => restoreDeleted(d) }, 'Restore'));
-        }
-        body.append(el('tr', { class: d.kind },
-          cell('Path', 'c-name', nameCell(d.kind === 'dir', el('span', { class: 'name', dir: 'auto', title: d.path }, d.path))),
-          cell('Deleted', 'c-time', timeNode(d.deleted_ms)),
-          cell('By', 'c-origin', el('span', { dir: 'auto' }, d.deleted_by || '—')),
-          cell('Size', 'c-size', d.kind === 'dir' || d.restorable_version == null ? '—' : sizeNode(d.size)),
-          cell('Actions', 'c-actions', actions)));
-      }
+      body.append(...answer.entries.map((d) => row(d, d.kind)));
       cursor = answer.next || null;
       more.hidden = !cursor;
       empty.hidden = body.children.length > 0;
@@ -874,38 +818,27 @@
     const content = page('Activity');
     const answer = await api('GET', '/v1/activity');
     if (gen !== state.gen) return;
-    content.append(el('h2', {}, 'Connected now'));
-    if (!answer.agents.length) content.append(el('p', { class: 'empty' }, 'No agent or page is connected to this hub.'));
-    else {
-      const { table: t, body } = table('Clients connected now', [
-        { label: 'Agent', cls: 'c-name' }, { label: 'Token', cls: 'c-origin' }, { label: 'Address', cls: 'c-address' },
-        { label: 'Connected since', cls: 'c-time' }], 'agents');
-      for (const a of answer.agents) {
-        body.append(el('tr', {},
-          cell('Agent', 'c-name', el('span', { class: 'name', dir: 'auto' }, a.agent === 'web' ? 'web page' : a.agent || 'unnamed client')),
-          cell('Token', 'c-origin', el('span', { dir: 'auto' }, a.token || '—')),
-          cell('Address', 'c-address', a.address || '—'),
-          cell('Since', 'c-time', timeNode(a.connected_ms))));
-      }
-      content.append(t);
-    }
-    content.append(el('h2', {}, 'Recent changes'));
-    const { table: t, body } = table('Recent changes, newest first', [
-      { label: 'When', cls: 'c-time' }, { label: 'Path', cls: 'c-name' }, { label: 'Change', cls: 'c-change' },
-      { label: 'Size', cls: 'c-size' }, { label: 'From', cls: 'c-origin' }], 'recent');
-    for (const e of answer.recent) {
-      body.append(el('tr', {},
-        cell('When', 'c-time', timeNode(e.committed_ms)),
-        cell('Path', 'c-name', el('span', { class: 'name', dir: 'auto' },
-          el('a', { href: hashFor('history', e.path), title: 'History of ' + e.path }, e.path))),
-        cell('Change', 'c-change', e.deleted ? 'deleted' : e.version === 1 ? 'created' : 'changed to version ' + e.version),
-        cell('Size', 'c-size', e.deleted || e.kind === 'dir' ? '—' : sizeNode(e.size)),
-        cell('From', 'c-origin', el('span', { dir: 'auto' }, e.origin))));
-    }
-    if (answer.recent.length) content.append(t);
-    else content.append(el('p', { class: 'empty' }, 'No changes yet.'));
+    const agents = dataTable('Clients connected now', 'agents', [
+      ['Agent', 'c-name', (a) => el('span', { class: 'name', dir: 'auto' }, a.agent === 'web' ? 'web page' : a.agent || 'unnamed client')],
+      ['Token', 'c-origin', (a) => el('span', { dir: 'auto' }, a.token || '—')],
+      ['Address', 'c-address', (a) => a.address || '—'],
+      ['Connected since', 'c-time', (a) => timeNode(a.connected_ms)],
+    ]);
+    agents.body.append(...answer.agents.map((a) => agents.row(a)));
+    const recent = dataTable('Recent changes, newest first', 'recent', [
+      ['When', 'c-time', (e) => timeNode(e.committed_ms)],
+      ['Path', 'c-name', (e) => el('span', { class: 'name', dir: 'auto' },
+        el('a', { href: hashFor('history', e.path), title: 'History of ' + e.path }, e.path))],
+      ['Change', 'c-change', (e) => (e.deleted ? 'deleted' : e.version === 1 ? 'created' : 'changed to version ' + e.version)],
+      ['Size', 'c-size', (e) => (e.deleted || e.kind === 'dir' ? '—' : sizeNode(e.size))],
+      ['From', 'c-origin', (e) => el('span', { dir: 'auto' }, e.origin)],
+    ]);
+    recent.body.append(...answer.recent.map((e) => recent.row(e)));
+    content.append(el('h2', {}, 'Connected now'),
+      answer.agents.length ? agents.table : el('p', { class: 'empty' }, 'No agent or page is connected to this hub.'),
+      el('h2', {}, 'Recent changes'),
+      answer.recent.length ? recent.table : el('p', { class: 'empty' }, 'No changes yet.'));
     // Connections come and go without change frames: look again now and then.
-    clearInterval(state.pollTimer);
     state.pollTimer = setInterval(() => { if (gen === state.gen) refreshSoon(0); }, 10000);
   }
 
@@ -914,9 +847,8 @@
   const liveIsUp = () => state.ws && state.ws.readyState === WebSocket.OPEN;
 
   function setLive(text, up) {
-    const live = $('live');
-    live.textContent = text;
-    live.classList.toggle('up', up);
+    $('live').textContent = text;
+    $('live').classList.toggle('up', up);
   }
 
   // Re-renders the current view once changes stop arriving for a moment,
@@ -1037,10 +969,7 @@
     try {
       start(await api('GET', '/ui/session'));
     } catch (err) {
-      if (err.status === 401) showSignIn();
-      else {
-        showSignIn(err.message);
-      }
+      showSignIn(err.status === 401 ? '' : err.message);
     }
   }
 
