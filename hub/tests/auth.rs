@@ -612,6 +612,23 @@ async fn the_page_signs_in_with_a_cookie_that_other_sites_cannot_use(hub: TestHu
         csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
         "{csp}"
     );
+    // Its script's modules too, with the same policy; any other name under
+    // `/ui/` is the hub's JSON 404.
+    for module in ["/ui/app.js", "/ui/api.js", "/ui/live.js"] {
+        let resp = hub.anon.get(hub.url(module)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{module}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{module}"
+        );
+        assert_eq!(resp.headers()["content-security-policy"], csp.as_str());
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    }
+    let resp = hub.anon.get(hub.url("/ui/nope.js")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found", "{body}");
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

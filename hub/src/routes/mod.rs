@@ -46,15 +46,11 @@ pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
     let by_path_token = legacy_routes(Router::new(), "/t/{token}").route_layer(
         axum::middleware::from_fn_with_state(Arc::clone(&auth), auth::path_token),
     );
-    let open = Router::new()
+    let mut open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // The page and its sign-in authenticate for themselves.
         .route("/", get(ui::root))
-        .route("/ui/", get(ui::index))
-        .route("/ui/app.js", get(ui::script))
-        .route("/ui/app.css", get(ui::style))
-        .route("/ui/icon.svg", get(ui::icon))
         .route(
             "/ui/session",
             get(ui::current)
@@ -62,6 +58,11 @@ pub fn router(hub: Arc<Hub>, min_body_rate: u64, grace: Duration) -> Router {
                 .delete(ui::sign_out)
                 .layer(DefaultBodyLimit::max(v1::SMALL_BODY_LIMIT)),
         );
+    // The page's files (index.html at `/ui/`, its script's modules, style
+    // and icon): a route each, so metrics name the file.
+    for (path, asset) in ui::ASSETS {
+        open = open.route(path, get(move || async move { ui::serve(asset) }));
+    }
     legacy_routes(Router::new(), "")
         .route("/v1/changes", get(v1::changes))
         .route(

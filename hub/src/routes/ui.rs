@@ -2,9 +2,9 @@
 //! separate server), and its sign-in (`/ui/session`), which exchanges a
 //! token for a session cookie (see `crate::auth::session`).
 //!
-//! The page is plain HTML, CSS and JavaScript without a framework: a few
-//! hundred lines need no toolchain, and there is nothing to rebuild or
-//! audit but what is committed. Every response carries a strict Content
+//! The page is plain HTML, CSS and JavaScript modules without a framework:
+//! a few hundred lines each need no toolchain, and there is nothing to
+//! rebuild or audit but what is committed. Every response carries a strict Content
 //! Security Policy (same-origin scripts only, no inline code, no framing).
 
 use std::sync::{Arc, OnceLock};
@@ -16,6 +16,7 @@ use sf_protocol::v1::{Scope, SessionInfo, SessionRequest};
 
 use super::extract::Json;
 use crate::auth::session::{cross_site, forwarded_https};
+use crate::auth::token::Secret;
 use crate::error::ApiError;
 use crate::service::Hub;
 
@@ -25,50 +26,76 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:;
      base-uri 'none'; form-action 'self'";
 
 /// One embedded file of the page.
-struct Asset {
+pub struct Asset {
     body: &'static str,
     content_type: &'static str,
 }
 
-const INDEX: Asset = Asset {
-    body: include_str!("../../ui/index.html"),
-    content_type: "text/html; charset=utf-8",
-};
-const SCRIPT: Asset = Asset {
-    body: include_str!("../../ui/app.js"),
-    content_type: "text/javascript; charset=utf-8",
-};
-const STYLE: Asset = Asset {
-    body: include_str!("../../ui/app.css"),
-    content_type: "text/css; charset=utf-8",
-};
-const ICON: Asset = Asset {
-    body: include_str!("../../ui/icon.svg"),
-    content_type: "image/svg+xml",
-};
+const fn script(body: &'static str) -> Asset {
+    Asset {
+        body,
+        content_type: "text/javascript; charset=utf-8",
+    }
+}
+
+/// The page's files, by path: `routes::router` gives each one its route.
+/// Any other path under `/ui/` is the hub's JSON 404.
+pub const ASSETS: &[(&str, Asset)] = &[
+    (
+        "/ui/",
+        Asset {
+            body: include_str!("../../ui/index.html"),
+            content_type: "text/html; charset=utf-8",
+        },
+    ),
+    (
+        "/ui/app.css",
+        Asset {
+            body: include_str!("../../ui/app.css"),
+            content_type: "text/css; charset=utf-8",
+        },
+    ),
+    (
+        "/ui/icon.svg",
+        Asset {
+            body: include_str!("../../ui/icon.svg"),
+            content_type: "image/svg+xml",
+        },
+    ),
+    // The script's modules: app.js is the page's entry point and imports
+    // the rest.
+    ("/ui/app.js", script(include_str!("../../ui/app.js"))),
+    ("/ui/api.js", script(include_str!("../../ui/api.js"))),
+    ("/ui/state.js", script(include_str!("../../ui/state.js"))),
+    ("/ui/dom.js", script(include_str!("../../ui/dom.js"))),
+    (
+        "/ui/messages.js",
+        script(include_str!("../../ui/messages.js")),
+    ),
+    ("/ui/files.js", script(include_str!("../../ui/files.js"))),
+    ("/ui/edits.js", script(include_str!("../../ui/edits.js"))),
+    (
+        "/ui/history.js",
+        script(include_str!("../../ui/history.js")),
+    ),
+    (
+        "/ui/conflicts.js",
+        script(include_str!("../../ui/conflicts.js")),
+    ),
+    (
+        "/ui/activity.js",
+        script(include_str!("../../ui/activity.js")),
+    ),
+    ("/ui/live.js", script(include_str!("../../ui/live.js"))),
+];
 
 /// `GET /`: the page lives under `/ui/`.
 pub async fn root() -> Redirect {
     Redirect::to("/ui/")
 }
 
-pub async fn index() -> Response {
-    serve(&INDEX)
-}
-
-pub async fn script() -> Response {
-    serve(&SCRIPT)
-}
-
-pub async fn style() -> Response {
-    serve(&STYLE)
-}
-
-pub async fn icon() -> Response {
-    serve(&ICON)
-}
-
-fn serve(asset: &Asset) -> Response {
+/// One of [`ASSETS`], with the page's security headers.
+pub fn serve(asset: &Asset) -> Response {
     let mut response = (StatusCode::OK, asset.body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -113,7 +140,25 @@ pub async fn sign_in(
     if !auth.enabled() {
         return Ok(axum::Json(open_session()).into_response());
     }
-    let caller = auth.authenticate(&request.token).await?;
+    let caller = auth
+        .authenticate(&request.token)
+        .await
+        .map_err(|err| match err {
+            // The agents' wording speaks of token files; a person pasted it.
+            ApiError::Unauthorized(_) if Secret::parse(&request.token).is_none() => {
+                ApiError::Unauthorized(
+                    "that is not a whole access token (they are sft_ and 43 more characters): \
+                     paste all of it, or make one with sf-hub token create NAME"
+                        .into(),
+                )
+            }
+            ApiError::Unauthorized(_) => ApiError::Unauthorized(
+                "the hub does not know this token, or it was revoked; ask the hub's operator \
+                 for one (sf-hub token create NAME)"
+                    .into(),
+            ),
+            other => other,
+        })?;
     // A new sign-in replaces the one this browser had.
     auth.end_session(&headers).await?;
     let over_tls = forwarded_https(&headers);
@@ -198,5 +243,42 @@ fn open_session() -> SessionInfo {
         csrf: CSRF
             .get_or_init(|| hex::encode(rand::random::<[u8; 16]>()))
             .clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    fn served(path: &str) -> bool {
+        ASSETS.iter().any(|(served, _)| *served == path)
+    }
+
+    /// A file added under `hub/ui/`, or a module a script imports, needs
+    /// its line in [`ASSETS`]: without it the page would not load.
+    #[test]
+    fn every_file_of_the_page_and_every_imported_module_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            let path = if name == "index.html" {
+                "/ui/".to_owned()
+            } else {
+                format!("/ui/{name}")
+            };
+            assert!(served(&path), "{name} is in hub/ui/ but not in ASSETS");
+        }
+        let scripts = ASSETS
+            .iter()
+            .filter(|(_, asset)| asset.content_type.starts_with("text/javascript"));
+        for (path, asset) in scripts {
+            for imported in asset.body.split(" from './").skip(1) {
+                let name = imported.split('\'').next().unwrap();
+                assert!(
+                    served(&format!("/ui/{name}")),
+                    "{path} imports {name}, which is not served"
+                );
+            }
+        }
     }
 }
