@@ -243,14 +243,20 @@ impl Database {
         Ok((found.into_iter().map(|(d, _)| d).collect(), next))
     }
 
-    /// Up to `limit` live files named like conflict copies, by path.
-    pub async fn conflict_like_files(&self, limit: usize) -> Result<Vec<Entry>, DbError> {
+    /// Up to `limit` live files named like conflict copies, by path, after
+    /// `after` when given.
+    pub async fn conflict_like_files(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, DbError> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM files f JOIN versions v ON v.seq = f.seq \
              WHERE f.deleted = 0 AND f.kind = 'file' AND f.path LIKE '% (conflict %' \
-             ORDER BY f.path LIMIT $1"
+             AND f.path > $1 ORDER BY f.path LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.unwrap_or(""))
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;

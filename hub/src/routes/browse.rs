@@ -85,26 +85,41 @@ pub async fn deleted(
 pub async fn conflicts(
     State(hub): State<Arc<Hub>>,
 ) -> Result<axum::Json<ConflictsResponse>, ApiError> {
-    let candidates = hub.db.conflict_like_files(CONFLICTS_MAX + 1).await?;
-    let more = candidates.len() > CONFLICTS_MAX;
-    let mut conflicts = Vec::new();
-    for copy in candidates.iter().take(CONFLICTS_MAX) {
-        // Named like one is not enough: the name must read back as a copy.
-        let Some(named) = parse_conflict_copy(&copy.path) else {
-            continue;
-        };
-        let original = hub
+    let (mut conflicts, mut more) = (Vec::new(), false);
+    let mut after: Option<String> = None;
+    // Names that only look like copies are read past, a page at a time.
+    'pages: loop {
+        let page = hub
             .db
-            .live_entry(&named.original)
-            .await?
-            .map(|o| Listed::from_entry(&o));
-        let made = named.at.format(&Rfc3339).unwrap_or_default();
-        conflicts.push(Conflict {
-            copy: Listed::from_entry(copy),
-            original,
-            copy_origin: named.origin,
-            copy_made: made,
-        });
+            .conflict_like_files(after.as_deref(), CONFLICTS_MAX)
+            .await?;
+        let last_page = page.len() < CONFLICTS_MAX;
+        for copy in page {
+            after = Some(copy.path.to_string());
+            // Named like one is not enough: the name must read back as a copy.
+            let Some(named) = parse_conflict_copy(&copy.path) else {
+                continue;
+            };
+            if conflicts.len() == CONFLICTS_MAX {
+                more = true;
+                break 'pages;
+            }
+            let original = hub
+                .db
+                .live_entry(&named.original)
+                .await?
+                .map(|o| Listed::from_entry(&o));
+            let made = named.at.format(&Rfc3339).unwrap_or_default();
+            conflicts.push(Conflict {
+                copy: Listed::from_entry(&copy),
+                original,
+                copy_origin: named.origin,
+                copy_made: made,
+            });
+        }
+        if last_page {
+            break;
+        }
     }
     Ok(axum::Json(ConflictsResponse { conflicts, more }))
 }
@@ -156,7 +171,7 @@ pub async fn move_tree(
     State(hub): State<Arc<Hub>>,
     Json(request): Json<MoveRequest>,
 ) -> Result<axum::Json<MoveResponse>, ApiError> {
-    let moved = hub.move_tree(&request.from, &request.to).await?;
+    let moved = hub.move_tree(request).await?;
     Ok(axum::Json(MoveResponse { moved }))
 }
 
@@ -165,7 +180,7 @@ pub async fn remove_tree(
     State(hub): State<Arc<Hub>>,
     Json(request): Json<RemoveRequest>,
 ) -> Result<axum::Json<RemoveResponse>, ApiError> {
-    let removed = hub.remove_tree(&request.path).await?;
+    let removed = hub.remove_tree(request).await?;
     Ok(axum::Json(RemoveResponse { removed }))
 }
 

@@ -13,18 +13,17 @@ use std::time::Instant;
 use sf_protocol::conflict::parse_conflict_copy;
 use sf_protocol::v1::{
     BATCH_MAX_OPS, BatchOp, BatchOutcome, BatchRequest, CommitRequest, DeleteRequest, Entry,
-    EntryKind, Keep, ResolveRequest, UploadQuery, UploadResponse,
+    EntryKind, Keep, MoveRequest, RemoveRequest, ResolveRequest, UploadQuery, UploadResponse,
 };
 use sf_protocol::{Sha256Hex, SyncPath};
 
-use super::Hub;
 use super::legacy::ingested_version;
+use super::{Hub, clean_origin};
 use crate::db::Action;
 use crate::error::ApiError;
 use crate::ingest::Ingested;
 
-/// The origin of every change made from the web page.
-pub const WEB_ORIGIN: &str = "web";
+pub use sf_protocol::v1::WEB_ORIGIN;
 /// The most files and folders one move or removal touches: a bigger tree is
 /// a job for an agent, which works through it in batches of its own.
 pub const TREE_MAX_ENTRIES: usize = 10_000;
@@ -46,6 +45,7 @@ impl Hub {
                 self.max_file_size
             )));
         }
+        let origin = clean_origin(&query.origin)?;
         let mtime_ns = query
             .mtime_ms
             .unwrap_or_else(crate::db::now_ms)
@@ -68,7 +68,7 @@ impl Hub {
             }
             Some(current) if current.version != query.base_version => {
                 let copy = self
-                    .conflict_copy(&path, WEB_ORIGIN, mtime_ns, content, started)
+                    .conflict_copy(&path, &origin, mtime_ns, content, started)
                     .await?;
                 return Ok(UploadResponse {
                     entry: without_chunks(copy),
@@ -82,7 +82,7 @@ impl Hub {
                     None => self.db.current(&path).await?.map_or(0, |c| c.version),
                 };
                 let removals = content.removals;
-                let new = ingested_version(path, content, Action::Upload, WEB_ORIGIN, mtime_ns);
+                let new = ingested_version(path, content, Action::Upload, &origin, mtime_ns);
                 let entry = self.write_ingested(new, base, removals).await?;
                 self.committed(entry, Action::Upload, started)
             }
@@ -95,7 +95,9 @@ impl Hub {
 
     /// `POST /v1/move`: `from` (a file, or a folder and everything under
     /// it) to `to`, where nothing may be. Returns how many entries moved.
-    pub async fn move_tree(&self, from: &SyncPath, to: &SyncPath) -> Result<u64, ApiError> {
+    pub async fn move_tree(&self, request: MoveRequest) -> Result<u64, ApiError> {
+        let origin = clean_origin(&request.origin)?;
+        let (from, to) = (&request.from, &request.to);
         if to == from || to.as_str().starts_with(&format!("{from}/")) {
             return Err(ApiError::InvalidRequest(format!(
                 "cannot move {from} into itself ({to})"
@@ -121,7 +123,7 @@ impl Hub {
             };
             let source = content.as_ref().unwrap_or(source);
             group_chunks += source.chunks.as_ref().map_or(0, Vec::len);
-            group.push(BatchOp::Commit(copy_of(source, path, 0)));
+            group.push(BatchOp::Commit(copy_of(source, path, 0, &origin)));
             if group_chunks >= MOVE_GROUP_CHUNKS || index + 1 == sources.len() {
                 arrived.extend(self.run_batches(std::mem::take(&mut group)).await?);
                 group_chunks = 0;
@@ -134,7 +136,7 @@ impl Hub {
             .zip(&arrived)
             .filter(|(_, outcome)| outcome.is_ok())
             .rev()
-            .map(|(source, _)| delete_of(source))
+            .map(|(source, _)| delete_of(source, &origin))
             .collect();
         let left = self.run_batches(deletes).await?;
         let moved = left.iter().filter(|outcome| outcome.is_ok()).count();
@@ -143,9 +145,14 @@ impl Hub {
     }
 
     /// `POST /v1/remove`: tombstones for `path` and everything under it.
-    pub async fn remove_tree(&self, path: &SyncPath) -> Result<u64, ApiError> {
-        let entries = self.tree_of(path, "remove").await?;
-        let deletes: Vec<BatchOp> = entries.iter().rev().map(delete_of).collect();
+    pub async fn remove_tree(&self, request: RemoveRequest) -> Result<u64, ApiError> {
+        let origin = clean_origin(&request.origin)?;
+        let entries = self.tree_of(&request.path, "remove").await?;
+        let deletes: Vec<BatchOp> = entries
+            .iter()
+            .rev()
+            .map(|entry| delete_of(entry, &origin))
+            .collect();
         let outcomes = self.run_batches(deletes).await?;
         let removed = outcomes.iter().filter(|o| o.is_ok()).count();
         summarise("removal", entries.len(), removed, outcomes.iter())?;
@@ -156,6 +163,7 @@ impl Hub {
     /// copy goes (a tombstone: it stays in history). Returns the original's
     /// entry afterwards.
     pub async fn resolve_conflict(&self, request: ResolveRequest) -> Result<Entry, ApiError> {
+        let origin = clean_origin(&request.origin)?;
         let Some(named) = parse_conflict_copy(&request.copy) else {
             return Err(ApiError::InvalidRequest(format!(
                 "{} is not named as a conflict copy",
@@ -192,14 +200,14 @@ impl Hub {
                     )));
                 }
                 let base = original.as_ref().map_or(0, |o| o.version);
-                self.commit(copy_of(&copy, named.original.clone(), base))
+                self.commit(copy_of(&copy, named.original.clone(), base, &origin))
                     .await?
             }
         };
         self.delete(DeleteRequest {
             path: copy.path.clone(),
             base_version: copy.version,
-            origin: WEB_ORIGIN.to_owned(),
+            origin,
         })
         .await?;
         Ok(without_chunks(kept))
@@ -241,7 +249,7 @@ impl Hub {
 }
 
 /// A commit of `source`'s content and kind at `path`.
-fn copy_of(source: &Entry, path: SyncPath, base_version: u64) -> CommitRequest {
+fn copy_of(source: &Entry, path: SyncPath, base_version: u64, origin: &str) -> CommitRequest {
     CommitRequest {
         path,
         kind: source.kind,
@@ -251,15 +259,15 @@ fn copy_of(source: &Entry, path: SyncPath, base_version: u64) -> CommitRequest {
         mtime_ns: source.mtime_ns,
         executable: source.executable,
         chunks: source.chunks.clone().unwrap_or_default(),
-        origin: WEB_ORIGIN.to_owned(),
+        origin: origin.to_owned(),
     }
 }
 
-fn delete_of(entry: &Entry) -> BatchOp {
+fn delete_of(entry: &Entry, origin: &str) -> BatchOp {
     BatchOp::Delete(DeleteRequest {
         path: entry.path.clone(),
         base_version: entry.version,
-        origin: WEB_ORIGIN.to_owned(),
+        origin: origin.to_owned(),
     })
 }
 

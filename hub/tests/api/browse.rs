@@ -301,7 +301,15 @@ async fn move_and_remove_a_folder_then_restore_it(hub: TestHub) {
     assert!(list(&hub, "projects", None, 10).await.entries.len() == 1);
 
     // Removed with everything under it: each restorable.
-    let (status, removed) = post(&hub, "/v1/remove", json!({"path": "archive"})).await;
+    // A script names itself as any v1 client does; a bad origin changes nothing.
+    let (status, _) = post(&hub, "/v1/remove", json!({"path": "archive", "origin": ""})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, removed) = post(
+        &hub,
+        "/v1/remove",
+        json!({"path": "archive", "origin": "cleanup-script"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{removed}");
     assert_eq!(removed["removed"], 3);
     assert!(
@@ -317,7 +325,7 @@ async fn move_and_remove_a_folder_then_restore_it(hub: TestHub) {
         .iter()
         .find(|d| d.path.as_str() == "archive/app 2026/data.bin")
         .expect("the removed file is listed as deleted");
-    assert_eq!(data.deleted_by, "web");
+    assert_eq!(data.deleted_by, "cleanup-script");
     assert_eq!(data.size, big.len() as u64);
     let version = data.restorable_version.expect("restorable");
     let restored = hub

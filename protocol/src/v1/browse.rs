@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, EntryKind};
 use crate::SyncPath;
 
+/// The origin of the changes these routes make when the request names none.
+pub const WEB_ORIGIN: &str = "web";
+
+fn web_origin() -> String {
+    WEB_ORIGIN.to_owned()
+}
+
 /// `GET /v1/list?dir=D[&after=CURSOR][&limit=N]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListQuery {
@@ -200,6 +207,11 @@ pub struct ResolveRequest {
     pub copy: SyncPath,
     /// Which side stays.
     pub keep: Keep,
+    /// Who makes the change, recorded as each version's origin; the same
+    /// rules as [`super::CommitRequest::origin`]. `"web"` (the hub's page)
+    /// when left out.
+    #[serde(default = "web_origin")]
+    pub origin: String,
 }
 
 /// The answer to `POST /v1/conflicts/resolve`.
@@ -235,7 +247,8 @@ pub struct ActivityResponse {
 /// Changes `/v1/activity` lists.
 pub const ACTIVITY_RECENT: u32 = 50;
 
-/// `POST /v1/upload?path=P&base_version=N[&mtime_ms=M]`, body: the bytes.
+/// `POST /v1/upload?path=P&base_version=N[&mtime_ms=M][&origin=O]`, body:
+/// the bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UploadQuery {
     /// Where the file goes.
@@ -248,6 +261,11 @@ pub struct UploadQuery {
     /// when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_ms: Option<i64>,
+    /// Who makes the change, recorded as each version's origin; the same
+    /// rules as [`super::CommitRequest::origin`]. `"web"` (the hub's page)
+    /// when left out.
+    #[serde(default = "web_origin")]
+    pub origin: String,
 }
 
 /// The answer to `POST /v1/upload`.
@@ -267,6 +285,11 @@ pub struct MoveRequest {
     pub from: SyncPath,
     /// Where it goes: nothing live may be there.
     pub to: SyncPath,
+    /// Who makes the change, recorded as each version's origin; the same
+    /// rules as [`super::CommitRequest::origin`]. `"web"` (the hub's page)
+    /// when left out.
+    #[serde(default = "web_origin")]
+    pub origin: String,
 }
 
 /// The answer to `POST /v1/move`.
@@ -282,6 +305,11 @@ pub struct RemoveRequest {
     /// A live file or folder; a folder goes with everything under it. Each
     /// gets a tombstone: restorable from its history.
     pub path: SyncPath,
+    /// Who makes the change, recorded as each version's origin; the same
+    /// rules as [`super::CommitRequest::origin`]. `"web"` (the hub's page)
+    /// when left out.
+    #[serde(default = "web_origin")]
+    pub origin: String,
 }
 
 /// The answer to `POST /v1/remove`.

@@ -29,7 +29,7 @@ pub use browse::{
     Deleted, DeletedQuery, DeletedResponse, Keep, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ListQuery,
     ListResponse, Listed, MoveRequest, MoveResponse, RemoveRequest, RemoveResponse, ResolveRequest,
     ResolveResponse, SearchQuery, SearchResponse, SessionInfo, SessionRequest, UploadQuery,
-    UploadResponse,
+    UploadResponse, WEB_ORIGIN,
 };
 pub use entry::{Entry, EntryError, EntryKind};
 pub use ws::{
