@@ -744,6 +744,17 @@ async fn the_page_signs_in_with_a_cookie_that_other_sites_cannot_use(hub: TestHu
     .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 
+    // The page's WebSocket, opened with the cookie, ends with its session.
+    let mut request = hub.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", session.cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", hub.base.parse().unwrap());
+    let (mut page_socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    page_socket.next().await.unwrap().unwrap(); // hello
+
     // Sign-out needs the secret too, then the cookie is worth nothing.
     let resp = with_cookie(hub.anon.delete(hub.url("/ui/session")), &session, false)
         .send()
@@ -761,6 +772,19 @@ async fn the_page_signs_in_with_a_cookie_that_other_sites_cannot_use(hub: TestHu
             .unwrap()
             .contains("Max-Age=0")
     );
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match page_socket.next().await {
+                Some(Ok(tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("the page's socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the signed-out page's socket was not closed within 5 s")
+    .expect("a close frame with a code");
+    assert_eq!(u16::from(closed.code), WS_CLOSE_REVOKED);
     for path in ["/ui/session", "/v1/list"] {
         let resp = with_cookie(hub.anon.get(hub.url(path)), &session, false)
             .send()

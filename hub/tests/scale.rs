@@ -3,7 +3,8 @@
 //! in seq order with no gap, whichever hub took it; any hub serves what
 //! another stored; commits to one path through different hubs keep one
 //! winner per version; a token revoked through one hub's database is
-//! refused by every hub.
+//! refused by every hub; a web page signed out through one hub loses its
+//! WebSocket on another.
 
 mod common;
 
@@ -183,4 +184,72 @@ async fn a_token_revoked_anywhere_is_refused_by_every_hub() {
         "refused by all three hubs {:?} after the revocation",
         revoked.elapsed()
     );
+}
+
+/// The web page signed in through one hub keeps a WebSocket open on
+/// another (a load balancer sent it there); signing out through the first
+/// closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_out_through_one_hub_closes_the_page_on_another() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    let Some(first) = TestHub::start(Backend::PostgresS3).await else {
+        return;
+    };
+    let second = sibling(&first).await;
+    let signed_in = first
+        .anon
+        .post(first.url("/ui/session"))
+        .json(&serde_json::json!({"token": first.token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = signed_in.json::<serde_json::Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut request = second.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", second.base.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert!(matches!(
+        next_frame(&mut socket).await,
+        WsFrame::Hello { .. }
+    ));
+
+    let signed_out = first
+        .anon
+        .delete(first.url("/ui/session"))
+        .header("cookie", &cookie)
+        .header("x-sf-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
+    // A hang guard, not a timing: the sign-out is announced at once.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the page's socket on the other hub stayed open")
+    .expect("a close frame with a code");
+    assert_eq!(u16::from(closed.code), sf_protocol::v1::WS_CLOSE_REVOKED);
 }

@@ -49,6 +49,9 @@ pub struct Caller {
     pub token_id: Option<i64>,
     pub token_name: Option<String>,
     pub scope: Scope,
+    /// The web page's session the request came with (the SHA-256 of its
+    /// secret), so a WebSocket it opened ends when the session does.
+    pub session: Option<String>,
 }
 
 struct Cached {
@@ -120,7 +123,9 @@ impl Auth {
         Ok(())
     }
 
-    /// Re-reads the tokens now (another hub's process revoked one).
+    /// Re-reads the tokens now (another hub's process revoked one, or
+    /// ended a web session), and has open WebSockets look again at whether
+    /// their access still holds.
     pub async fn refresh_now(&self) {
         if !self.enabled {
             return;
@@ -128,6 +133,7 @@ impl Auth {
         if let Err(err) = self.refresh().await {
             tracing::warn!(error = %err, "cannot re-read tokens; keeping the ones known");
         }
+        self.revoked.send_modify(|generation| *generation += 1);
     }
 
     async fn refresh(&self) -> Result<(), DbError> {
@@ -184,7 +190,8 @@ impl Auth {
         }))
     }
 
-    /// Changes whenever a token is revoked; see [`Auth::is_live`].
+    /// Changes whenever a token is revoked or a web session ends; see
+    /// [`Auth::is_live`] and [`Auth::still_allowed`].
     pub fn revocations(&self) -> watch::Receiver<u64> {
         self.revoked.subscribe()
     }
@@ -199,6 +206,23 @@ impl Auth {
                 .expect("token cache lock")
                 .values()
                 .any(|cached| cached.id == id),
+        }
+    }
+
+    /// Whether `caller`'s access still holds: its token is live and, for
+    /// the web page, its session has not ended (a database look-up).
+    pub async fn still_allowed(&self, caller: &Caller) -> bool {
+        if !self.is_live(caller) {
+            return false;
+        }
+        match &caller.session {
+            None => true,
+            Some(hash) => match self.db.live_session(hash).await {
+                Ok(found) => found.is_some(),
+                // The database is away: keep the socket; the next change
+                // of access looks again.
+                Err(_) => true,
+            },
         }
     }
 
@@ -250,6 +274,7 @@ impl Auth {
             token_id: Some(cached.id),
             token_name: Some(cached.name.clone()),
             scope: cached.scope,
+            session: None,
         })
     }
 
@@ -288,6 +313,7 @@ impl Auth {
                 token_id: None,
                 token_name: None,
                 scope: Scope::Write,
+                session: None,
             }),
             _ => Err(ApiError::Forbidden(
                 "this hub runs with --no-auth and answers only requests addressed to a \

@@ -17,6 +17,8 @@
 //!   (see [`cross_site`]).
 //! - A session lasts [`SESSION_LIFETIME`], ends at sign-out, and ends with
 //!   its token: revoking the token revokes every page signed in with it.
+//!   A WebSocket the page opened closes when its session ends, on every
+//!   hub (a sign-out is announced like a revocation).
 
 use std::time::Duration;
 
@@ -90,10 +92,11 @@ impl Auth {
         let Some(secret) = self.session_cookie(headers) else {
             return Err(not_signed_in());
         };
-        let Some(row) = self.db.live_session(&hash(secret)).await? else {
+        let session = hash(secret);
+        let Some(row) = self.db.live_session(&session).await? else {
             return Err(not_signed_in());
         };
-        let caller = match self.caller_by_id(row.token_id) {
+        let mut caller = match self.caller_by_id(row.token_id) {
             Some(caller) => caller,
             None => {
                 // Made since the last refresh (another hub's new token).
@@ -101,6 +104,7 @@ impl Auth {
                 self.caller_by_id(row.token_id).ok_or_else(not_signed_in)?
             }
         };
+        caller.session = Some(session);
         Ok(SessionCaller {
             caller,
             csrf: row.csrf,
@@ -121,6 +125,9 @@ impl Auth {
     pub async fn end_session(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         if let Some(secret) = self.session_cookie(headers) {
             self.db.remove_session(&hash(secret)).await?;
+            // The page's WebSocket closes too, on every hub.
+            self.db.announce_access_change().await?;
+            self.revoked.send_modify(|generation| *generation += 1);
         }
         Ok(())
     }
@@ -180,6 +187,7 @@ impl Auth {
                 token_id: Some(cached.id),
                 token_name: Some(cached.name.clone()),
                 scope: cached.scope,
+                session: None,
             })
     }
 }

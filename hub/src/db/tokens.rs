@@ -132,14 +132,22 @@ impl Database {
                 .bind(name)
                 .execute(&self.pool)
                 .await?;
-        if done.rows_affected() > 0 && self.backend == super::Backend::Postgres {
-            // Every hub on this database re-reads its tokens now.
+        if done.rows_affected() > 0 {
+            self.announce_access_change().await?;
+        }
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Tells every hub on this database (PostgreSQL) to look again at who
+    /// may do what: a token was revoked or a web session ended.
+    pub async fn announce_access_change(&self) -> Result<(), DbError> {
+        if self.backend == super::Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(super::TOKENS_CHANNEL)
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(done.rows_affected() > 0)
+        Ok(())
     }
 
     pub async fn touch_token(&self, id: i64, at_ms: i64) -> Result<(), DbError> {

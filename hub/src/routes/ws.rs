@@ -6,7 +6,8 @@
 //! reason and the agent catches up through `/v1/changes`.
 //!
 //! A socket is closed with [`WS_CLOSE_REVOKED`] as soon as the token it was
-//! opened with is revoked. An upgrade from a web page of another site is
+//! opened with is revoked, or the web page's session it was opened with
+//! ends. An upgrade from a web page of another site is
 //! refused (cross-site WebSocket hijacking: browsers send cookies and the
 //! page's `Origin`, never a bearer token, but a hub behind a cookie-setting
 //! proxy must still not be readable from any page), and clients may send
@@ -248,6 +249,9 @@ async fn push_changes(
             Ok(()) = revocations.changed() => {
                 if !hub.access.auth.is_live(caller) {
                     return Some((WS_CLOSE_REVOKED, "token revoked; get a new token from the hub's operator"));
+                }
+                if !hub.access.auth.still_allowed(caller).await {
+                    return Some((WS_CLOSE_REVOKED, "signed out; sign in again"));
                 }
             }
         }
