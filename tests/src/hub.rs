@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sf_test_support::{HubChild, LogFile, PROCESS_DEADLINE};
 
 use crate::bins::binary;
-use crate::converge::http_client;
+use crate::hub_queries::http_client;
 use crate::sandbox::{child_rust_log, keep_if_asked, log_lines_on_failure};
 
 /// The `sf-hub` binary as a child process (SQLite in its data dir).

@@ -17,11 +17,11 @@
 //!
 //! Layout: [`Hub`] (`hub.rs`) and [`Agent`] (`agent.rs`) are the processes,
 //! [`Sandbox`] (`sandbox.rs`) the test's folder and the children's shared
-//! knobs, `converge.rs` the convergence checks and hub queries, `files.rs`
-//! the file helpers, [`tokens`] the hubs' tokens and CAs, `access.rs` the
-//! token commands and `sf-agent status`, `cli.rs` the agent's other
-//! commands as a user runs them ([`agent_cli`]), [`services`] what the deployment
-//! checks start (PostgreSQL, a hub with a given environment, Prometheus),
+//! knobs, `converge.rs` the convergence checks, `hub_queries.rs` the hub
+//! queries, `files.rs` the file helpers, [`tokens`] the hubs' tokens and
+//! CAs, `access.rs` the token commands and `sf-agent status`, `cli.rs` the
+//! agent's other commands as a user runs them ([`agent_cli`]), [`services`]
+//! what the deployment checks start (PostgreSQL, a hub with a given environment, Prometheus),
 //! [`SharedHubs`] (`shared_hubs.rs`) several hubs on one PostgreSQL
 //! database and one S3 bucket.
 //! What the hub's own tests and the benchmarks share with this harness —
@@ -44,6 +44,7 @@ mod cli;
 mod converge;
 mod files;
 mod hub;
+mod hub_queries;
 mod pki;
 mod sandbox;
 pub mod scenario;
@@ -55,15 +56,13 @@ pub use access::{agent_status, create_token, hub_token_command, write_token_file
 pub use agent::{Agent, AgentOptions, TwoAgents};
 pub use bins::binary;
 pub use cli::{CliOutput, agent_cli};
-pub use converge::{
-    folder_dirs, folder_files, hub_contents, hub_history, hub_index, wait_converged,
-    wait_converged_except, wait_hub, wait_until,
-};
+pub use converge::{folder_dirs, folder_files, wait_converged, wait_converged_except, wait_until};
 pub use files::{
     file_sha256, is_conflict_copy, is_executable, part_files, read_file, set_mode, sha256,
     trashed_copies, write_file,
 };
 pub use hub::{Hub, HubOptions};
+pub use hub_queries::{hub_contents, hub_history, hub_index, wait_hub};
 pub use pki::TestPki;
 pub use sandbox::Sandbox;
 pub use sf_protocol::Sha256Hex;

@@ -13,7 +13,7 @@ use sf_test_support::PgDatabase;
 use sf_test_support::s3::TestBucket;
 
 use crate::bins::binary;
-use crate::converge::http_client;
+use crate::hub_queries::http_client;
 use crate::{Hub, HubOptions, Sandbox, write_token_file};
 
 /// Hubs on one PostgreSQL database and one bucket.

@@ -18,6 +18,7 @@
 //!   and downloading a batch (a deleted folder after its contents);
 //!   `send`: sending one to the hub;
 //! - `echoes`: the file events of the engine's own changes;
+//! - `errors`: what stops the agent, and what a failed cycle means;
 //! - `trust`: what the agent does not take from the hub as it comes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -29,8 +30,7 @@ use sf_protocol::SyncPath;
 use sf_protocol::v1::Scope;
 use tokio::sync::{Notify, mpsc};
 
-use crate::credentials::TokenRefused;
-use crate::hub_client::{HubClient, HubError};
+use crate::hub_client::HubClient;
 use crate::ignore::IgnoreRules;
 use crate::progress::Progress;
 use crate::reconcile::Direction;
@@ -41,6 +41,7 @@ mod act;
 mod backoff;
 mod batch;
 mod echoes;
+mod errors;
 mod event_cycle;
 mod feed;
 mod full_scan;
@@ -48,6 +49,8 @@ mod send;
 mod trust;
 
 pub use backoff::Backoff;
+pub use errors::EngineError;
+use errors::{CycleError, worse};
 
 /// Why the sync loop should run.
 #[derive(Debug)]
@@ -58,73 +61,11 @@ pub enum Trigger {
     FullScan,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(
-        "the folder marker {0} vanished while syncing (unmounted disk? deleted folder?); \
-         stopped so nothing is deleted on the hub"
-    )]
-    MarkerVanished(PathBuf),
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The hub refused the token: retrying cannot help.
-    #[error(transparent)]
-    Unauthorized(TokenRefused),
-    #[error(transparent)]
-    FolderUnreadable(#[from] crate::walk::FolderUnreadable),
-}
-
 /// Paths an event cycle looks at at most, with the contents of the synced
 /// folders among them: beyond, the full scan looks at them, a window at a
 /// time, so a burst of events does not hold every path in memory at once.
 /// (The change feed comes in smaller windows of its own: see `feed`.)
 const MAX_LOOKED_AT: usize = 10_000;
-
-/// What a cycle's failure means for the loop.
-enum CycleError {
-    /// The hub is unreachable: keep the work and retry later.
-    HubDown(HubError),
-    /// The folder's disk is full (the state database could not be
-    /// written): nothing is lost, retry once there is room.
-    DiskFull(StateError),
-    Fatal(EngineError),
-}
-
-impl From<StateError> for CycleError {
-    fn from(err: StateError) -> Self {
-        if err.is_disk_full() {
-            CycleError::DiskFull(err)
-        } else {
-            CycleError::Fatal(EngineError::State(err))
-        }
-    }
-}
-
-/// Two outcomes of one cycle as one: a failure that stops the agent wins
-/// over one that only waits for the hub, else the first failure.
-fn worse(first: Result<(), CycleError>, second: Result<(), CycleError>) -> Result<(), CycleError> {
-    match (first, second) {
-        (
-            Err(CycleError::HubDown(_) | CycleError::DiskFull(_)),
-            Err(fatal @ CycleError::Fatal(_)),
-        ) => Err(fatal),
-        (Err(first), _) => Err(first),
-        (Ok(()), second) => second,
-    }
-}
-
-impl CycleError {
-    /// A failed hub call: a refused token stops the agent, anything else
-    /// is retried later.
-    fn from_hub(err: HubError) -> Self {
-        match err {
-            HubError::Unauthorized(refused) => {
-                CycleError::Fatal(EngineError::Unauthorized(refused))
-            }
-            other => CycleError::HubDown(other),
-        }
-    }
-}
 
 pub struct Engine {
     root: PathBuf,
@@ -525,44 +466,4 @@ fn load_rules(root: &Path) -> IgnoreRules {
         tracing::warn!(error = %err, "cannot use .sfignore; only the built-in ignore rules apply");
         IgnoreRules::defaults()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hub_down() -> Result<(), CycleError> {
-        Err(CycleError::HubDown(HubError::Io(std::io::Error::other(
-            "reset",
-        ))))
-    }
-
-    fn fatal() -> Result<(), CycleError> {
-        Err(CycleError::Fatal(EngineError::MarkerVanished(
-            PathBuf::from("/f/.sf"),
-        )))
-    }
-
-    fn is_fatal(result: &Result<(), CycleError>) -> bool {
-        matches!(result, Err(CycleError::Fatal(_)))
-    }
-
-    /// A failure that stops the agent is never hidden behind one that
-    /// only waits for the hub, whichever came first.
-    #[test]
-    fn the_worse_of_two_outcomes_wins() {
-        assert!(worse(Ok(()), Ok(())).is_ok());
-        assert!(matches!(
-            worse(Ok(()), hub_down()),
-            Err(CycleError::HubDown(_))
-        ));
-        assert!(matches!(
-            worse(hub_down(), Ok(())),
-            Err(CycleError::HubDown(_))
-        ));
-        assert!(is_fatal(&worse(hub_down(), fatal())));
-        assert!(is_fatal(&worse(fatal(), hub_down())));
-        assert!(is_fatal(&worse(Ok(()), fatal())));
-        assert!(is_fatal(&worse(fatal(), Ok(()))));
-    }
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use sf_test_support::{HubChild, LogFile};
 
 use crate::bins::binary;
-use crate::converge::http_client;
+use crate::hub_queries::http_client;
 
 /// The token a hub started with `env` and `args` knows: its bootstrap token,
 /// or the first-start token in its data dir.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sf_test_support::{LogFile, PROCESS_DEADLINE, Process, free_port};
 
-use crate::converge::http_client;
+use crate::hub_queries::http_client;
 use crate::services::find_on_path;
 
 /// A real Prometheus (`SF_PROMETHEUS_BIN`, or `prometheus` on `PATH`)
