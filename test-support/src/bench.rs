@@ -49,6 +49,25 @@ pub fn spread(values: &[f64]) -> Spread {
     }
 }
 
+/// KiB (as `/proc` reports memory) in MiB.
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Two table cells for memory samples in KiB: the median and the min–max,
+/// in MiB with one decimal; `-` for no samples.
+pub fn mib_cells(kib: &[u64]) -> (String, String) {
+    if kib.is_empty() {
+        return ("-".to_owned(), "-".to_owned());
+    }
+    let values: Vec<f64> = kib.iter().map(|&k| mib(k)).collect();
+    let s = spread(&values);
+    (
+        format!("{:.1}", s.median),
+        format!("{:.1}–{:.1}", s.min, s.max),
+    )
+}
+
 /// The WARN and ERROR lines of processes' logs (the level is a line's
 /// second word, as `tracing`'s default format writes it): counted, and the
 /// first few kept, shortened, as samples.

@@ -4,7 +4,7 @@
 //! default logging, stopped gracefully so its log can be summarised.
 //! The `scale_out` bench includes this file too (`#[path]`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -134,4 +134,25 @@ impl BenchHub {
 
 pub fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("hub.db").display())
+}
+
+/// The `sf-hub` binary: cargo builds it for benches and says where; else the
+/// one next to this bench's profile directory (`target/<profile>/sf-hub`).
+pub fn hub_binary() -> Result<PathBuf> {
+    let from_cargo = PathBuf::from(env!("CARGO_BIN_EXE_sf-hub"));
+    if from_cargo.is_file() {
+        return Ok(from_cargo);
+    }
+    let exe = std::env::current_exe()?;
+    if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
+        let sibling = profile_dir.join("sf-hub");
+        if sibling.is_file() {
+            return Ok(sibling);
+        }
+    }
+    bail!(
+        "the sf-hub binary is missing (looked for {}); build it first with \
+         `cargo build --release -p sf-hub`",
+        from_cargo.display()
+    )
 }

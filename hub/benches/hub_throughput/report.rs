@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use sf_test_support::bench::spread;
+use sf_test_support::bench::{mib, mib_cells, spread};
 
 use crate::big::{BigPhase, BigReport};
 use crate::commits::{CommitReport, CommitRow};
-use crate::{Config, KIB, MIB, SMALL_FILE_BYTES};
+use crate::{Config, MIB, SMALL_FILE_BYTES};
 
 /// The `q` quantile (0..=1) of `durations`, in milliseconds.
 fn quantile_ms(durations: &[Duration], q: f64) -> f64 {
@@ -19,10 +19,6 @@ fn quantile_ms(durations: &[Duration], q: f64) -> f64 {
     sorted.sort();
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index].as_secs_f64() * 1e3
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / KIB as f64
 }
 
 #[derive(Default)]
@@ -189,16 +185,7 @@ fn print_big(report: &BigReport) {
         .map(|r| spread(&r.seconds).median);
     for row in &report.rows {
         let s = spread(&row.seconds);
-        let (peak, peak_range) = if row.hub_peak_kib.is_empty() {
-            ("-".to_owned(), "-".to_owned())
-        } else {
-            let kib: Vec<f64> = row.hub_peak_kib.iter().map(|&k| mib(k)).collect();
-            let p = spread(&kib);
-            (
-                format!("{:.1}", p.median),
-                format!("{:.1}–{:.1}", p.min, p.max),
-            )
-        };
+        let (peak, peak_range) = mib_cells(&row.hub_peak_kib);
         let versus = match cp {
             Some(cp) if cp > 0.0 => format!("{:.1}×", s.median / cp),
             _ => "-".into(),

@@ -100,7 +100,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::report::Report;
 
@@ -128,7 +128,7 @@ fn main() -> Result<()> {
         );
         return Ok(());
     };
-    let hub_exe = hub_binary()?;
+    let hub_exe = hub::hub_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -295,25 +295,4 @@ impl Config {
             pg_admin_url: sf_test_support::postgres::admin_url(),
         })
     }
-}
-
-/// The `sf-hub` binary: cargo builds it for benches and says where; else the
-/// one next to this bench's profile directory (`target/<profile>/sf-hub`).
-fn hub_binary() -> Result<PathBuf> {
-    let from_cargo = PathBuf::from(env!("CARGO_BIN_EXE_sf-hub"));
-    if from_cargo.is_file() {
-        return Ok(from_cargo);
-    }
-    let exe = std::env::current_exe()?;
-    if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
-        let sibling = profile_dir.join("sf-hub");
-        if sibling.is_file() {
-            return Ok(sibling);
-        }
-    }
-    bail!(
-        "the sf-hub binary is missing (looked for {}); build it first with \
-         `cargo build --release -p sf-hub`",
-        from_cargo.display()
-    )
 }

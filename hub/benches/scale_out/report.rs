@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use sf_test_support::bench::spread;
+use sf_test_support::bench::{mib, mib_cells, spread};
 
 use crate::big::{BigReport, Phase};
 use crate::cluster::Store;
 use crate::commits::{CommitReport, Row};
 use crate::push::{PushReport, quantile};
 use crate::sample::Usage;
-use crate::{Config, KIB, MIB, SMALL_FILE_BYTES};
+use crate::{Config, MIB, SMALL_FILE_BYTES};
 
 #[derive(Default)]
 pub struct Report {
@@ -21,10 +21,6 @@ pub struct Report {
     pub big: Option<BigReport>,
     pub push: Option<PushReport>,
     pub bench_peak_rss_kib: Option<u64>,
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / KIB as f64
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> f64 {
@@ -278,16 +274,7 @@ fn print_big(report: &BigReport) {
     };
     for row in &report.rows {
         let s = spread(&row.seconds);
-        let (peak, peak_range) = if row.hub_peak_kib.is_empty() {
-            ("-".to_owned(), "-".to_owned())
-        } else {
-            let kib: Vec<f64> = row.hub_peak_kib.iter().map(|&k| mib(k)).collect();
-            let p = spread(&kib);
-            (
-                format!("{:.1}", p.median),
-                format!("{:.1}–{:.1}", p.min, p.max),
-            )
-        };
+        let (peak, peak_range) = mib_cells(&row.hub_peak_kib);
         let baseline = match row.phase {
             Phase::LocalUpload | Phase::LocalDownload => median_of(Phase::CpFsync),
             Phase::S3Upload => median_of(Phase::RawPut),
