@@ -26,12 +26,7 @@ impl Hub {
         meta: UploadMeta,
         content: Ingested,
     ) -> Result<UploadResponse, ApiError> {
-        if content.size > self.max_file_size {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "the file is larger than this hub's limit of {} bytes",
-                self.max_file_size
-            )));
-        }
+        self.check_file_size(content.size)?;
         let started = Instant::now();
         let _order = self.commit_lock.lock().await;
         let path = meta.path;
@@ -73,6 +68,17 @@ impl Hub {
         let new = ingested_version(path, content, Action::Upload, LEGACY_ORIGIN, legacy_mtime());
         let entry = self.write_ingested(new, base, removals).await?;
         Ok(accepted(&self.committed(entry, Action::Upload, started)))
+    }
+
+    /// Refuses a whole-file upload larger than `--max-file-size`.
+    pub(super) fn check_file_size(&self, size: u64) -> Result<(), ApiError> {
+        if size > self.max_file_size {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the file is larger than this hub's limit of {} bytes",
+                self.max_file_size
+            )));
+        }
+        Ok(())
     }
 
     /// An old client is replaying content the hub has already seen at this

@@ -39,12 +39,7 @@ impl Hub {
         query: UploadQuery,
         content: Ingested,
     ) -> Result<UploadResponse, ApiError> {
-        if content.size > self.max_file_size {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "the file is larger than this hub's limit of {} bytes",
-                self.max_file_size
-            )));
-        }
+        self.check_file_size(content.size)?;
         let origin = clean_origin(&query.origin)?;
         let mtime_ns = query
             .mtime_ms
